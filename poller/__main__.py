@@ -1,0 +1,107 @@
+"""The command line: ``python -m poller [--once]`` and ``python -m poller status``.
+
+Exit codes: 0 every repository synced; 1 at least one repository failed (the others were
+still synced); 2 the configuration or the command line is wrong; 3 the database could not
+be opened or upgraded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import peewee
+import structlog
+
+from poller import logs
+from poller.config import Config, ConfigError, Secrets, load, load_secrets, resolve_path
+from poller.github import GitHub
+from poller.models import open_database, redact_url
+from poller.schema import ensure_schema
+from poller.sync import run_pass
+
+EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
+
+log = structlog.get_logger("poller")
+
+
+class StartupError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="shark-poller",
+        description="Poll GitHub Actions history into the CI dashboard database.",
+    )
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $SHARK_POLLER_CONFIG, else ./config.toml)")
+    parser.add_argument("--log-level", choices=logs.LEVELS,
+                        default=os.environ.get("SHARK_POLLER_LOG_LEVEL", "info").lower(),
+                        help="default: $SHARK_POLLER_LOG_LEVEL, else info")
+    parser.add_argument("--once", action="store_true",
+                        help="run one catch-up pass, finishing any backfill, then exit")
+    args = parser.parse_args(argv)
+    if args.log_level not in logs.LEVELS:
+        parser.error(f"SHARK_POLLER_LOG_LEVEL must be one of {', '.join(logs.LEVELS)}")
+    return args
+
+
+def start(args: argparse.Namespace) -> tuple[Config, Secrets, peewee.Database]:
+    """Load the config and secrets, then open and upgrade the database."""
+    try:
+        config = load(resolve_path(args.config))
+        secrets = load_secrets()
+    except ConfigError as error:
+        raise StartupError(str(error), EXIT_CONFIG) from None
+    logs.configure(args.log_level, secrets=[secrets.github_token, secrets.db_password])
+    db = open_database(config.database.url, secrets.db_password, autoconnect=False,
+                       timeout_seconds=config.github.timeout_seconds * 2)
+    try:
+        with db.connection_context():
+            ensure_schema(db)
+    except peewee.PeeweeException as error:
+        raise StartupError(
+            f"database {redact_url(config.database.url)}: {error}", EXIT_DATABASE
+        ) from None
+    return config, secrets, db
+
+
+def run_once(config: Config, secrets: Secrets, db: peewee.Database) -> int:
+    gh = GitHub(config.github, secrets.github_token)
+    if not gh.authenticated:
+        log.warning("github.unauthenticated",
+                    message="GITHUB_TOKEN is not set: running unauthenticated, "
+                            "which GitHub limits to 60 requests an hour")
+    try:
+        with db.connection_context():
+            reports = run_pass(config, gh)
+    finally:
+        gh.close()
+    failed = [report.repo for report in reports if report.error]
+    log.info("pass.done", repos=len(reports), failed=failed, requests=gh.stats.sent,
+             rate_limit_remaining=gh.stats.rate_remaining)
+    return EXIT_REPO_FAILED if failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.configure(args.log_level)
+    try:
+        config, secrets, db = start(args)
+    except StartupError as error:
+        print(f"shark-poller: error: {error}", file=sys.stderr)
+        return error.code
+    if args.once:
+        return run_once(config, secrets, db)
+    from poller.daemon import run_daemon
+
+    return run_daemon(config, secrets, db)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

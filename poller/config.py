@@ -1,0 +1,306 @@
+"""Read and validate ``config.toml``; read secrets from the environment.
+
+Every problem becomes one :class:`ConfigError` whose message names the file, the key and
+what is wrong, so ``__main__`` can print it on one line and exit 2. Unknown keys are
+errors: a typo such as ``max_run = 20`` must never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG_PATH = "config.toml"
+CONFIG_ENV = "SHARK_POLLER_CONFIG"
+TOKEN_ENV = "GITHUB_TOKEN"
+DB_PASSWORD_ENV = "SHARK_POLLER_DB_PASSWORD"
+# systemd's LoadCredential= puts these files under $CREDENTIALS_DIRECTORY.
+TOKEN_CREDENTIAL = "github_token"
+DB_PASSWORD_CREDENTIAL = "db_password"
+
+REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+
+
+class ConfigError(Exception):
+    """A problem with the configuration, worded for the operator."""
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    api_url: str = "https://api.github.com"
+    timeout_seconds: float = 30.0
+    # PyGithub's own default is 0.25 s. We keep it: it keeps requests serial and well
+    # under GitHub's secondary limit of 900 points a minute. Tests set it to 0.
+    seconds_between_requests: float = 0.25
+    max_retries: int = 5
+    retry_backoff_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///shark_dashboard.db"
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    interval_minutes: float = 5.0
+    jitter_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    # Re-runs keep their created_at, so the live listing reaches this far back each pass.
+    lookback_days: float = 2.0
+    # Runs become visible in listings a little after their created_at.
+    overlap_minutes: float = 10.0
+    # How many runs the backfill may store per pass once the live work is done.
+    backfill_runs_per_pass: int = 500
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    name: str
+    max_runs: int | None = None
+    since: datetime | None = None
+    # Bounds the first download of a branch's history; later passes stop at the last head.
+    max_commits: int = 1000
+    branches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    github: GitHubConfig = GitHubConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    sync: SyncConfig = SyncConfig()
+    repos: tuple[RepoConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secrets never live in config.toml or on the command line, and never in a repr."""
+
+    github_token: str | None = field(default=None, repr=False)
+    db_password: str | None = field(default=None, repr=False)
+
+
+# --- value checkers: each returns the converted value or raises ValueError(reason) ---
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    return float(value)
+
+
+def _non_negative_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number, not {value!r}")
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number, not {value!r}")
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _database_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    scheme = urlsplit(value).scheme
+    if scheme not in ("sqlite", "mysql"):
+        raise ValueError(f"must start with sqlite:/// or mysql://, got scheme {scheme!r}")
+    return value
+
+
+def _repo_name(value: Any) -> str:
+    if not isinstance(value, str) or not REPO_NAME.match(value):
+        raise ValueError(f"must be 'owner/name', got {value!r}")
+    return value
+
+
+def _since(value: Any) -> datetime:
+    # TOML has native dates ("since = 2024-01-01"); accept those and quoted ISO strings.
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be a date like 2024-01-01, got {value!r}") from None
+    else:
+        raise ValueError(f"must be a date like 2024-01-01, got {value!r}")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _branch_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(b, str) and b for b in value):
+        raise ValueError("must be a list of branch names")
+    return tuple(dict.fromkeys(value))
+
+
+Checker = Callable[[Any], Any]
+
+SECTIONS: dict[str, dict[str, Checker]] = {
+    "github": {
+        "api_url": _http_url,
+        "timeout_seconds": _positive_number,
+        "seconds_between_requests": _non_negative_number,
+        "max_retries": _non_negative_int,
+        "retry_backoff_seconds": _non_negative_number,
+    },
+    "database": {"url": _database_url},
+    "schedule": {"interval_minutes": _positive_number, "jitter_seconds": _non_negative_number},
+    "sync": {
+        "lookback_days": _non_negative_number,
+        "overlap_minutes": _non_negative_number,
+        "backfill_runs_per_pass": _positive_int,
+    },
+}
+REPO_KEYS: dict[str, Checker] = {
+    "name": _repo_name,
+    "max_runs": _positive_int,
+    "since": _since,
+    "max_commits": _positive_int,
+    "branches": _branch_list,
+}
+
+
+def resolve_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    """``--config``, else ``$SHARK_POLLER_CONFIG``, else ``./config.toml``."""
+    return Path(cli_path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load(path: Path) -> Config:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse(document, path)
+
+
+def parse(document: Mapping[str, Any], path: Path) -> Config:
+    def fail(where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {where}: {problem}")
+
+    for key in document:
+        if key not in SECTIONS and key != "repos":
+            raise fail(key, "unknown key")
+
+    sections: dict[str, dict[str, Any]] = {}
+    for section, checkers in SECTIONS.items():
+        table = document.get(section, {})
+        if not isinstance(table, dict):
+            raise fail(f"[{section}]", "must be a table")
+        sections[section] = _check_table(table, checkers, f"[{section}]", fail)
+
+    repo_tables = document.get("repos")
+    if not isinstance(repo_tables, list) or not repo_tables:
+        raise fail("[[repos]]", "at least one repository is required")
+    repos: list[RepoConfig] = []
+    for index, table in enumerate(repo_tables):
+        where = f"[[repos]] #{index + 1}"
+        if not isinstance(table, dict):
+            raise fail(where, "must be a table")
+        if "name" not in table:
+            raise fail(f"{where}.name", "missing")
+        values = _check_table(table, REPO_KEYS, where, fail)
+        repos.append(RepoConfig(**values))
+    names = [repo.name.lower() for repo in repos]
+    for name in names:
+        if names.count(name) > 1:
+            raise fail("[[repos]].name", f"{name!r} is listed twice")
+
+    return Config(
+        path=path,
+        github=GitHubConfig(**sections["github"]),
+        database=DatabaseConfig(**sections["database"]),
+        schedule=ScheduleConfig(**sections["schedule"]),
+        sync=SyncConfig(**sections["sync"]),
+        repos=tuple(repos),
+    )
+
+
+def _check_table(
+    table: Mapping[str, Any],
+    checkers: Mapping[str, Checker],
+    where: str,
+    fail: Callable[[str, str], ConfigError],
+) -> dict[str, Any]:
+    values = {}
+    for key, value in table.items():
+        checker = checkers.get(key)
+        if checker is None:
+            raise fail(f"{where}.{key}", "unknown key")
+        try:
+            values[key] = checker(value)
+        except ValueError as error:
+            raise fail(f"{where}.{key}", str(error)) from None
+    return values
+
+
+def load_secrets(environ: Mapping[str, str] = os.environ) -> Secrets:
+    """Secrets from the environment, else from systemd credentials."""
+    return Secrets(
+        github_token=_secret(environ, TOKEN_ENV, TOKEN_CREDENTIAL),
+        db_password=_secret(environ, DB_PASSWORD_ENV, DB_PASSWORD_CREDENTIAL),
+    )
+
+
+def _secret(environ: Mapping[str, str], variable: str, credential: str) -> str | None:
+    value = environ.get(variable, "").strip()
+    if value:
+        return value
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        try:
+            value = (Path(directory) / credential).read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise ConfigError(
+                f"credential {credential}: cannot read: {error.strerror}"
+            ) from None
+        return value or None
+    return None

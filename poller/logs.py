@@ -1,0 +1,97 @@
+"""structlog set-up: JSON lines for journald, colours on a terminal, no secrets anywhere.
+
+Logs go to stderr so that ``status --json`` can own stdout. The stdlib loggers of PyGithub,
+urllib3, APScheduler and peewee are routed through the same processors, including the
+one that masks the token and the database password wherever they might appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+LEVELS = ("debug", "info", "warning", "error")
+MASK = "***"
+
+
+class SecretMasker:
+    """Replaces every occurrence of a secret in an event's values, nested ones included."""
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        # Very short values would mask innocent text and reveal little; real secrets are long.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def mask(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self.secrets:
+                value = value.replace(secret, MASK)
+            return value
+        if isinstance(value, dict):
+            return {key: self.mask(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.mask(item) for item in value)
+        return value
+
+    def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        return {key: self.mask(value) for key, value in event.items()} if self.secrets else event
+
+
+def configure(
+    level: str = "info",
+    *,
+    secrets: Iterable[str | None] = (),
+    stream: TextIO | None = None,
+    pretty: bool | None = None,
+) -> None:
+    stream = stream or sys.stderr
+    if pretty is None:
+        pretty = stream.isatty()
+    masker = SecretMasker(secrets)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Processor
+    if pretty:
+        renderer = structlog.dev.ConsoleRenderer()
+        # Render tracebacks to text before masking, and never with local variables.
+        tail: list[Processor] = [structlog.processors.format_exc_info]
+    else:
+        renderer = structlog.processors.JSONRenderer()
+        # show_locals=False: a local variable in a traceback may hold the token.
+        tail = [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *tail,
+            masker,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )

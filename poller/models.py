@@ -1,0 +1,280 @@
+"""The dashboard's tables as peewee models, and one call to open the database.
+
+The five legacy tables (``repos``, ``branches``, ``commits``, ``workflows``,
+``workflowruns``) keep the legacy names, column names and column types, because dashboard
+code queries them directly. Two deliberate differences, both safe for readers:
+
+* VARCHAR columns that hold GitHub names are widened (branch names reach 255 characters,
+  the legacy ``varchar(50)`` would truncate them and make distinct branches collide).
+* Uniqueness is per repository: ``(repo, name)`` and ``(repo, hash)`` instead of a global
+  UNIQUE on the name or hash.
+
+Dashboard scripts open the database like this::
+
+    from poller import models
+    models.connect("config.toml")
+    failed = models.WorkflowRun.select().where(models.WorkflowRun.conclusion == "failure")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee
+from playhouse.db_url import parse as parse_db_url
+
+from poller.config import ConfigError, load, load_secrets, resolve_path
+
+database = peewee.DatabaseProxy()
+
+NAME = 255  # GitHub allows 255-character branch names; repo and workflow names are shorter.
+SHA = 100  # the legacy width; a SHA-1 is 40 characters, a SHA-256 64.
+STATE = 50
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+# --- the legacy tables ---
+
+
+class Repo(BaseModel):
+    id = peewee.AutoField(column_name="Id")
+    name = peewee.CharField(NAME, null=True, unique=True)
+
+    class Meta:
+        table_name = "repos"
+
+
+class Branch(BaseModel):
+    id = peewee.AutoField(column_name="Id")
+    name = peewee.CharField(NAME)
+    author = peewee.CharField(NAME, null=True)  # legacy; GitHub's branch API has no author
+    repo = peewee.CharField(NAME)
+    commithash = peewee.CharField(SHA, null=True)
+    protected = peewee.BooleanField(null=True)
+
+    class Meta:
+        table_name = "branches"
+        indexes = ((("repo", "name"), True),)
+
+
+class Commit(BaseModel):
+    id = peewee.AutoField(column_name="Id")
+    hash = peewee.CharField(SHA)
+    author = peewee.CharField(NAME, null=True)
+    message = peewee.TextField(null=True)
+    time = peewee.DateTimeField(null=True)
+    repo = peewee.CharField(NAME)
+
+    class Meta:
+        table_name = "commits"
+        indexes = ((("repo", "hash"), True),)
+
+
+class Workflow(BaseModel):
+    id = peewee.AutoField(column_name="Id")
+    name = peewee.CharField(NAME)
+    url = peewee.CharField(NAME)
+    repo = peewee.CharField(NAME)
+    gitid = peewee.BigIntegerField(null=True, unique=True)
+    path = peewee.CharField(NAME, null=True)
+    state = peewee.CharField(STATE, null=True)
+
+    class Meta:
+        table_name = "workflows"
+        indexes = ((("repo", "name"), True),)
+
+
+class WorkflowRun(BaseModel):
+    id = peewee.AutoField(column_name="Id")
+    gitid = peewee.BigIntegerField(unique=True)
+    author = peewee.CharField(NAME, null=True)
+    runtime = peewee.FloatField(null=True)  # seconds
+    createtime = peewee.DateTimeField(null=True)
+    starttime = peewee.DateTimeField(null=True)
+    endtime = peewee.DateTimeField(null=True)
+    queuetime = peewee.BigIntegerField(null=True, default=0)  # whole seconds
+    status = peewee.CharField(STATE, null=True)
+    conclusion = peewee.CharField(STATE, null=True)
+    url = peewee.CharField(NAME, null=True)
+    branchname = peewee.CharField(NAME, null=True)
+    commithash = peewee.CharField(SHA, null=True)
+    workflowname = peewee.CharField(NAME, null=True)
+    repo = peewee.CharField(NAME)
+    os = peewee.CharField(100, null=True)
+    # Added by shark-poller: what the incremental sync compares and the dashboard may use.
+    workflowid = peewee.BigIntegerField(null=True)
+    runattempt = peewee.IntegerField(null=True)
+    runnumber = peewee.IntegerField(null=True)
+    event = peewee.CharField(STATE, null=True)
+    updatetime = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "workflowruns"
+        indexes = (
+            (("repo", "createtime"), False),
+            (("commithash",), False),
+            (("branchname", "createtime"), False),
+        )
+
+
+# --- tables shark-poller adds ---
+
+
+class Job(BaseModel):
+    """One row per job of every attempt of a run."""
+
+    id = peewee.AutoField(column_name="Id")
+    gitid = peewee.BigIntegerField(unique=True)
+    runid = peewee.BigIntegerField(index=True)
+    runattempt = peewee.IntegerField()
+    name = peewee.CharField(NAME, null=True)
+    status = peewee.CharField(STATE, null=True)
+    conclusion = peewee.CharField(STATE, null=True)
+    createtime = peewee.DateTimeField(null=True)
+    starttime = peewee.DateTimeField(null=True)
+    endtime = peewee.DateTimeField(null=True)
+    labels = peewee.TextField(null=True)  # comma-joined runner labels
+    runnername = peewee.CharField(NAME, null=True)
+    os = peewee.CharField(100, null=True)
+    repo = peewee.CharField(NAME)
+
+    class Meta:
+        table_name = "jobs"
+
+
+class WorkflowRunAttempt(BaseModel):
+    """Run-level facts of each attempt; ``workflowruns`` holds only the latest."""
+
+    id = peewee.AutoField(column_name="Id")
+    runid = peewee.BigIntegerField()
+    attempt = peewee.IntegerField()
+    status = peewee.CharField(STATE, null=True)
+    conclusion = peewee.CharField(STATE, null=True)
+    starttime = peewee.DateTimeField(null=True)
+    endtime = peewee.DateTimeField(null=True)
+    repo = peewee.CharField(NAME)
+
+    class Meta:
+        table_name = "workflowrun_attempts"
+        indexes = ((("runid", "attempt"), True),)
+
+
+class SyncCursor(BaseModel):
+    """How far a repository's resource is synced, committed with the rows it covers."""
+
+    id = peewee.AutoField(column_name="Id")
+    repo = peewee.CharField(NAME)
+    resource = peewee.CharField(NAME)
+    position = peewee.CharField(NAME, null=True)
+    updatetime = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "sync_cursors"
+        indexes = ((("repo", "resource"), True),)
+
+
+class SyncStatus(BaseModel):
+    """The outcome of the latest pass per repository, for ``python -m poller status``."""
+
+    id = peewee.AutoField(column_name="Id")
+    repo = peewee.CharField(NAME, unique=True)
+    lastpass = peewee.DateTimeField(null=True)
+    lastsuccess = peewee.DateTimeField(null=True)
+    lasterror = peewee.TextField(null=True)
+    requests = peewee.IntegerField(null=True)
+    ratelimitremaining = peewee.IntegerField(null=True)
+
+    class Meta:
+        table_name = "sync_status"
+
+
+LEGACY_MODELS: tuple[type[BaseModel], ...] = (Repo, Branch, Commit, Workflow, WorkflowRun)
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    *LEGACY_MODELS,
+    Job,
+    WorkflowRunAttempt,
+    SyncCursor,
+    SyncStatus,
+)
+
+MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_bin"]
+
+
+def open_database(
+    url: str,
+    password: str | None = None,
+    *,
+    autoconnect: bool = True,
+    timeout_seconds: float = 60,
+) -> peewee.Database:
+    """Make a peewee database for ``url`` and bind the models to it. Does not connect."""
+    scheme = urlsplit(url).scheme
+    options = parse_db_url(url)
+    db: peewee.Database
+    if scheme == "sqlite":
+        path = options.pop("database")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = peewee.SqliteDatabase(
+            path,
+            autoconnect=autoconnect,
+            timeout=timeout_seconds,
+            # WAL lets dashboard readers query while the poller writes.
+            pragmas={"journal_mode": "wal", "busy_timeout": int(timeout_seconds * 1000)},
+            **options,
+        )
+    elif scheme == "mysql":
+        # playhouse.db_url spells it 'passwd', which pymysql deprecates.
+        if "passwd" in options:
+            options["password"] = options.pop("passwd")
+        elif password:
+            options["password"] = password
+        name = options.pop("database")
+        db = peewee.MySQLDatabase(
+            name,
+            autoconnect=autoconnect,
+            # peewee's default is the 3-byte 'utf8'; commit messages carry emoji.
+            charset="utf8mb4",
+            connect_timeout=10,
+            # pymysql waits forever on a half-open socket unless these are set.
+            read_timeout=int(timeout_seconds),
+            write_timeout=int(timeout_seconds),
+            **options,
+        )
+    else:
+        raise ConfigError(f"database url: unsupported scheme {scheme!r}")
+    for model in ALL_MODELS:
+        model._meta.table_settings = MYSQL_TABLE_SETTINGS if scheme == "mysql" else []
+    database.initialize(db)
+    return db
+
+
+def redact_url(url: str) -> str:
+    """The database url as it may appear in a log line: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{host}"))
+
+
+def connect(config_path: str | os.PathLike[str] | None = None) -> peewee.Database:
+    """Open the database named in ``config.toml`` for reading, as dashboard scripts do.
+
+    The path defaults to ``$SHARK_POLLER_CONFIG``, else ``./config.toml``; the password
+    comes from ``$SHARK_POLLER_DB_PASSWORD`` when the url has none.
+    """
+    config = load(resolve_path(os.fspath(config_path) if config_path else None))
+    db = open_database(config.database.url, load_secrets().db_password)
+    db.connect(reuse_if_open=True)
+    return db

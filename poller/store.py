@@ -1,0 +1,300 @@
+"""Diff fetched rows against the database and write only what changed.
+
+Every write is a batched upsert (``INSERT ... ON CONFLICT``/``ON DUPLICATE KEY UPDATE``),
+so a row that appeared since we read the table can never turn into a duplicate. Callers
+wrap each unit of progress, rows and cursor together, in ``db.atomic()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import peewee
+import structlog
+
+from poller.models import (
+    Branch,
+    Commit,
+    Job,
+    Repo,
+    SyncCursor,
+    SyncStatus,
+    Workflow,
+    WorkflowRun,
+    WorkflowRunAttempt,
+    database,
+)
+from poller.transform import Row
+
+log = structlog.get_logger(__name__)
+
+BATCH = 200
+
+
+@dataclass
+class Counts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def clip(model: type[peewee.Model], row: Row) -> Row:
+    """Cut strings to their column's width so a strict MySQL never rejects a row."""
+    for name, value in row.items():
+        field = model._meta.fields[name]
+        if (
+            isinstance(value, str)
+            and isinstance(field, peewee.CharField)
+            and len(value) > field.max_length
+        ):
+            log.warning("store.value_clipped", table=model._meta.table_name, column=name,
+                        length=len(value), width=field.max_length)
+            row[name] = value[: field.max_length]
+    return row
+
+
+def upsert(model: type[peewee.Model], rows: Sequence[Row], key: Sequence[str]) -> None:
+    """Insert ``rows``, updating every non-key column of rows whose key already exists."""
+    if not rows:
+        return
+    columns = [model._meta.fields[name] for name in rows[0] if name not in key]
+    for batch in peewee.chunked(rows, BATCH):
+        query = model.insert_many(batch)
+        if not columns:
+            query = query.on_conflict_ignore()
+        elif isinstance(database.obj, peewee.MySQLDatabase):
+            # MySQL's ON DUPLICATE KEY UPDATE takes no conflict target.
+            query = query.on_conflict(preserve=columns)
+        else:
+            target = [model._meta.fields[name] for name in key]
+            query = query.on_conflict(conflict_target=target, preserve=columns)
+        query.execute()
+
+
+def diff(
+    existing: dict[Any, Row], fetched: Iterable[Row], key_of: Any
+) -> tuple[list[Row], Counts]:
+    """The fetched rows that are new or differ from what is stored, and the counts."""
+    changed: list[Row] = []
+    counts = Counts()
+    for row in fetched:
+        stored = existing.get(key_of(row))
+        if stored is None:
+            counts.inserted += 1
+            changed.append(row)
+        elif any(stored.get(name) != value for name, value in row.items()):
+            counts.updated += 1
+            changed.append(row)
+        else:
+            counts.unchanged += 1
+    return changed, counts
+
+
+def _stored(model: type[peewee.Model], columns: Iterable[str], where: Any) -> list[Row]:
+    fields = [model._meta.fields[name] for name in columns]
+    rows: list[Row] = list(model.select(*fields).where(where).dicts())  # type: ignore[arg-type]
+    return rows
+
+
+# --- repos ---
+
+
+def ensure_repo(name: str) -> None:
+    if not Repo.select().where(Repo.name == name).exists():
+        upsert(Repo, [{"name": name}], ["name"])
+
+
+# --- branches and workflows: mirror the current set ---
+
+
+def mirror_branches(repo: str, rows: list[Row]) -> Counts:
+    rows = [clip(Branch, row) for row in rows]
+    columns = list(rows[0]) if rows else ["name"]
+    stored = {row["name"]: row for row in _stored(Branch, columns, Branch.repo == repo)}
+    changed, counts = diff(stored, rows, lambda row: row["name"])
+    upsert(Branch, changed, ["repo", "name"])
+    gone = set(stored) - {row["name"] for row in rows}
+    if gone:
+        counts.deleted = (
+            Branch.delete().where((Branch.repo == repo) & Branch.name.in_(sorted(gone))).execute()
+        )
+    return counts
+
+
+def mirror_workflows(repo: str, rows: list[Row]) -> Counts:
+    """Workflows are matched by GitHub's stable id, so a rename updates the row in place.
+
+    Rows written by the legacy backend have no id; one is adopted by name the first time.
+    """
+    rows = [clip(Workflow, row) for row in _unique_names(repo, rows)]
+    columns = ["id", "gitid", "name", "url", "path", "state", "repo"]
+    stored_rows = _stored(Workflow, columns, Workflow.repo == repo)
+    legacy_by_name = {row["name"]: row for row in stored_rows if row["gitid"] is None}
+    for row in rows:
+        legacy = legacy_by_name.pop(row["name"], None)
+        if legacy is not None:
+            Workflow.update(gitid=row["gitid"]).where(Workflow.id == legacy["id"]).execute()
+            legacy["gitid"] = row["gitid"]
+    ids = {row["gitid"]: row.pop("id") for row in stored_rows if row["gitid"] is not None}
+    stored = {row["gitid"]: row for row in stored_rows if row["gitid"] is not None}
+    changed, counts = diff(stored, rows, lambda row: row["gitid"])
+
+    fetched = {row["gitid"] for row in rows}
+    # Legacy rows that matched no current workflow are workflows GitHub no longer has.
+    gone = [ids[gitid] for gitid in stored if gitid not in fetched]
+    gone += [row["id"] for row in legacy_by_name.values()]
+    if gone:
+        Workflow.delete().where(Workflow.id.in_(gone)).execute()
+    # A changed row may take a name another stored row still holds (a swap, or a name
+    # reused by a new workflow). That other row is changing too, so park it meanwhile.
+    taken = {row["name"]: row["gitid"] for row in changed}
+    for gitid, row in stored.items():
+        if gitid in fetched and taken.get(row["name"], gitid) != gitid:
+            Workflow.update(name=f"~{gitid}").where(Workflow.id == ids[gitid]).execute()
+    upsert(Workflow, changed, ["gitid"])
+    counts.deleted = len(gone)
+    return counts
+
+
+def _unique_names(repo: str, rows: list[Row]) -> list[Row]:
+    """GitHub allows two workflows with one name; the table is unique on (repo, name)."""
+    seen: dict[str, Row] = {}
+    for row in sorted(rows, key=lambda row: (row.get("state") != "active", row["gitid"])):
+        if row["name"] in seen:
+            log.warning("store.workflow_name_duplicate", repo=repo, name=row["name"],
+                        kept=seen[row["name"]]["gitid"], skipped=row["gitid"])
+            continue
+        seen[row["name"]] = row
+    return list(seen.values())
+
+
+# --- commits ---
+
+
+def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Counts:
+    """Upsert commits. ``insert_only`` is for a run's ``head_commit``, which carries less
+    than the commits listing: it may add a commit but never overwrite one."""
+    rows = [clip(Commit, row) for row in {row["hash"]: row for row in rows}.values()]
+    if not rows:
+        return Counts()
+    stored = {
+        row["hash"]: row
+        for row in _stored(Commit, list(rows[0]),
+                           (Commit.repo == repo) & Commit.hash.in_([r["hash"] for r in rows]))
+    }
+    if insert_only:
+        rows = [row for row in rows if row["hash"] not in stored]
+    changed, counts = diff(stored, rows, lambda row: row["hash"])
+    upsert(Commit, changed, ["repo", "hash"])
+    return counts
+
+
+# --- runs, jobs, attempts ---
+
+
+def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
+    columns = [field.name for field in WorkflowRun._meta.sorted_fields if field.name != "id"]
+    return {row["gitid"]: row for row in _stored(WorkflowRun, columns,
+                                                 WorkflowRun.gitid.in_(list(gitids)))}
+
+
+def save_runs(rows: list[Row], stored: dict[int, Row]) -> Counts:
+    rows = [clip(WorkflowRun, row) for row in rows]
+    changed, counts = diff(stored, rows, lambda row: row["gitid"])
+    upsert(WorkflowRun, changed, ["gitid"])
+    return counts
+
+
+def save_jobs(rows: list[Row]) -> Counts:
+    rows = [clip(Job, row) for row in rows]
+    if not rows:
+        return Counts()
+    stored = {row["gitid"]: row for row in _stored(
+        Job, list(rows[0]), Job.gitid.in_([row["gitid"] for row in rows]))}
+    changed, counts = diff(stored, rows, lambda row: row["gitid"])
+    upsert(Job, changed, ["gitid"])
+    return counts
+
+
+def save_attempts(rows: list[Row]) -> Counts:
+    if not rows:
+        return Counts()
+    run_ids = sorted({row["runid"] for row in rows})
+    stored = {(row["runid"], row["attempt"]): row for row in _stored(
+        WorkflowRunAttempt, list(rows[0]), WorkflowRunAttempt.runid.in_(run_ids))}
+    changed, counts = diff(stored, rows, lambda row: (row["runid"], row["attempt"]))
+    upsert(WorkflowRunAttempt, changed, ["runid", "attempt"])
+    return counts
+
+
+def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
+    query = (
+        WorkflowRun.select(WorkflowRun.gitid)
+        .where(
+            (WorkflowRun.repo == repo)
+            & ((WorkflowRun.status != "completed") | WorkflowRun.status.is_null())
+            & (WorkflowRun.createtime < created_before)
+        )
+        .order_by(WorkflowRun.createtime)
+    )
+    return [row.gitid for row in query]
+
+
+def delete_run(gitid: int) -> None:
+    Job.delete().where(Job.runid == gitid).execute()
+    WorkflowRunAttempt.delete().where(WorkflowRunAttempt.runid == gitid).execute()
+    WorkflowRun.delete().where(WorkflowRun.gitid == gitid).execute()
+
+
+def count_runs(repo: str) -> int:
+    return int(WorkflowRun.select().where(WorkflowRun.repo == repo).count())
+
+
+# --- cursors and status ---
+
+
+def get_cursor(repo: str, resource: str) -> str | None:
+    row = SyncCursor.get_or_none((SyncCursor.repo == repo) & (SyncCursor.resource == resource))
+    return row.position if row else None
+
+
+def set_cursor(repo: str, resource: str, position: str | None, now: datetime) -> None:
+    upsert(
+        SyncCursor,
+        [{"repo": repo, "resource": resource, "position": position, "updatetime": now}],
+        ["repo", "resource"],
+    )
+
+
+def record_pass(
+    repo: str,
+    now: datetime,
+    *,
+    error: str | None,
+    requests: int,
+    rate_remaining: int | None,
+) -> None:
+    stored = SyncStatus.get_or_none(SyncStatus.repo == repo)
+    row = {
+        "repo": repo,
+        "lastpass": now,
+        "lastsuccess": now if error is None else (stored.lastsuccess if stored else None),
+        "lasterror": error,
+        "requests": requests,
+        "ratelimitremaining": rate_remaining,
+    }
+    upsert(SyncStatus, [row], ["repo"])

@@ -1,0 +1,366 @@
+"""One pass over the configured repositories: fetch, diff, write, advance the cursors.
+
+Workflow runs are the hard part. Their cursors say which stretch of ``created_at`` is
+fully stored: every run created in ``[runs.oldest, runs.newest]`` is in the database.
+
+* **Live.** Each pass lists runs created since ``runs.newest`` less an overlap (runs show
+  up in listings a little late), reaching back at least ``lookback_days`` because a
+  re-run keeps its ``created_at``. Only runs whose status, attempt or ``updated_at``
+  moved cost a jobs request.
+* **Unfinished.** Runs stored as not completed and older than the live window are
+  fetched one by one until they complete.
+* **Backfill.** Older history is listed newest first below ``runs.oldest``, down to the
+  repository's ``since``/``max_runs`` bounds, a bounded slice per daemon pass.
+
+A listing with more than 1,000 results is split in halves by ``created`` until every
+piece is reachable. Rows and the cursor that covers them commit in one transaction, so a
+crash resumes exactly where the last commit left off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import peewee
+import requests
+import structlog
+from github import GithubException
+
+from poller import store, transform
+from poller.config import Config, RepoConfig
+from poller.github import RESULT_CAP, GitHub, GitHubError, Response, describe
+from poller.models import database
+from poller.store import Counts
+
+log = structlog.get_logger(__name__)
+
+NEWEST = "runs.newest"
+OLDEST = "runs.oldest"
+HISTORY_START = "runs.history_start"
+REACHED = "reached"
+TABLES = ("workflows", "branches", "commits", "workflowruns", "jobs", "workflowrun_attempts")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def to_cursor(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def from_cursor(position: str | None) -> datetime | None:
+    return datetime.fromisoformat(position) if position else None
+
+
+def floor_hour(moment: datetime) -> datetime:
+    # A live window that starts on the hour keeps the listing's URL the same from one pass
+    # to the next, which is what lets a conditional request answer 304.
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class RepoReport:
+    repo: str
+    counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
+    error: str | None = None
+    requests: int = 0
+    seconds: float = 0.0
+    backfill_pending: bool = False
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {
+            table: {"inserted": c.inserted, "updated": c.updated,
+                    "unchanged": c.unchanged, "deleted": c.deleted}
+            for table, c in self.counts.items()
+        }
+
+
+class RepoSync:
+    """Syncs one repository. ``backfill_budget`` of None means: finish the backfill."""
+
+    def __init__(
+        self,
+        gh: GitHub,
+        config: Config,
+        repo: RepoConfig,
+        now: datetime,
+        *,
+        backfill_budget: int | None,
+        report: RepoReport,
+    ) -> None:
+        self.gh = gh
+        self.sync = config.sync
+        self.repo = repo
+        self.name = repo.name
+        self.now = now
+        self.backfill_budget = backfill_budget
+        self.report = report
+
+    def count(self, table: str, counts: Counts) -> None:
+        self.report.counts[table].add(counts)
+
+    def run(self) -> None:
+        info = self.gh.repository(self.name)
+        self.repo_created = transform.parse_time(info.get("created_at")) or datetime(2008, 1, 1)
+        with database.atomic():
+            store.ensure_repo(self.name)
+        self.sync_workflows()
+        heads = self.sync_branches()
+        default_branch = info.get("default_branch")
+        for branch in dict.fromkeys([default_branch, *self.repo.branches]):
+            if branch is None:
+                continue
+            if branch not in heads:
+                log.warning("sync.branch_missing", branch=branch)
+                continue
+            self.sync_commits(branch, heads[branch])
+        self.sync_runs()
+
+    # --- workflows, branches, commits ---
+
+    def sync_workflows(self) -> None:
+        rows = [transform.workflow_row(item, self.name) for item in self.gh.workflows(self.name)]
+        with database.atomic():
+            self.count("workflows", store.mirror_workflows(self.name, rows))
+
+    def sync_branches(self) -> dict[str, str | None]:
+        rows = [transform.branch_row(item, self.name) for item in self.gh.branches(self.name)]
+        with database.atomic():
+            self.count("branches", store.mirror_branches(self.name, rows))
+        return {row["name"]: row["commithash"] for row in rows}
+
+    def sync_commits(self, branch: str, head: str | None) -> None:
+        """New commits of ``branch``, newest first, down to the head we saw last time."""
+        resource = f"commits:{branch}"
+        last_head = store.get_cursor(self.name, resource)
+        if head is not None and head == last_head:
+            return
+        taken = 0
+        new_head: str | None = None
+        for page in self.gh.commit_pages(self.name, branch):
+            rows = []
+            done = not page
+            for item in page:
+                new_head = new_head or item["sha"]
+                row = transform.commit_row(item, self.name)
+                done = (
+                    item["sha"] == last_head
+                    or taken >= self.repo.max_commits
+                    or bool(self.repo.since and row["time"] and row["time"] < self.repo.since)
+                )
+                if done:
+                    break
+                rows.append(row)
+                taken += 1
+            with database.atomic():
+                self.count("commits", store.save_commits(self.name, rows))
+            if done:
+                break
+        if new_head is not None:
+            with database.atomic():
+                store.set_cursor(self.name, resource, new_head, self.now)
+
+    # --- workflow runs ---
+
+    def sync_runs(self) -> None:
+        newest = from_cursor(store.get_cursor(self.name, NEWEST))
+        oldest = from_cursor(store.get_cursor(self.name, OLDEST))
+        if newest is None or oldest is None:
+            # First sight: nothing is stored yet, so the stored stretch is empty at "now".
+            newest = oldest = self.now
+        lookback = self.now - timedelta(days=self.sync.lookback_days)
+        overlap = timedelta(minutes=self.sync.overlap_minutes)
+        live_start = max(oldest, floor_hour(min(newest - overlap, lookback)))
+
+        self.sync_live_runs(live_start, oldest)
+        self.sync_unfinished_runs(live_start)
+        self.backfill_runs(oldest)
+
+    def sync_live_runs(self, start: datetime, oldest: datetime) -> None:
+        for first, _, high in self.run_windows(start, None, newest_first=False):
+            for page in self.window_pages(first):
+                self.store_runs(page)
+            # Everything created up to the window's end is stored; on an open-ended window
+            # that is everything created before the listing began.
+            covered = high or self.now
+            with database.atomic():
+                store.set_cursor(self.name, NEWEST, to_cursor(covered), self.now)
+                if store.get_cursor(self.name, OLDEST) is None:
+                    store.set_cursor(self.name, OLDEST, to_cursor(oldest), self.now)
+
+    def sync_unfinished_runs(self, live_start: datetime) -> None:
+        for gitid in store.unfinished_runs(self.name, live_start):
+            run = self.gh.run(self.name, gitid)
+            if run is None:
+                log.info("sync.run_deleted", run_id=gitid)
+                with database.atomic():
+                    store.delete_run(gitid)
+                self.report.counts["workflowruns"].deleted += 1
+                continue
+            self.store_runs([run])
+
+    def backfill_needed(self, oldest: datetime) -> bool:
+        if store.get_cursor(self.name, HISTORY_START) == REACHED:
+            return False
+        if self.repo.since is not None and oldest <= self.repo.since:
+            return False
+        return self.repo.max_runs is None or store.count_runs(self.name) < self.repo.max_runs
+
+    def backfill_runs(self, oldest: datetime) -> None:
+        """Store runs created before ``oldest``, newest first, within the budget and bounds."""
+        if not self.backfill_needed(oldest):
+            return
+        budget = self.backfill_budget
+        stored_count = store.count_runs(self.name)
+        low = self.repo.since or self.repo_created
+        for first, _, _ in self.run_windows(low, oldest, newest_first=True):
+            for page in self.window_pages(first):
+                if self.repo.max_runs is not None:
+                    page = page[: self.repo.max_runs - stored_count]
+                if budget is not None:
+                    page = page[:budget]
+                if page:
+                    reached = min(transform.parse_time(run["created_at"]) or oldest
+                                  for run in page)
+                    counts = self.store_runs(page, cursor=(OLDEST, to_cursor(reached)))
+                    stored_count += counts.inserted
+                if budget is not None:
+                    budget -= len(page)
+                    if budget <= 0:
+                        self.report.backfill_pending = True
+                        return
+                if self.repo.max_runs is not None and stored_count >= self.repo.max_runs:
+                    return
+        # Every window is exhausted: the stored stretch now reaches the lower bound.
+        with database.atomic():
+            store.set_cursor(self.name, OLDEST, to_cursor(low), self.now)
+            if self.repo.since is None:
+                store.set_cursor(self.name, HISTORY_START, REACHED, self.now)
+
+    def run_windows(
+        self, low: datetime, high: datetime | None, *, newest_first: bool
+    ) -> Iterator[tuple[Response, datetime, datetime | None]]:
+        """``created`` windows that each hold at most 1,000 runs, with their first page.
+
+        An oversized window is halved. Its first page was spent to learn ``total_count``;
+        that is the only request the split wastes.
+        """
+        first = self.gh.runs_first_page(self.name, low, high)
+        total = int(first.data.get("total_count", 0))
+        upper = high or self.now
+        if total <= RESULT_CAP or upper - low < timedelta(seconds=2):
+            if total > RESULT_CAP:
+                log.warning("sync.runs_window_capped", total=total, low=low, high=upper)
+            yield first, low, high
+            return
+        middle = low + (upper - low) / 2
+        middle = middle.replace(microsecond=0)
+        halves = [(low, middle), (middle + timedelta(seconds=1), upper)]
+        if newest_first:
+            halves.reverse()
+        for part_low, part_high in halves:
+            yield from self.run_windows(part_low, part_high, newest_first=newest_first)
+
+    def window_pages(self, first: Response) -> Iterator[list[dict[str, Any]]]:
+        yield list(first.data["workflow_runs"])
+        yield from self.gh.runs_next_pages(first)
+
+    def store_runs(
+        self, runs: list[dict[str, Any]], cursor: tuple[str, str] | None = None
+    ) -> Counts:
+        """Fetch jobs for runs that moved since we stored them, then write in one go."""
+        stored = store.stored_runs([run["id"] for run in runs])
+        run_rows, job_rows, attempt_rows = [], [], []
+        unchanged = 0
+        for run in runs:
+            old = stored.get(run["id"])
+            if old is not None and not run_moved(old, run):
+                unchanged += 1
+                continue
+            jobs = self.gh.jobs(self.name, run["id"])
+            run_rows.append(transform.run_row(run, jobs, self.name))
+            attempt = run.get("run_attempt") or 1
+            job_rows += [transform.job_row(job, self.name, attempt) for job in jobs]
+            attempt_rows += [
+                {**row, "repo": self.name} for row in transform.attempt_rows(run, jobs)
+            ]
+        head_commits = [row for run in runs if (row := transform.head_commit_row(run, self.name))]
+        with database.atomic():
+            counts = store.save_runs(run_rows, stored)
+            counts.unchanged += unchanged
+            self.count("workflowruns", counts)
+            self.count("jobs", store.save_jobs(job_rows))
+            self.count("workflowrun_attempts", store.save_attempts(attempt_rows))
+            self.count("commits", store.save_commits(self.name, head_commits, insert_only=True))
+            if cursor is not None:
+                store.set_cursor(self.name, *cursor, self.now)
+        return counts
+
+
+def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Whether a listed run differs from its row in what a new attempt or status changes."""
+    return bool(
+        stored["updatetime"] != transform.parse_time(run.get("updated_at"))
+        or stored["runattempt"] != (run.get("run_attempt") or 1)
+        or stored["status"] != run.get("status")
+        or stored["conclusion"] != run.get("conclusion")
+    )
+
+
+def run_pass(
+    config: Config,
+    gh: GitHub,
+    *,
+    now: datetime | None = None,
+    backfill_budget: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[RepoReport]:
+    """Sync every configured repository once. One failing repository never stops the rest."""
+    reports = []
+    for repo in config.repos:
+        if should_stop():
+            break
+        structlog.contextvars.bind_contextvars(repo=repo.name)
+        report = RepoReport(repo.name)
+        started, sent_before = time.monotonic(), gh.stats.sent
+        moment = now or utcnow()
+        try:
+            RepoSync(gh, config, repo, moment, backfill_budget=backfill_budget,
+                     report=report).run()
+        except peewee.PeeweeException as error:
+            report.error = f"database: {error}"
+            log.error("sync.repo_failed", error=report.error)
+        except Exception as error:
+            report.error = describe(error)
+            log.error("sync.repo_failed", error=report.error,
+                      exc_info=not _expected(error))
+        report.requests = gh.stats.sent - sent_before
+        report.seconds = round(time.monotonic() - started, 3)
+        try:
+            with database.atomic():
+                store.record_pass(repo.name, moment, error=report.error,
+                                  requests=report.requests,
+                                  rate_remaining=gh.stats.rate_remaining)
+        except peewee.PeeweeException as error:
+            log.error("sync.status_not_saved", error=str(error))
+        log.info(
+            "sync.repo_done",
+            ok=report.error is None,
+            counts=report.summary(),
+            requests=report.requests,
+            rate_limit_remaining=gh.stats.rate_remaining,
+            seconds=report.seconds,
+        )
+        structlog.contextvars.unbind_contextvars("repo")
+        reports.append(report)
+    return reports
+
+
+def _expected(error: Exception) -> bool:
+    """Errors from the outside world, which need no traceback in the log."""
+    return isinstance(error, GitHubError | GithubException | requests.RequestException)

@@ -1,0 +1,562 @@
+"""A stateful fake of the GitHub REST API, served over HTTP on 127.0.0.1.
+
+The real PyGithub client in a real ``python -m poller`` subprocess talks to it through
+``[github] api_url``. It reproduces what the poller must cope with:
+
+* payloads built from GitHub's documented examples (``tests/fixtures``), so every field
+  a real response carries is there;
+* ``Link`` pagination, ``per_page`` capped at 100, the 1,000-result cap of filtered run
+  listings (``total_count`` still tells the truth), ``created`` range syntax;
+* ``x-ratelimit-*`` headers, a primary limit that runs out and resets, ETags with
+  ``If-None-Match`` answered by a free 304;
+* injected failures: 5xx bursts and secondary limits with ``retry-after``.
+
+Tests change the state between passes (new runs, completions, re-runs, deleted branches)
+and read ``requests`` to count what the poller spent.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FILTERED_CAP = 1000
+
+
+def _fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+RUN_TEMPLATE = _fixture("workflow-runs-list.json")["workflow_runs"][0]
+JOB_TEMPLATE = _fixture("jobs-list.json")["jobs"][0]
+WORKFLOW_TEMPLATE = _fixture("workflows-list.json")["workflows"][0]
+BRANCH_TEMPLATE = _fixture("branches-list.json")[0]
+COMMIT_TEMPLATE = _fixture("commits-list.json")[0]
+PRIMARY_LIMIT_BODY = _fixture("rate-limit-error-403.json")
+SECONDARY_LIMIT_BODY = _fixture("secondary-rate-limit-error-403.json")
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_moment(text: str, *, end: bool = False) -> datetime:
+    """A GitHub search date or datetime; a bare date at ``end`` means that day's end."""
+    if "T" not in text:
+        day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return day + timedelta(days=1, seconds=-1) if end else day
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def created_matcher(expression: str) -> Callable[[datetime], bool]:
+    if ".." in expression:
+        low, high = expression.split("..", 1)
+        lo = parse_moment(low) if low != "*" else None
+        hi = parse_moment(high, end=True) if high != "*" else None
+        return lambda t: (lo is None or t >= lo) and (hi is None or t <= hi)
+    for op, check in ((">=", lambda t, v: t >= v), ("<=", lambda t, v: t <= v),
+                      (">", lambda t, v: t > v), ("<", lambda t, v: t < v)):
+        if expression.startswith(op):
+            value = parse_moment(expression[len(op):], end=op in ("<=", ">"))
+            return lambda t, v=value, c=check: c(t, v)  # type: ignore[misc]
+    lo = parse_moment(expression)
+    hi = parse_moment(expression, end=True)
+    return lambda t: lo <= t <= hi
+
+
+@dataclass
+class Request:
+    path: str
+    query: dict[str, str]
+    status: int
+    conditional: bool
+
+    @property
+    def rate_limited(self) -> bool:
+        """Counted against the primary limit: everything but 304s and /rate_limit."""
+        return self.status != 304 and self.path != "/rate_limit"
+
+
+@dataclass
+class Commit:
+    sha: str
+    message: str
+    author: str
+    date: datetime
+    parent: str | None
+
+
+@dataclass
+class FakeRepo:
+    full_name: str
+    created_at: datetime
+    default_branch: str = "main"
+    workflows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)
+    protected: set[str] = field(default_factory=set)
+    commits: dict[str, Commit] = field(default_factory=dict)
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class FakeGitHub:
+    def __init__(self, *, token: str | None = None, rate_limit: int = 5000) -> None:
+        self.repos: dict[str, FakeRepo] = {}
+        self.token = token
+        self.lock = threading.RLock()
+        self.requests: list[Request] = []
+        self.rate_limit = rate_limit
+        self.rate_remaining = rate_limit
+        self.rate_reset = int(time.time()) + 3600
+        self.latency = 0.0
+        self.ids = itertools.count(1_000_000)
+        # Each failure is (path fragment, status, headers, body, times left).
+        self.failures: list[list[Any]] = []
+        self.server: ThreadingHTTPServer | None = None
+        self.etags_enabled = True
+
+    # --- server lifecycle ---
+
+    def start(self) -> FakeGitHub:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; without this, Nagle and delayed ACKs
+            # add 40 ms to every request.
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                status, headers, body = fake.handle(
+                    self.path, dict(self.headers.items()), f"http://{self.headers['Host']}"
+                )
+                payload = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- counting ---
+
+    def count(self, fragment: str = "", *, rate_limited: bool = True) -> int:
+        with self.lock:
+            return sum(
+                1 for r in self.requests
+                if fragment in r.path and (r.rate_limited or not rate_limited)
+            )
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    # --- failure injection ---
+
+    def fail(self, fragment: str, status: int, *, times: int = 1,
+             headers: dict[str, str] | None = None, body: Any = None) -> None:
+        with self.lock:
+            self.failures.append(
+                [fragment, status, headers or {}, body or {"message": "Server Error"}, times]
+            )
+
+    def secondary_limit(self, fragment: str, *, retry_after: int = 1, times: int = 1) -> None:
+        self.fail(fragment, 403, times=times, headers={"retry-after": str(retry_after)},
+                  body=SECONDARY_LIMIT_BODY)
+
+    def exhaust_rate_limit(self, *, reset_in: float) -> None:
+        with self.lock:
+            self.rate_remaining = 0
+            self.rate_reset = int(time.time() + reset_in)
+
+    # --- state builders ---
+
+    def add_repo(self, full_name: str, *, created_at: datetime | None = None,
+                 default_branch: str = "main") -> FakeRepo:
+        with self.lock:
+            repo = FakeRepo(full_name, created_at or datetime(2020, 1, 1, tzinfo=UTC),
+                            default_branch)
+            self.repos[full_name] = repo
+            return repo
+
+    def add_workflow(self, repo: FakeRepo, name: str, *, state: str = "active") -> int:
+        with self.lock:
+            workflow_id = next(self.ids)
+            slug = name.lower().replace(" ", "-")
+            payload = copy.deepcopy(WORKFLOW_TEMPLATE)
+            payload.update(
+                id=workflow_id,
+                node_id=f"W_{workflow_id}",
+                name=name,
+                path=f".github/workflows/{slug}.yml",
+                state=state,
+                url=f"https://api.github.com/repos/{repo.full_name}/actions/workflows/{workflow_id}",
+                html_url=f"https://github.com/{repo.full_name}/blob/main/.github/workflows/{slug}.yml",
+            )
+            repo.workflows[workflow_id] = payload
+            return workflow_id
+
+    def add_commit(self, repo: FakeRepo, branch: str, *, message: str = "change",
+                   author: str = "Octo Cat", when: datetime | None = None) -> str:
+        with self.lock:
+            parent = repo.branches.get(branch)
+            seed = f"{repo.full_name}{branch}{parent}{message}{next(self.ids)}"
+            sha = hashlib.sha1(seed.encode()).hexdigest()
+            when = when or datetime.now(UTC).replace(microsecond=0)
+            repo.commits[sha] = Commit(sha, message, author, when, parent)
+            repo.branches[branch] = sha
+            return sha
+
+    def create_branch(self, repo: FakeRepo, name: str, *, from_branch: str = "main") -> None:
+        with self.lock:
+            repo.branches[name] = repo.branches[from_branch]
+
+    def delete_branch(self, repo: FakeRepo, name: str) -> None:
+        with self.lock:
+            del repo.branches[name]
+
+    def add_run(
+        self,
+        repo: FakeRepo,
+        workflow_id: int,
+        *,
+        created: datetime,
+        branch: str | None = "main",
+        sha: str | None = None,
+        status: str = "completed",
+        conclusion: str | None = "success",
+        labels: list[list[str]] | None = None,
+        actor: str | None = "octocat",
+        queue_seconds: int = 30,
+        job_seconds: int = 120,
+    ) -> int:
+        """A run with one job per entry of ``labels`` (default: one ubuntu job)."""
+        with self.lock:
+            run_id = next(self.ids)
+            sha = sha or (repo.branches.get(branch or "") or
+                          hashlib.sha1(str(run_id).encode()).hexdigest())
+            commit = repo.commits.get(sha)
+            payload = copy.deepcopy(RUN_TEMPLATE)
+            base = f"https://api.github.com/repos/{repo.full_name}/actions/runs/{run_id}"
+            payload.update(
+                id=run_id,
+                node_id=f"R_{run_id}",
+                name=repo.workflows[workflow_id]["name"],
+                head_branch=branch,
+                head_sha=sha,
+                run_number=len(repo.runs) + 1,
+                status=status,
+                conclusion=conclusion if status == "completed" else None,
+                workflow_id=workflow_id,
+                url=base,
+                html_url=f"https://github.com/{repo.full_name}/actions/runs/{run_id}",
+                created_at=iso(created),
+                updated_at=iso(created),
+                run_attempt=1,
+                run_started_at=iso(created),
+                previous_attempt_url=None,
+                jobs_url=f"{base}/jobs",
+                head_commit={
+                    "id": sha,
+                    "tree_id": hashlib.sha1(sha.encode()).hexdigest(),
+                    "message": commit.message if commit else "a commit",
+                    "timestamp": iso(commit.date if commit else created),
+                    "author": {"name": commit.author if commit else "Octo Cat",
+                               "email": "octocat@github.com"},
+                    "committer": {"name": "GitHub", "email": "noreply@github.com"},
+                },
+            )
+            if actor is None:
+                payload["actor"] = None
+            else:
+                payload["actor"] = {**payload["actor"], "login": actor}
+            repo.runs[run_id] = payload
+            repo.jobs[run_id] = []
+            for job_labels in labels if labels is not None else [["ubuntu-22.04"]]:
+                self._add_job(repo, run_id, job_labels, created + timedelta(seconds=queue_seconds),
+                              job_seconds, done=status == "completed", conclusion=conclusion)
+            self._touch(payload, created + timedelta(seconds=queue_seconds + job_seconds)
+                        if status == "completed" else created)
+            return run_id
+
+    def _add_job(self, repo: FakeRepo, run_id: int, labels: list[str], started: datetime,
+                 seconds: int, *, done: bool, conclusion: str | None) -> None:
+        run = repo.runs[run_id]
+        job_id = next(self.ids)
+        job = copy.deepcopy(JOB_TEMPLATE)
+        job.update(
+            id=job_id,
+            run_id=run_id,
+            run_attempt=run["run_attempt"],
+            run_url=run["url"],
+            node_id=f"J_{job_id}",
+            head_sha=run["head_sha"],
+            url=f"https://api.github.com/repos/{repo.full_name}/actions/jobs/{job_id}",
+            html_url=f"https://github.com/{repo.full_name}/actions/runs/{run_id}/job/{job_id}",
+            name=f"build-{len(repo.jobs[run_id]) + 1}",
+            labels=labels,
+            created_at=iso(started - timedelta(seconds=5)),
+            started_at=iso(started),
+            status="completed" if done else "in_progress",
+            conclusion=conclusion if done else None,
+            completed_at=iso(started + timedelta(seconds=seconds)) if done else None,
+            runner_name=f"runner-{labels[0] if labels else 'none'}",
+            workflow_name=run["name"],
+            head_branch=run["head_branch"],
+        )
+        repo.jobs[run_id].append(job)
+
+    @staticmethod
+    def _touch(run: dict[str, Any], when: datetime) -> None:
+        run["updated_at"] = iso(max(when, datetime.fromisoformat(
+            run["updated_at"].replace("Z", "+00:00"))))
+
+    def complete_run(self, repo: FakeRepo, run_id: int, *, conclusion: str = "success",
+                     job_seconds: int = 120) -> None:
+        with self.lock:
+            run = repo.runs[run_id]
+            run.update(status="completed", conclusion=conclusion)
+            end = None
+            for job in repo.jobs[run_id]:
+                if job["run_attempt"] == run["run_attempt"] and job["status"] != "completed":
+                    started = datetime.fromisoformat(job["started_at"].replace("Z", "+00:00"))
+                    end = started + timedelta(seconds=job_seconds)
+                    job.update(status="completed", conclusion=conclusion,
+                               completed_at=iso(end))
+            self._touch(run, end or datetime.fromisoformat(
+                run["updated_at"].replace("Z", "+00:00")) + timedelta(seconds=1))
+
+    def rerun(self, repo: FakeRepo, run_id: int, *, at: datetime,
+              conclusion: str | None = "success", labels: list[list[str]] | None = None) -> None:
+        """A new attempt: same id and created_at, new status, jobs and updated_at."""
+        with self.lock:
+            run = repo.runs[run_id]
+            run["run_attempt"] += 1
+            run["previous_attempt_url"] = f"{run['url']}/attempts/{run['run_attempt'] - 1}"
+            run["run_started_at"] = iso(at)
+            done = conclusion is not None
+            run.update(status="completed" if done else "in_progress", conclusion=conclusion)
+            for job_labels in labels if labels is not None else [["ubuntu-22.04"]]:
+                self._add_job(repo, run_id, job_labels, at + timedelta(seconds=10), 60,
+                              done=done, conclusion=conclusion)
+            self._touch(run, at + timedelta(seconds=70))
+
+    # --- request handling ---
+
+    def handle(self, raw_path: str, headers: dict[str, str], origin: str
+               ) -> tuple[int, dict[str, str], Any]:
+        if self.latency:
+            time.sleep(self.latency)
+        parts = urlsplit(raw_path)
+        path = parts.path.removeprefix("/api/v3")
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        lowered = {key.lower(): value for key, value in headers.items()}
+        conditional = "if-none-match" in lowered
+        with self.lock:
+            status, extra, body = self._respond(path, query, lowered, origin)
+            self.requests.append(Request(path, query, status, conditional))
+            return status, extra, body
+
+    def _rate_headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(self.rate_limit),
+            "x-ratelimit-remaining": str(self.rate_remaining),
+            "x-ratelimit-used": str(self.rate_limit - self.rate_remaining),
+            "x-ratelimit-reset": str(self.rate_reset),
+            "x-ratelimit-resource": "core",
+        }
+
+    def _respond(self, path: str, query: dict[str, str], headers: dict[str, str],
+                 origin: str) -> tuple[int, dict[str, str], Any]:
+        auth = headers.get("authorization", "")
+        if auth and (self.token is None or auth.split(" ", 1)[-1] != self.token):
+            return 401, self._rate_headers(), {"message": "Bad credentials"}
+        if path == "/rate_limit":
+            return 200, self._rate_headers(), self._rate_limit_body()
+        for failure in self.failures:
+            fragment, status, extra, body, times = failure
+            if fragment in path and times > 0:
+                failure[4] -= 1
+                return status, {**self._rate_headers(), **extra}, body
+        if time.time() >= self.rate_reset:
+            self.rate_remaining, self.rate_reset = self.rate_limit, int(time.time()) + 3600
+        if self.rate_remaining <= 0:
+            return 403, self._rate_headers(), PRIMARY_LIMIT_BODY
+        status, body, link = self._route(path, query, origin)
+        response_headers = self._rate_headers()
+        if status == 200 and self.etags_enabled:
+            etag = 'W/"' + hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest() + '"'
+            response_headers["etag"] = etag
+            if headers.get("if-none-match") == etag:
+                if link:
+                    response_headers["link"] = link
+                return 304, response_headers, None
+        self.rate_remaining -= 1
+        response_headers = {**response_headers, **self._rate_headers()}
+        if link:
+            response_headers["link"] = link
+        return status, response_headers, body
+
+    def _rate_limit_body(self) -> dict[str, Any]:
+        core = {"limit": self.rate_limit, "remaining": self.rate_remaining,
+                "reset": self.rate_reset, "used": self.rate_limit - self.rate_remaining}
+        return {"resources": {"core": core}, "rate": core}
+
+    def _route(self, path: str, query: dict[str, str], origin: str
+               ) -> tuple[int, Any, str | None]:
+        segments = path.strip("/").split("/")
+        if len(segments) < 3 or segments[0] != "repos":
+            return 404, {"message": "Not Found"}, None
+        repo = self.repos.get(f"{segments[1]}/{segments[2]}")
+        if repo is None:
+            return 404, {"message": "Not Found"}, None
+        rest = segments[3:]
+        per_page = min(int(query.get("per_page", 30)), 100)
+        page = int(query.get("page", 1))
+        if not rest:
+            return 200, self._repo_body(repo), None
+        if rest == ["branches"]:
+            items = [self._branch_body(repo, name) for name in sorted(repo.branches)]
+            return self._paginate(items, None, path, query, origin, per_page, page)
+        if rest == ["commits"]:
+            branch = query.get("sha", repo.default_branch)
+            if branch not in repo.branches and branch not in repo.commits:
+                return 404, {"message": "No commit found for SHA: " + branch}, None
+            return self._paginate(self._history(repo, branch), None, path, query, origin,
+                                  per_page, page)
+        if rest == ["actions", "workflows"]:
+            items = [repo.workflows[i] for i in sorted(repo.workflows)]
+            return self._paginate(items, "workflows", path, query, origin, per_page, page)
+        if rest == ["actions", "runs"]:
+            return self._list_runs(repo, path, query, origin, per_page, page)
+        if len(rest) >= 3 and rest[:2] == ["actions", "runs"]:
+            run = repo.runs.get(int(rest[2]))
+            if run is None:
+                return 404, {"message": "Not Found"}, None
+            if len(rest) == 3:
+                return 200, run, None
+            if rest[3:] == ["jobs"]:
+                jobs = repo.jobs[run["id"]]
+                if query.get("filter", "latest") == "latest":
+                    jobs = [j for j in jobs if j["run_attempt"] == run["run_attempt"]]
+                return self._paginate(jobs, "jobs", path, query, origin, per_page, page)
+            if rest[3:] == ["timing"]:
+                return 200, self._timing(repo, run), None
+        return 404, {"message": "Not Found"}, None
+
+    def _list_runs(self, repo: FakeRepo, path: str, query: dict[str, str], origin: str,
+                   per_page: int, page: int) -> tuple[int, Any, str | None]:
+        runs = list(repo.runs.values())
+        filtered = False
+        if "created" in query:
+            filtered = True
+            match = created_matcher(query["created"])
+            runs = [r for r in runs if match(parse_moment(r["created_at"]))]
+        if "status" in query:
+            filtered = True
+            runs = [r for r in runs if query["status"] in (r["status"], r["conclusion"])]
+        if "branch" in query:
+            filtered = True
+            runs = [r for r in runs if r["head_branch"] == query["branch"]]
+        runs.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+        total = len(runs)
+        if filtered:
+            if (page - 1) * per_page >= FILTERED_CAP:
+                return 422, {"message": "Only the first 1000 results are available."}, None
+            runs = runs[:FILTERED_CAP]
+        status, body, link = self._paginate(runs, "workflow_runs", path, query, origin,
+                                            per_page, page)
+        body["total_count"] = total
+        return status, body, link
+
+    def _paginate(self, items: list[Any], key: str | None, path: str, query: dict[str, str],
+                  origin: str, per_page: int, page: int) -> tuple[int, Any, str | None]:
+        chunk = items[(page - 1) * per_page: page * per_page]
+        last = max(1, -(-len(items) // per_page))
+        links = []
+        if page < last:
+            links.append(f'<{origin}{path}?{urlencode({**query, "page": page + 1})}>; rel="next"')
+            links.append(f'<{origin}{path}?{urlencode({**query, "page": last})}>; rel="last"')
+        body = {"total_count": len(items), key: chunk} if key else chunk
+        return 200, body, ", ".join(links) or None
+
+    def _repo_body(self, repo: FakeRepo) -> dict[str, Any]:
+        owner, name = repo.full_name.split("/")
+        return {
+            "id": abs(hash(repo.full_name)) % 10**8,
+            "name": name,
+            "full_name": repo.full_name,
+            "owner": {"login": owner},
+            "default_branch": repo.default_branch,
+            "created_at": iso(repo.created_at),
+            "html_url": f"https://github.com/{repo.full_name}",
+        }
+
+    def _branch_body(self, repo: FakeRepo, name: str) -> dict[str, Any]:
+        body = copy.deepcopy(BRANCH_TEMPLATE)
+        sha = repo.branches[name]
+        body.update(
+            name=name,
+            commit={"sha": sha,
+                    "url": f"https://api.github.com/repos/{repo.full_name}/commits/{sha}"},
+            protected=name in repo.protected,
+        )
+        body.pop("protection", None)
+        body.pop("protection_url", None)
+        return body
+
+    def _history(self, repo: FakeRepo, branch: str) -> list[dict[str, Any]]:
+        items = []
+        sha: str | None = repo.branches.get(branch, branch)
+        while sha:
+            commit = repo.commits[sha]
+            body = copy.deepcopy(COMMIT_TEMPLATE)
+            body.update(sha=sha, node_id=f"C_{sha[:8]}",
+                        url=f"https://api.github.com/repos/{repo.full_name}/commits/{sha}",
+                        parents=[{"sha": commit.parent}] if commit.parent else [])
+            body["commit"]["message"] = commit.message
+            body["commit"]["author"] = {"name": commit.author, "email": "octo@example.com",
+                                        "date": iso(commit.date)}
+            body["commit"]["committer"] = dict(body["commit"]["author"])
+            items.append(body)
+            sha = commit.parent
+        return items
+
+    def _timing(self, repo: FakeRepo, run: dict[str, Any]) -> dict[str, Any]:
+        jobs = [j for j in repo.jobs[run["id"]] if j["completed_at"]]
+        duration = sum(
+            (parse_moment(j["completed_at"]) - parse_moment(j["started_at"])).total_seconds()
+            for j in jobs)
+        return {"billable": {}, "run_duration_ms": int(duration * 1000)}

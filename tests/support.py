@@ -1,0 +1,129 @@
+"""Helpers the tests share: config files, poller subprocesses, database access."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from poller import models
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "ghp_TestToken0123456789abcdefABCDEF0123"
+
+
+@dataclass
+class Database:
+    """Where a test's poller writes: a url, plus the password it reads from the env."""
+
+    url: str
+    password: str | None = None
+    kind: str = "sqlite"
+
+    @contextmanager
+    def open(self) -> Iterator[peewee.Database]:
+        db = models.open_database(self.url, self.password)
+        try:
+            with db.connection_context():
+                yield db
+        finally:
+            db.close()
+
+
+@dataclass
+class PollerSetup:
+    """A config file pointing the poller at a fake GitHub and a database."""
+
+    tmp_path: Path
+    api_url: str
+    database: Database
+    repos: list[dict[str, Any]] = field(default_factory=list)
+    sync: dict[str, Any] = field(default_factory=dict)
+    github: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=dict)
+    token: str | None = TOKEN
+
+    @property
+    def config_path(self) -> Path:
+        return self.tmp_path / "config.toml"
+
+    def write(self) -> Path:
+        github = {"api_url": self.api_url, "seconds_between_requests": 0,
+                  "retry_backoff_seconds": 0.01, "timeout_seconds": 10, **self.github}
+        lines = ["[github]", *_toml_items(github), "", "[database]",
+                 *_toml_items({"url": self.database.url}), ""]
+        for section, values in (("sync", self.sync), ("schedule", self.schedule)):
+            if values:
+                lines += [f"[{section}]", *_toml_items(values), ""]
+        for repo in self.repos:
+            lines += ["[[repos]]", *_toml_items(repo), ""]
+        self.config_path.write_text("\n".join(lines))
+        return self.config_path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("GITHUB_TOKEN", "SHARK_POLLER_DB_PASSWORD",
+                              "SHARK_POLLER_CONFIG", "SHARK_POLLER_LOG_LEVEL")}
+        if self.token:
+            env["GITHUB_TOKEN"] = self.token
+        if self.database.password:
+            env["SHARK_POLLER_DB_PASSWORD"] = self.database.password
+        env.update(extra)
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "poller", "--config", str(self.write()), *args]
+
+    def run(self, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+        """``python -m poller --once`` (or ``args``) as a real subprocess."""
+        return subprocess.run(
+            self.command(*(args or ("--once",))),
+            env=self.env(**env), capture_output=True, text=True, timeout=timeout,
+            cwd=self.tmp_path,
+        )
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*args), env=self.env(**env), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=self.tmp_path,
+        )
+
+
+def _toml_items(values: dict[str, Any]) -> list[str]:
+    return [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def table_rows(db: peewee.Database, table: str, *, exclude: Sequence[str] = ("Id",)) -> list[tuple[Any, ...]]:
+    """Every row of a table, sorted, without the columns named in ``exclude``."""
+    columns = [c.name for c in db.get_columns(table) if c.name not in exclude]
+    quote = "`" if isinstance(db, peewee.MySQLDatabase) else '"'
+    select = ", ".join(f"{quote}{c}{quote}" for c in columns)
+    rows = db.execute_sql(f"SELECT {select} FROM {quote}{table}{quote}").fetchall()
+    return sorted((tuple(row) for row in rows), key=repr)
+
+
+MIRRORED_TABLES = ("repos", "branches", "commits", "workflows", "workflowruns", "jobs",
+                   "workflowrun_attempts")
+
+
+def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """All mirrored tables, Ids included: a second pass must not change a single value."""
+    with database.open() as db:
+        return {table: table_rows(db, table, exclude=()) for table in MIRRORED_TABLES}
