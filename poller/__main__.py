@@ -38,13 +38,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="shark-poller",
         description="Poll GitHub Actions history into the CI dashboard database.",
     )
-    parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: $SHARK_POLLER_CONFIG, else ./config.toml)")
-    parser.add_argument("--log-level", choices=logs.LEVELS,
-                        default=os.environ.get("SHARK_POLLER_LOG_LEVEL", "info").lower(),
-                        help="default: $SHARK_POLLER_LOG_LEVEL, else info")
-    parser.add_argument("--once", action="store_true",
-                        help="run one catch-up pass, finishing any backfill, then exit")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $SHARK_POLLER_CONFIG, else ./config.toml)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        default=os.environ.get("SHARK_POLLER_LOG_LEVEL", "info").lower(),
+        help="default: $SHARK_POLLER_LOG_LEVEL, else info",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run one catch-up pass, finishing any backfill, then exit",
+    )
     args = parser.parse_args(argv)
     if args.log_level not in logs.LEVELS:
         parser.error(f"SHARK_POLLER_LOG_LEVEL must be one of {', '.join(logs.LEVELS)}")
@@ -59,8 +68,12 @@ def start(args: argparse.Namespace) -> tuple[Config, Secrets, peewee.Database]:
     except ConfigError as error:
         raise StartupError(str(error), EXIT_CONFIG) from None
     logs.configure(args.log_level, secrets=[secrets.github_token, secrets.db_password])
-    db = open_database(config.database.url, secrets.db_password, autoconnect=False,
-                       timeout_seconds=config.github.timeout_seconds * 2)
+    db = open_database(
+        config.database.url,
+        secrets.db_password,
+        autoconnect=False,
+        timeout_seconds=config.github.timeout_seconds * 2,
+    )
     try:
         with db.connection_context():
             ensure_schema(db)
@@ -74,17 +87,24 @@ def start(args: argparse.Namespace) -> tuple[Config, Secrets, peewee.Database]:
 def run_once(config: Config, secrets: Secrets, db: peewee.Database) -> int:
     gh = GitHub(config.github, secrets.github_token)
     if not gh.authenticated:
-        log.warning("github.unauthenticated",
-                    message="GITHUB_TOKEN is not set: running unauthenticated, "
-                            "which GitHub limits to 60 requests an hour")
+        log.warning(
+            "github.unauthenticated",
+            message="GITHUB_TOKEN is not set: running unauthenticated, "
+            "which GitHub limits to 60 requests an hour",
+        )
     try:
         with db.connection_context():
             reports = run_pass(config, gh)
     finally:
         gh.close()
     failed = [report.repo for report in reports if report.error]
-    log.info("pass.done", repos=len(reports), failed=failed, requests=gh.stats.sent,
-             rate_limit_remaining=gh.stats.rate_remaining)
+    log.info(
+        "pass.done",
+        repos=len(reports),
+        failed=failed,
+        requests=gh.stats.sent,
+        rate_limit_remaining=gh.stats.rate_remaining,
+    )
     return EXIT_REPO_FAILED if failed else EXIT_OK
 
 

@@ -299,8 +299,6 @@ def _secret(environ: Mapping[str, str], variable: str, credential: str) -> str |
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise ConfigError(
-                f"credential {credential}: cannot read: {error.strerror}"
-            ) from None
+            raise ConfigError(f"credential {credential}: cannot read: {error.strerror}") from None
         return value or None
     return None

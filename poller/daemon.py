@@ -38,8 +38,12 @@ def run_daemon(config: Config, secrets: Secrets, db: peewee.Database) -> int:
     def one_pass() -> None:
         structlog.contextvars.clear_contextvars()
         with db.connection_context():
-            run_pass(config, gh, backfill_budget=config.sync.backfill_runs_per_pass,
-                     should_stop=stop.is_set)
+            run_pass(
+                config,
+                gh,
+                backfill_budget=config.sync.backfill_runs_per_pass,
+                should_stop=stop.is_set,
+            )
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
@@ -54,8 +58,11 @@ def run_daemon(config: Config, secrets: Secrets, db: peewee.Database) -> int:
         next_run_time=datetime.now(UTC),
         id="pass",
     )
-    log.info("daemon.started", interval_minutes=config.schedule.interval_minutes,
-             repos=[repo.name for repo in config.repos])
+    log.info(
+        "daemon.started",
+        interval_minutes=config.schedule.interval_minutes,
+        repos=[repo.name for repo in config.repos],
+    )
     scheduler.start()
     gh.close()
     log.info("daemon.stopped")

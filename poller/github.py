@@ -125,9 +125,7 @@ class GitHub:
     ) -> Response:
         """GET ``url`` (a path or a ``next`` link). Raises PyGithub's exceptions on >= 400."""
         headers = {"If-None-Match": etag} if etag else None
-        status, response_headers, body = self._requester.requestJson(
-            "GET", url, params, headers
-        )
+        status, response_headers, body = self._requester.requestJson("GET", url, params, headers)
         self.stats.sent += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         if status == 304:

@@ -51,9 +51,7 @@ def _convert_charset(db: peewee.Database, table: str) -> None:
         (table,),
     )
     if collation != COLLATION:
-        _sql(
-            db, f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE {COLLATION}"
-        )
+        _sql(db, f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE {COLLATION}")
         log.info("schema.charset_converted", table=table, was=collation)
 
 
@@ -79,10 +77,15 @@ def _widen_varchars(db: peewee.Database, model: type[BaseModel]) -> None:
         _sql(
             db,
             f"ALTER TABLE `{table}` MODIFY `{field.column_name}` "
-            f"VARCHAR({field.max_length}) {null}"
+            f"VARCHAR({field.max_length}) {null}",
         )
-        log.info("schema.column_widened", table=table, column=field.column_name,
-                 was=current[0], now=field.max_length)
+        log.info(
+            "schema.column_widened",
+            table=table,
+            column=field.column_name,
+            was=current[0],
+            now=field.max_length,
+        )
 
 
 def _add_columns(db: peewee.Database, model: type[BaseModel]) -> None:

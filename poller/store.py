@@ -61,8 +61,13 @@ def clip(model: type[peewee.Model], row: Row) -> Row:
             and isinstance(field, peewee.CharField)
             and len(value) > field.max_length
         ):
-            log.warning("store.value_clipped", table=model._meta.table_name, column=name,
-                        length=len(value), width=field.max_length)
+            log.warning(
+                "store.value_clipped",
+                table=model._meta.table_name,
+                column=name,
+                length=len(value),
+                width=field.max_length,
+            )
             row[name] = value[: field.max_length]
     return row
 
@@ -85,9 +90,7 @@ def upsert(model: type[peewee.Model], rows: Sequence[Row], key: Sequence[str]) -
         query.execute()
 
 
-def diff(
-    existing: dict[Any, Row], fetched: Iterable[Row], key_of: Any
-) -> tuple[list[Row], Counts]:
+def diff(existing: dict[Any, Row], fetched: Iterable[Row], key_of: Any) -> tuple[list[Row], Counts]:
     """The fetched rows that are new or differ from what is stored, and the counts."""
     changed: list[Row] = []
     counts = Counts()
@@ -154,9 +157,9 @@ def mirror_workflows(repo: str, rows: list[Row]) -> Counts:
     changed, counts = diff(stored, rows, lambda row: row["gitid"])
 
     fetched = {row["gitid"] for row in rows}
-    # Legacy rows that matched no current workflow are workflows GitHub no longer has.
+    # Only rows we can identify are mirrored. A legacy row that matches no current name
+    # may be a workflow renamed long ago that old runs still name, so it is kept.
     gone = [ids[gitid] for gitid in stored if gitid not in fetched]
-    gone += [row["id"] for row in legacy_by_name.values()]
     if gone:
         Workflow.delete().where(Workflow.id.in_(gone)).execute()
     # A changed row may take a name another stored row still holds (a swap, or a name
@@ -175,8 +178,13 @@ def _unique_names(repo: str, rows: list[Row]) -> list[Row]:
     seen: dict[str, Row] = {}
     for row in sorted(rows, key=lambda row: (row.get("state") != "active", row["gitid"])):
         if row["name"] in seen:
-            log.warning("store.workflow_name_duplicate", repo=repo, name=row["name"],
-                        kept=seen[row["name"]]["gitid"], skipped=row["gitid"])
+            log.warning(
+                "store.workflow_name_duplicate",
+                repo=repo,
+                name=row["name"],
+                kept=seen[row["name"]]["gitid"],
+                skipped=row["gitid"],
+            )
             continue
         seen[row["name"]] = row
     return list(seen.values())
@@ -193,8 +201,11 @@ def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Co
         return Counts()
     stored = {
         row["hash"]: row
-        for row in _stored(Commit, list(rows[0]),
-                           (Commit.repo == repo) & Commit.hash.in_([r["hash"] for r in rows]))
+        for row in _stored(
+            Commit,
+            list(rows[0]),
+            (Commit.repo == repo) & Commit.hash.in_([r["hash"] for r in rows]),
+        )
     }
     if insert_only:
         rows = [row for row in rows if row["hash"] not in stored]
@@ -208,8 +219,10 @@ def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Co
 
 def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
     columns = [field.name for field in WorkflowRun._meta.sorted_fields if field.name != "id"]
-    return {row["gitid"]: row for row in _stored(WorkflowRun, columns,
-                                                 WorkflowRun.gitid.in_(list(gitids)))}
+    return {
+        row["gitid"]: row
+        for row in _stored(WorkflowRun, columns, WorkflowRun.gitid.in_(list(gitids)))
+    }
 
 
 def save_runs(rows: list[Row], stored: dict[int, Row]) -> Counts:
@@ -223,8 +236,10 @@ def save_jobs(rows: list[Row]) -> Counts:
     rows = [clip(Job, row) for row in rows]
     if not rows:
         return Counts()
-    stored = {row["gitid"]: row for row in _stored(
-        Job, list(rows[0]), Job.gitid.in_([row["gitid"] for row in rows]))}
+    stored = {
+        row["gitid"]: row
+        for row in _stored(Job, list(rows[0]), Job.gitid.in_([row["gitid"] for row in rows]))
+    }
     changed, counts = diff(stored, rows, lambda row: row["gitid"])
     upsert(Job, changed, ["gitid"])
     return counts
@@ -234,8 +249,10 @@ def save_attempts(rows: list[Row]) -> Counts:
     if not rows:
         return Counts()
     run_ids = sorted({row["runid"] for row in rows})
-    stored = {(row["runid"], row["attempt"]): row for row in _stored(
-        WorkflowRunAttempt, list(rows[0]), WorkflowRunAttempt.runid.in_(run_ids))}
+    stored = {
+        (row["runid"], row["attempt"]): row
+        for row in _stored(WorkflowRunAttempt, list(rows[0]), WorkflowRunAttempt.runid.in_(run_ids))
+    }
     changed, counts = diff(stored, rows, lambda row: (row["runid"], row["attempt"]))
     upsert(WorkflowRunAttempt, changed, ["runid", "attempt"])
     return counts

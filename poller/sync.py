@@ -74,8 +74,12 @@ class RepoReport:
 
     def summary(self) -> dict[str, dict[str, int]]:
         return {
-            table: {"inserted": c.inserted, "updated": c.updated,
-                    "unchanged": c.unchanged, "deleted": c.deleted}
+            table: {
+                "inserted": c.inserted,
+                "updated": c.updated,
+                "unchanged": c.unchanged,
+                "deleted": c.deleted,
+            }
             for table, c in self.counts.items()
         }
 
@@ -225,8 +229,7 @@ class RepoSync:
                 if budget is not None:
                     page = page[:budget]
                 if page:
-                    reached = min(transform.parse_time(run["created_at"]) or oldest
-                                  for run in page)
+                    reached = min(transform.parse_time(run["created_at"]) or oldest for run in page)
                     counts = self.store_runs(page, cursor=(OLDEST, to_cursor(reached)))
                     stored_count += counts.inserted
                 if budget is not None:
@@ -330,22 +333,24 @@ def run_pass(
         started, sent_before = time.monotonic(), gh.stats.sent
         moment = now or utcnow()
         try:
-            RepoSync(gh, config, repo, moment, backfill_budget=backfill_budget,
-                     report=report).run()
+            RepoSync(gh, config, repo, moment, backfill_budget=backfill_budget, report=report).run()
         except peewee.PeeweeException as error:
             report.error = f"database: {error}"
             log.error("sync.repo_failed", error=report.error)
         except Exception as error:
             report.error = describe(error)
-            log.error("sync.repo_failed", error=report.error,
-                      exc_info=not _expected(error))
+            log.error("sync.repo_failed", error=report.error, exc_info=not _expected(error))
         report.requests = gh.stats.sent - sent_before
         report.seconds = round(time.monotonic() - started, 3)
         try:
             with database.atomic():
-                store.record_pass(repo.name, moment, error=report.error,
-                                  requests=report.requests,
-                                  rate_remaining=gh.stats.rate_remaining)
+                store.record_pass(
+                    repo.name,
+                    moment,
+                    error=report.error,
+                    requests=report.requests,
+                    rate_remaining=gh.stats.rate_remaining,
+                )
         except peewee.PeeweeException as error:
             log.error("sync.status_not_saved", error=str(error))
         log.info(

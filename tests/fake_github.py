@@ -66,10 +66,14 @@ def created_matcher(expression: str) -> Callable[[datetime], bool]:
         lo = parse_moment(low) if low != "*" else None
         hi = parse_moment(high, end=True) if high != "*" else None
         return lambda t: (lo is None or t >= lo) and (hi is None or t <= hi)
-    for op, check in ((">=", lambda t, v: t >= v), ("<=", lambda t, v: t <= v),
-                      (">", lambda t, v: t > v), ("<", lambda t, v: t < v)):
+    for op, check in (
+        (">=", lambda t, v: t >= v),
+        ("<=", lambda t, v: t <= v),
+        (">", lambda t, v: t > v),
+        ("<", lambda t, v: t < v),
+    ):
         if expression.startswith(op):
-            value = parse_moment(expression[len(op):], end=op in ("<=", ">"))
+            value = parse_moment(expression[len(op) :], end=op in ("<=", ">"))
             return lambda t, v=value, c=check: c(t, v)  # type: ignore[misc]
     lo = parse_moment(expression)
     hi = parse_moment(expression, end=True)
@@ -175,7 +179,8 @@ class FakeGitHub:
     def count(self, fragment: str = "", *, rate_limited: bool = True) -> int:
         with self.lock:
             return sum(
-                1 for r in self.requests
+                1
+                for r in self.requests
                 if fragment in r.path and (r.rate_limited or not rate_limited)
             )
 
@@ -185,16 +190,28 @@ class FakeGitHub:
 
     # --- failure injection ---
 
-    def fail(self, fragment: str, status: int, *, times: int = 1,
-             headers: dict[str, str] | None = None, body: Any = None) -> None:
+    def fail(
+        self,
+        fragment: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
         with self.lock:
             self.failures.append(
                 [fragment, status, headers or {}, body or {"message": "Server Error"}, times]
             )
 
     def secondary_limit(self, fragment: str, *, retry_after: int = 1, times: int = 1) -> None:
-        self.fail(fragment, 403, times=times, headers={"retry-after": str(retry_after)},
-                  body=SECONDARY_LIMIT_BODY)
+        self.fail(
+            fragment,
+            403,
+            times=times,
+            headers={"retry-after": str(retry_after)},
+            body=SECONDARY_LIMIT_BODY,
+        )
 
     def exhaust_rate_limit(self, *, reset_in: float) -> None:
         with self.lock:
@@ -203,11 +220,13 @@ class FakeGitHub:
 
     # --- state builders ---
 
-    def add_repo(self, full_name: str, *, created_at: datetime | None = None,
-                 default_branch: str = "main") -> FakeRepo:
+    def add_repo(
+        self, full_name: str, *, created_at: datetime | None = None, default_branch: str = "main"
+    ) -> FakeRepo:
         with self.lock:
-            repo = FakeRepo(full_name, created_at or datetime(2020, 1, 1, tzinfo=UTC),
-                            default_branch)
+            repo = FakeRepo(
+                full_name, created_at or datetime(2020, 1, 1, tzinfo=UTC), default_branch
+            )
             self.repos[full_name] = repo
             return repo
 
@@ -228,8 +247,15 @@ class FakeGitHub:
             repo.workflows[workflow_id] = payload
             return workflow_id
 
-    def add_commit(self, repo: FakeRepo, branch: str, *, message: str = "change",
-                   author: str = "Octo Cat", when: datetime | None = None) -> str:
+    def add_commit(
+        self,
+        repo: FakeRepo,
+        branch: str,
+        *,
+        message: str = "change",
+        author: str = "Octo Cat",
+        when: datetime | None = None,
+    ) -> str:
         with self.lock:
             parent = repo.branches.get(branch)
             seed = f"{repo.full_name}{branch}{parent}{message}{next(self.ids)}"
@@ -265,8 +291,9 @@ class FakeGitHub:
         """A run with one job per entry of ``labels`` (default: one ubuntu job)."""
         with self.lock:
             run_id = next(self.ids)
-            sha = sha or (repo.branches.get(branch or "") or
-                          hashlib.sha1(str(run_id).encode()).hexdigest())
+            sha = sha or (
+                repo.branches.get(branch or "") or hashlib.sha1(str(run_id).encode()).hexdigest()
+            )
             commit = repo.commits.get(sha)
             payload = copy.deepcopy(RUN_TEMPLATE)
             base = f"https://api.github.com/repos/{repo.full_name}/actions/runs/{run_id}"
@@ -293,8 +320,10 @@ class FakeGitHub:
                     "tree_id": hashlib.sha1(sha.encode()).hexdigest(),
                     "message": commit.message if commit else "a commit",
                     "timestamp": iso(commit.date if commit else created),
-                    "author": {"name": commit.author if commit else "Octo Cat",
-                               "email": "octocat@github.com"},
+                    "author": {
+                        "name": commit.author if commit else "Octo Cat",
+                        "email": "octocat@github.com",
+                    },
                     "committer": {"name": "GitHub", "email": "noreply@github.com"},
                 },
             )
@@ -305,14 +334,34 @@ class FakeGitHub:
             repo.runs[run_id] = payload
             repo.jobs[run_id] = []
             for job_labels in labels if labels is not None else [["ubuntu-22.04"]]:
-                self._add_job(repo, run_id, job_labels, created + timedelta(seconds=queue_seconds),
-                              job_seconds, done=status == "completed", conclusion=conclusion)
-            self._touch(payload, created + timedelta(seconds=queue_seconds + job_seconds)
-                        if status == "completed" else created)
+                self._add_job(
+                    repo,
+                    run_id,
+                    job_labels,
+                    created + timedelta(seconds=queue_seconds),
+                    job_seconds,
+                    done=status == "completed",
+                    conclusion=conclusion,
+                )
+            self._touch(
+                payload,
+                created + timedelta(seconds=queue_seconds + job_seconds)
+                if status == "completed"
+                else created,
+            )
             return run_id
 
-    def _add_job(self, repo: FakeRepo, run_id: int, labels: list[str], started: datetime,
-                 seconds: int, *, done: bool, conclusion: str | None) -> None:
+    def _add_job(
+        self,
+        repo: FakeRepo,
+        run_id: int,
+        labels: list[str],
+        started: datetime,
+        seconds: int,
+        *,
+        done: bool,
+        conclusion: str | None,
+    ) -> None:
         run = repo.runs[run_id]
         job_id = next(self.ids)
         job = copy.deepcopy(JOB_TEMPLATE)
@@ -340,11 +389,13 @@ class FakeGitHub:
 
     @staticmethod
     def _touch(run: dict[str, Any], when: datetime) -> None:
-        run["updated_at"] = iso(max(when, datetime.fromisoformat(
-            run["updated_at"].replace("Z", "+00:00"))))
+        run["updated_at"] = iso(
+            max(when, datetime.fromisoformat(run["updated_at"].replace("Z", "+00:00")))
+        )
 
-    def complete_run(self, repo: FakeRepo, run_id: int, *, conclusion: str = "success",
-                     job_seconds: int = 120) -> None:
+    def complete_run(
+        self, repo: FakeRepo, run_id: int, *, conclusion: str = "success", job_seconds: int = 120
+    ) -> None:
         with self.lock:
             run = repo.runs[run_id]
             run.update(status="completed", conclusion=conclusion)
@@ -353,13 +404,23 @@ class FakeGitHub:
                 if job["run_attempt"] == run["run_attempt"] and job["status"] != "completed":
                     started = datetime.fromisoformat(job["started_at"].replace("Z", "+00:00"))
                     end = started + timedelta(seconds=job_seconds)
-                    job.update(status="completed", conclusion=conclusion,
-                               completed_at=iso(end))
-            self._touch(run, end or datetime.fromisoformat(
-                run["updated_at"].replace("Z", "+00:00")) + timedelta(seconds=1))
+                    job.update(status="completed", conclusion=conclusion, completed_at=iso(end))
+            self._touch(
+                run,
+                end
+                or datetime.fromisoformat(run["updated_at"].replace("Z", "+00:00"))
+                + timedelta(seconds=1),
+            )
 
-    def rerun(self, repo: FakeRepo, run_id: int, *, at: datetime,
-              conclusion: str | None = "success", labels: list[list[str]] | None = None) -> None:
+    def rerun(
+        self,
+        repo: FakeRepo,
+        run_id: int,
+        *,
+        at: datetime,
+        conclusion: str | None = "success",
+        labels: list[list[str]] | None = None,
+    ) -> None:
         """A new attempt: same id and created_at, new status, jobs and updated_at."""
         with self.lock:
             run = repo.runs[run_id]
@@ -369,14 +430,22 @@ class FakeGitHub:
             done = conclusion is not None
             run.update(status="completed" if done else "in_progress", conclusion=conclusion)
             for job_labels in labels if labels is not None else [["ubuntu-22.04"]]:
-                self._add_job(repo, run_id, job_labels, at + timedelta(seconds=10), 60,
-                              done=done, conclusion=conclusion)
+                self._add_job(
+                    repo,
+                    run_id,
+                    job_labels,
+                    at + timedelta(seconds=10),
+                    60,
+                    done=done,
+                    conclusion=conclusion,
+                )
             self._touch(run, at + timedelta(seconds=70))
 
     # --- request handling ---
 
-    def handle(self, raw_path: str, headers: dict[str, str], origin: str
-               ) -> tuple[int, dict[str, str], Any]:
+    def handle(
+        self, raw_path: str, headers: dict[str, str], origin: str
+    ) -> tuple[int, dict[str, str], Any]:
         if self.latency:
             time.sleep(self.latency)
         parts = urlsplit(raw_path)
@@ -398,8 +467,9 @@ class FakeGitHub:
             "x-ratelimit-resource": "core",
         }
 
-    def _respond(self, path: str, query: dict[str, str], headers: dict[str, str],
-                 origin: str) -> tuple[int, dict[str, str], Any]:
+    def _respond(
+        self, path: str, query: dict[str, str], headers: dict[str, str], origin: str
+    ) -> tuple[int, dict[str, str], Any]:
         auth = headers.get("authorization", "")
         if auth and (self.token is None or auth.split(" ", 1)[-1] != self.token):
             return 401, self._rate_headers(), {"message": "Bad credentials"}
@@ -430,12 +500,15 @@ class FakeGitHub:
         return status, response_headers, body
 
     def _rate_limit_body(self) -> dict[str, Any]:
-        core = {"limit": self.rate_limit, "remaining": self.rate_remaining,
-                "reset": self.rate_reset, "used": self.rate_limit - self.rate_remaining}
+        core = {
+            "limit": self.rate_limit,
+            "remaining": self.rate_remaining,
+            "reset": self.rate_reset,
+            "used": self.rate_limit - self.rate_remaining,
+        }
         return {"resources": {"core": core}, "rate": core}
 
-    def _route(self, path: str, query: dict[str, str], origin: str
-               ) -> tuple[int, Any, str | None]:
+    def _route(self, path: str, query: dict[str, str], origin: str) -> tuple[int, Any, str | None]:
         segments = path.strip("/").split("/")
         if len(segments) < 3 or segments[0] != "repos":
             return 404, {"message": "Not Found"}, None
@@ -454,8 +527,9 @@ class FakeGitHub:
             branch = query.get("sha", repo.default_branch)
             if branch not in repo.branches and branch not in repo.commits:
                 return 404, {"message": "No commit found for SHA: " + branch}, None
-            return self._paginate(self._history(repo, branch), None, path, query, origin,
-                                  per_page, page)
+            return self._paginate(
+                self._history(repo, branch), None, path, query, origin, per_page, page
+            )
         if rest == ["actions", "workflows"]:
             items = [repo.workflows[i] for i in sorted(repo.workflows)]
             return self._paginate(items, "workflows", path, query, origin, per_page, page)
@@ -476,8 +550,15 @@ class FakeGitHub:
                 return 200, self._timing(repo, run), None
         return 404, {"message": "Not Found"}, None
 
-    def _list_runs(self, repo: FakeRepo, path: str, query: dict[str, str], origin: str,
-                   per_page: int, page: int) -> tuple[int, Any, str | None]:
+    def _list_runs(
+        self,
+        repo: FakeRepo,
+        path: str,
+        query: dict[str, str],
+        origin: str,
+        per_page: int,
+        page: int,
+    ) -> tuple[int, Any, str | None]:
         runs = list(repo.runs.values())
         filtered = False
         if "created" in query:
@@ -496,14 +577,23 @@ class FakeGitHub:
             if (page - 1) * per_page >= FILTERED_CAP:
                 return 422, {"message": "Only the first 1000 results are available."}, None
             runs = runs[:FILTERED_CAP]
-        status, body, link = self._paginate(runs, "workflow_runs", path, query, origin,
-                                            per_page, page)
+        status, body, link = self._paginate(
+            runs, "workflow_runs", path, query, origin, per_page, page
+        )
         body["total_count"] = total
         return status, body, link
 
-    def _paginate(self, items: list[Any], key: str | None, path: str, query: dict[str, str],
-                  origin: str, per_page: int, page: int) -> tuple[int, Any, str | None]:
-        chunk = items[(page - 1) * per_page: page * per_page]
+    def _paginate(
+        self,
+        items: list[Any],
+        key: str | None,
+        path: str,
+        query: dict[str, str],
+        origin: str,
+        per_page: int,
+        page: int,
+    ) -> tuple[int, Any, str | None]:
+        chunk = items[(page - 1) * per_page : page * per_page]
         last = max(1, -(-len(items) // per_page))
         links = []
         if page < last:
@@ -529,8 +619,10 @@ class FakeGitHub:
         sha = repo.branches[name]
         body.update(
             name=name,
-            commit={"sha": sha,
-                    "url": f"https://api.github.com/repos/{repo.full_name}/commits/{sha}"},
+            commit={
+                "sha": sha,
+                "url": f"https://api.github.com/repos/{repo.full_name}/commits/{sha}",
+            },
             protected=name in repo.protected,
         )
         body.pop("protection", None)
@@ -543,12 +635,18 @@ class FakeGitHub:
         while sha:
             commit = repo.commits[sha]
             body = copy.deepcopy(COMMIT_TEMPLATE)
-            body.update(sha=sha, node_id=f"C_{sha[:8]}",
-                        url=f"https://api.github.com/repos/{repo.full_name}/commits/{sha}",
-                        parents=[{"sha": commit.parent}] if commit.parent else [])
+            body.update(
+                sha=sha,
+                node_id=f"C_{sha[:8]}",
+                url=f"https://api.github.com/repos/{repo.full_name}/commits/{sha}",
+                parents=[{"sha": commit.parent}] if commit.parent else [],
+            )
             body["commit"]["message"] = commit.message
-            body["commit"]["author"] = {"name": commit.author, "email": "octo@example.com",
-                                        "date": iso(commit.date)}
+            body["commit"]["author"] = {
+                "name": commit.author,
+                "email": "octo@example.com",
+                "date": iso(commit.date),
+            }
             body["commit"]["committer"] = dict(body["commit"]["author"])
             items.append(body)
             sha = commit.parent
@@ -558,5 +656,6 @@ class FakeGitHub:
         jobs = [j for j in repo.jobs[run["id"]] if j["completed_at"]]
         duration = sum(
             (parse_moment(j["completed_at"]) - parse_moment(j["started_at"])).total_seconds()
-            for j in jobs)
+            for j in jobs
+        )
         return {"billable": {}, "run_duration_ms": int(duration * 1000)}

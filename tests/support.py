@@ -55,10 +55,21 @@ class PollerSetup:
         return self.tmp_path / "config.toml"
 
     def write(self) -> Path:
-        github = {"api_url": self.api_url, "seconds_between_requests": 0,
-                  "retry_backoff_seconds": 0.01, "timeout_seconds": 10, **self.github}
-        lines = ["[github]", *_toml_items(github), "", "[database]",
-                 *_toml_items({"url": self.database.url}), ""]
+        github = {
+            "api_url": self.api_url,
+            "seconds_between_requests": 0,
+            "retry_backoff_seconds": 0.01,
+            "timeout_seconds": 10,
+            **self.github,
+        }
+        lines = [
+            "[github]",
+            *_toml_items(github),
+            "",
+            "[database]",
+            *_toml_items({"url": self.database.url}),
+            "",
+        ]
         for section, values in (("sync", self.sync), ("schedule", self.schedule)):
             if values:
                 lines += [f"[{section}]", *_toml_items(values), ""]
@@ -68,9 +79,17 @@ class PollerSetup:
         return self.config_path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items()
-               if key not in ("GITHUB_TOKEN", "SHARK_POLLER_DB_PASSWORD",
-                              "SHARK_POLLER_CONFIG", "SHARK_POLLER_LOG_LEVEL")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key
+            not in (
+                "GITHUB_TOKEN",
+                "SHARK_POLLER_DB_PASSWORD",
+                "SHARK_POLLER_CONFIG",
+                "SHARK_POLLER_LOG_LEVEL",
+            )
+        }
         if self.token:
             env["GITHUB_TOKEN"] = self.token
         if self.database.password:
@@ -85,14 +104,21 @@ class PollerSetup:
         """``python -m poller --once`` (or ``args``) as a real subprocess."""
         return subprocess.run(
             self.command(*(args or ("--once",))),
-            env=self.env(**env), capture_output=True, text=True, timeout=timeout,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             cwd=self.tmp_path,
         )
 
     def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.command(*args), env=self.env(**env), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, cwd=self.tmp_path,
+            self.command(*args),
+            env=self.env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.tmp_path,
         )
 
 
@@ -110,7 +136,9 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def table_rows(db: peewee.Database, table: str, *, exclude: Sequence[str] = ("Id",)) -> list[tuple[Any, ...]]:
+def table_rows(
+    db: peewee.Database, table: str, *, exclude: Sequence[str] = ("Id",)
+) -> list[tuple[Any, ...]]:
     """Every row of a table, sorted, without the columns named in ``exclude``."""
     columns = [c.name for c in db.get_columns(table) if c.name not in exclude]
     quote = "`" if isinstance(db, peewee.MySQLDatabase) else '"'
@@ -119,8 +147,15 @@ def table_rows(db: peewee.Database, table: str, *, exclude: Sequence[str] = ("Id
     return sorted((tuple(row) for row in rows), key=repr)
 
 
-MIRRORED_TABLES = ("repos", "branches", "commits", "workflows", "workflowruns", "jobs",
-                   "workflowrun_attempts")
+MIRRORED_TABLES = (
+    "repos",
+    "branches",
+    "commits",
+    "workflows",
+    "workflowruns",
+    "jobs",
+    "workflowrun_attempts",
+)
 
 
 def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:

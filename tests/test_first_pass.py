@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fake_github import FakeGitHub, FakeRepo
-from support import PollerSetup, snapshot
-
 from poller.models import Branch, Commit, Job, Repo, Workflow, WorkflowRun
+from support import PollerSetup, snapshot
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LONG_BRANCH = "feature/" + "b" * 247  # GitHub's maximum: 255 characters
@@ -33,25 +32,42 @@ def build(fake: FakeGitHub, name: str = "octo/demo") -> Scenario:
     ci = fake.add_workflow(repo, "CI")
     nightly = fake.add_workflow(repo, "Nightly")
     fake.add_commit(repo, "main", message="first", when=NOW - timedelta(days=2))
-    emoji_sha = fake.add_commit(repo, "main", message="Fix the build 🚀✨",
-                                author="Zoë Ünicode", when=NOW - timedelta(days=1))
+    emoji_sha = fake.add_commit(
+        repo,
+        "main",
+        message="Fix the build 🚀✨",
+        author="Zoë Ünicode",
+        when=NOW - timedelta(days=1),
+    )
     fake.create_branch(repo, LONG_BRANCH)
     fake.add_commit(repo, LONG_BRANCH, message="on a long branch", when=NOW - timedelta(hours=5))
     fake.create_branch(repo, "release")
-    multi_os = fake.add_run(repo, ci, created=NOW - timedelta(hours=6),
-                            labels=[["ubuntu-22.04"], ["windows-2022"], ["ubuntu-20.04"]],
-                            queue_seconds=45, job_seconds=300)
-    failed_mac = fake.add_run(repo, nightly, created=NOW - timedelta(hours=5),
-                              conclusion="failure", labels=[["macos-14"]])
-    in_progress = fake.add_run(repo, ci, created=NOW - timedelta(minutes=20),
-                               status="in_progress", labels=[["self-hosted", "Linux", "X64"]])
-    bare = fake.add_run(repo, nightly, created=NOW - timedelta(hours=4), labels=[],
-                        actor=None, branch=None)
+    multi_os = fake.add_run(
+        repo,
+        ci,
+        created=NOW - timedelta(hours=6),
+        labels=[["ubuntu-22.04"], ["windows-2022"], ["ubuntu-20.04"]],
+        queue_seconds=45,
+        job_seconds=300,
+    )
+    failed_mac = fake.add_run(
+        repo, nightly, created=NOW - timedelta(hours=5), conclusion="failure", labels=[["macos-14"]]
+    )
+    in_progress = fake.add_run(
+        repo,
+        ci,
+        created=NOW - timedelta(minutes=20),
+        status="in_progress",
+        labels=[["self-hosted", "Linux", "X64"]],
+    )
+    bare = fake.add_run(
+        repo, nightly, created=NOW - timedelta(hours=4), labels=[], actor=None, branch=None
+    )
     del repo.runs[bare]["run_started_at"]
-    on_long_branch = fake.add_run(repo, ci, created=NOW - timedelta(hours=3),
-                                  branch=LONG_BRANCH)
-    return Scenario(repo, ci, nightly, multi_os, failed_mac, in_progress, bare,
-                    on_long_branch, emoji_sha)
+    on_long_branch = fake.add_run(repo, ci, created=NOW - timedelta(hours=3), branch=LONG_BRANCH)
+    return Scenario(
+        repo, ci, nightly, multi_os, failed_mac, in_progress, bare, on_long_branch, emoji_sha
+    )
 
 
 def test_first_pass_mirrors_the_repository(fake: FakeGitHub, poller: PollerSetup):
@@ -63,8 +79,7 @@ def test_first_pass_mirrors_the_repository(fake: FakeGitHub, poller: PollerSetup
     with poller.database.open():
         assert [r.name for r in Repo.select()] == ["octo/demo"]
         assert sorted(w.name for w in Workflow.select()) == ["CI", "Nightly"]
-        assert sorted(b.name for b in Branch.select()) == sorted([LONG_BRANCH, "main",
-                                                                  "release"])
+        assert sorted(b.name for b in Branch.select()) == sorted([LONG_BRANCH, "main", "release"])
         assert WorkflowRun.select().count() == 5
         assert Job.select().count() == 6
 
@@ -88,7 +103,12 @@ def test_first_pass_mirrors_the_repository(fake: FakeGitHub, poller: PollerSetup
 
         bare = WorkflowRun.get(WorkflowRun.gitid == scenario.bare)
         assert (bare.author, bare.branchname, bare.os, bare.starttime, bare.queuetime) == (
-            None, None, None, None, None)
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
         long = WorkflowRun.get(WorkflowRun.gitid == scenario.on_long_branch)
         assert long.branchname == LONG_BRANCH  # widened, not truncated
@@ -109,8 +129,7 @@ def test_second_identical_pass_changes_no_row(fake: FakeGitHub, poller: PollerSe
     second = poller.run()
     assert second.returncode == 0, second.stderr
     assert snapshot(poller.database) == before
-    done = [json.loads(line) for line in second.stderr.splitlines()
-            if '"sync.repo_done"' in line]
+    done = [json.loads(line) for line in second.stderr.splitlines() if '"sync.repo_done"' in line]
     counts = done[0]["counts"]
     assert all(c["inserted"] == c["updated"] == c["deleted"] == 0 for c in counts.values())
     # Nothing moved, so no jobs were fetched again.
@@ -129,8 +148,10 @@ def test_backfill_bounds_max_runs_and_since(fake: FakeGitHub, poller: PollerSetu
     for day in range(1, 41):
         fake.add_run(other, nightly, created=NOW - timedelta(days=day, hours=1))
     since = (NOW - timedelta(days=10, hours=12)).date()
-    poller.repos = [{"name": "octo/big", "max_runs": 15}, {"name": "octo/dated",
-                                                              "since": since.isoformat()}]
+    poller.repos = [
+        {"name": "octo/big", "max_runs": 15},
+        {"name": "octo/dated", "since": since.isoformat()},
+    ]
     result = poller.run()
     assert result.returncode == 0, result.stderr
     with poller.database.open():
@@ -142,23 +163,23 @@ def test_backfill_bounds_max_runs_and_since(fake: FakeGitHub, poller: PollerSetu
         floor = datetime.combine(since, datetime.min.time())
         assert all(r.createtime >= floor for r in dated)
         assert dated.count() == sum(
-            1 for r in other.runs.values()
-            if datetime.fromisoformat(r["created_at"][:-1]) >= floor)
+            1 for r in other.runs.values() if datetime.fromisoformat(r["created_at"][:-1]) >= floor
+        )
     # max_runs=15 costs one listing page and one jobs request per run, nothing more.
     assert fake.count("/repos/octo/big/actions/runs/") == 15
 
 
-def test_bad_repository_is_skipped_and_the_others_still_sync(
-    fake: FakeGitHub, poller: PollerSetup
-):
+def test_bad_repository_is_skipped_and_the_others_still_sync(fake: FakeGitHub, poller: PollerSetup):
     build(fake, "octo/good")
     poller.repos = [{"name": "octo/missing"}, {"name": "octo/good"}]
     result = poller.run()
     assert result.returncode == 1
-    failed = [json.loads(line) for line in result.stderr.splitlines()
-              if '"sync.repo_failed"' in line]
+    failed = [
+        json.loads(line) for line in result.stderr.splitlines() if '"sync.repo_failed"' in line
+    ]
     assert [(event["repo"], "404" in event["error"]) for event in failed] == [
-        ("octo/missing", True)]
+        ("octo/missing", True)
+    ]
     assert "Traceback" not in result.stderr
     with poller.database.open():
         assert WorkflowRun.select().where(WorkflowRun.repo == "octo/good").count() == 5

@@ -135,8 +135,9 @@ def test_run_without_jobs_falls_back_to_run_started_at():
 
 
 def test_unfinished_run_has_start_but_no_end():
-    row = transform.run_row(run(status="in_progress", conclusion=None),
-                            [job(["ubuntu-22.04"], completed=None)], REPO)
+    row = transform.run_row(
+        run(status="in_progress", conclusion=None), [job(["ubuntu-22.04"], completed=None)], REPO
+    )
     assert row["starttime"] == datetime(2020, 1, 22, 19, 34)
     assert row["endtime"] is None and row["runtime"] is None
     assert row["queuetime"] == 52
@@ -202,12 +203,17 @@ def test_commit_rows_from_listing_and_from_a_runs_head_commit_agree():
 def test_branch_and_workflow_rows():
     branch = json.loads((FIXTURES / "branches-list.json").read_text())[0]
     assert transform.branch_row(branch, REPO) == {
-        "name": "master", "repo": REPO, "protected": True,
+        "name": "master",
+        "repo": REPO,
+        "protected": True,
         "commithash": "c5b97d5ae6c19d5c5df71a34c7fbeeda2479ccbc",
     }
     workflow = json.loads((FIXTURES / "workflows-list.json").read_text())["workflows"][0]
     assert transform.workflow_row(workflow, REPO) == {
-        "gitid": 161335, "name": "CI", "repo": REPO, "state": "active",
+        "gitid": 161335,
+        "name": "CI",
+        "repo": REPO,
+        "state": "active",
         "path": ".github/workflows/blank.yaml",
         "url": "https://github.com/octo-org/octo-repo/blob/master/.github/workflows/161335",
     }
@@ -216,8 +222,13 @@ def test_branch_and_workflow_rows():
 moments = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2035, 1, 1))
 
 
-@given(created=moments, queue=st.integers(0, 10**6), durations=st.lists(
-    st.tuples(st.integers(0, 10**4), st.integers(0, 10**5)), min_size=1, max_size=8))
+@given(
+    created=moments,
+    queue=st.integers(0, 10**6),
+    durations=st.lists(
+        st.tuples(st.integers(0, 10**4), st.integers(0, 10**5)), min_size=1, max_size=8
+    ),
+)
 def test_timings_are_consistent_for_any_jobs(created, queue, durations):
     created = created.replace(microsecond=0)
     first_start = created + timedelta(seconds=queue)
@@ -225,8 +236,13 @@ def test_timings_are_consistent_for_any_jobs(created, queue, durations):
     durations[0] = (0, durations[0][1])  # the earliest job starts after the queue time
     for offset, length in durations:
         start = first_start + timedelta(seconds=offset)
-        jobs.append(job(["ubuntu-22.04"], start.isoformat() + "Z",
-                        (start + timedelta(seconds=length)).isoformat() + "Z"))
+        jobs.append(
+            job(
+                ["ubuntu-22.04"],
+                start.isoformat() + "Z",
+                (start + timedelta(seconds=length)).isoformat() + "Z",
+            )
+        )
     row = transform.run_row(run(created_at=created.isoformat() + "Z"), jobs, REPO)
     assert row["queuetime"] == queue
     assert isinstance(row["queuetime"], int)

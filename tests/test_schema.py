@@ -1,0 +1,197 @@
+"""Schema creation on a fresh database, and the in-place upgrade of a legacy one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import peewee
+import pytest
+
+from fake_github import FakeGitHub
+from poller.models import Branch, Commit, Workflow, WorkflowRun
+from poller.schema import ensure_schema
+from support import Database, PollerSetup, table_rows
+
+# The schema the legacy backend created, as its README describes it (MySQL).
+LEGACY_DDL = [
+    """CREATE TABLE repos (Id int NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        name varchar(50) UNIQUE) DEFAULT CHARSET=latin1""",
+    """CREATE TABLE branches (Id int NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        name varchar(50) NOT NULL UNIQUE, author varchar(50), repo varchar(50) NOT NULL)
+        DEFAULT CHARSET=latin1""",
+    """CREATE TABLE commits (Id int NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        hash varchar(100) NOT NULL UNIQUE, author varchar(50), message text, time datetime,
+        repo varchar(50) NOT NULL) DEFAULT CHARSET=latin1""",
+    """CREATE TABLE workflows (Id int NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        name varchar(50) NOT NULL UNIQUE, url varchar(100) NOT NULL,
+        repo varchar(50) NOT NULL) DEFAULT CHARSET=latin1""",
+    """CREATE TABLE workflowruns (Id int NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        gitid bigint NOT NULL UNIQUE, author varchar(50), runtime float,
+        createtime datetime, starttime datetime, endtime datetime, queuetime bigint DEFAULT 0,
+        status varchar(50), conclusion varchar(50), url varchar(100),
+        branchname varchar(100), commithash varchar(100), workflowname varchar(50),
+        repo varchar(50) NOT NULL, os varchar(100)) DEFAULT CHARSET=latin1""",
+]
+NOW = datetime.now(UTC).replace(microsecond=0)
+T0 = datetime(2023, 5, 1, 12, 0, 0)
+LEGACY_ROWS = {
+    "repos": [(1, "iree-org/iree"), (2, "nod-ai/SHARK")],
+    "branches": [(1, "main", "alice", "iree-org/iree"), (2, "shark-main", "bob", "nod-ai/SHARK")],
+    "commits": [
+        (1, "a" * 40, "Alice", "old commit", T0, "iree-org/iree"),
+        (2, "b" * 40, "Bob", "shark commit", T0, "nod-ai/SHARK"),
+    ],
+    "workflows": [
+        (1, "CI", "https://github.com/iree-org/iree/actions/workflows/ci.yml", "iree-org/iree"),
+        (
+            2,
+            "Retired",
+            "https://github.com/iree-org/iree/actions/workflows/old.yml",
+            "iree-org/iree",
+        ),
+        (3, "Nightly", "https://github.com/nod-ai/SHARK/actions/workflows/n.yml", "nod-ai/SHARK"),
+    ],
+    # runtime in the legacy unit (milliseconds / 100): 120 s was stored as 1200.
+    "workflowruns": [
+        (
+            1,
+            111,
+            "alice",
+            1200.0,
+            T0,
+            T0,
+            T0 + timedelta(minutes=2),
+            0,
+            "completed",
+            "success",
+            "https://github.com/iree-org/iree/actions/runs/111",
+            "main",
+            "a" * 40,
+            "CI",
+            "iree-org/iree",
+            "linux",
+        ),
+        (
+            2,
+            222,
+            "bob",
+            600.0,
+            T0,
+            T0,
+            T0 + timedelta(minutes=1),
+            0,
+            "completed",
+            "failure",
+            "https://github.com/nod-ai/SHARK/actions/runs/222",
+            "shark-main",
+            "b" * 40,
+            "Nightly",
+            "nod-ai/SHARK",
+            "windows",
+        ),
+    ],
+}
+
+
+def create_legacy(database: Database) -> None:
+    with database.open() as db:
+        for ddl in LEGACY_DDL:
+            db.execute_sql(ddl)
+        for table, rows in LEGACY_ROWS.items():
+            marks = ", ".join(["%s"] * len(rows[0]))
+            for row in rows:
+                db.execute_sql(f"INSERT INTO {table} VALUES ({marks})", row)
+
+
+@pytest.mark.mariadb
+def test_legacy_database_is_upgraded_in_place_without_losing_a_row(
+    tmp_path, fake: FakeGitHub, mariadb_server
+):
+    database = mariadb_server.create_database("legacy_upgrade")
+    create_legacy(database)
+    repo = fake.add_repo("iree-org/iree")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main", message="Ship it 🚢", when=NOW - timedelta(hours=2))
+    fake.create_branch(repo, "x" * 120)
+    fresh = fake.add_run(repo, ci, created=NOW - timedelta(hours=1), job_seconds=120)
+
+    poller = PollerSetup(tmp_path, fake.url, database, repos=[{"name": "iree-org/iree"}])
+    first = poller.run()
+    assert first.returncode == 0, first.stderr
+    assert "schema.index_dropped" in first.stderr
+    second = poller.run()
+    assert second.returncode == 0, second.stderr
+    assert "schema." not in second.stderr  # the upgrade is idempotent
+
+    with database.open() as db:
+        # Every legacy row is still there under its Id, its legacy columns unchanged, except
+        # the CI workflow, which GitHub still has: its url is refreshed from GitHub.
+        for table, rows in LEGACY_ROWS.items():
+            width = len(rows[0])
+            stored = {row[0]: row[:width] for row in table_rows(db, table, exclude=())}
+            for row in rows:
+                if (table, row[0]) == ("workflows", 1):
+                    assert stored[1][:2] == row[:2]
+                    assert stored[1][2] == repo.workflows[ci]["html_url"]
+                else:
+                    assert stored[row[0]] == row, table
+        assert Branch.get(Branch.id == 1).author == "alice"
+        # The legacy CI row was adopted by GitHub's workflow id instead of duplicated.
+        assert Workflow.get(Workflow.id == 1).gitid == ci
+        assert Workflow.select().where(Workflow.name == "CI").count() == 1
+        # New rows need what the legacy schema could not hold.
+        assert Commit.get(Commit.message == "Ship it 🚢").repo == "iree-org/iree"
+        assert Branch.get(Branch.name == "x" * 120).repo == "iree-org/iree"
+        assert WorkflowRun.get(WorkflowRun.gitid == fresh).runtime == 120.0
+        # Per-repository uniqueness: another repository may now have a 'main' branch.
+        Branch.create(name="main", repo="nod-ai/SHARK")
+        collations = {
+            name: collation
+            for name, collation in db.execute_sql(
+                "SELECT table_name, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE()"
+            ).fetchall()
+        }
+        assert set(collations.values()) == {"utf8mb4_bin"}
+
+
+def index_columns(db: peewee.Database, table: str) -> set[tuple[tuple[str, ...], bool]]:
+    return {
+        (tuple(c.lower() for c in index.columns), bool(index.unique))
+        for index in db.get_indexes(table)
+    }
+
+
+def test_fresh_schema_has_the_dashboard_indexes(database: Database):
+    with database.open() as db:
+        ensure_schema(db)
+        ensure_schema(db)  # idempotent
+        runs = index_columns(db, "workflowruns")
+        assert {
+            (("repo", "createtime"), False),
+            (("commithash",), False),
+            (("branchname", "createtime"), False),
+            (("gitid",), True),
+        } <= runs
+        assert (("repo", "name"), True) in index_columns(db, "branches")
+        assert (("repo", "hash"), True) in index_columns(db, "commits")
+        assert (("repo", "name"), True) in index_columns(db, "workflows")
+        names = {c.name for c in db.get_columns("workflowruns")}
+        assert {
+            "Id",
+            "gitid",
+            "author",
+            "runtime",
+            "createtime",
+            "starttime",
+            "endtime",
+            "queuetime",
+            "status",
+            "conclusion",
+            "url",
+            "branchname",
+            "commithash",
+            "workflowname",
+            "repo",
+            "os",
+        } <= names
