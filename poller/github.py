@@ -188,6 +188,14 @@ class GitHub:
             kind="runs",
         )
 
+    def run_pages_by_status(self, full_name: str, status: str) -> Iterator[list[dict[str, Any]]]:
+        return self.list_items(
+            f"/repos/{full_name}/actions/runs",
+            {"status": status},
+            key="workflow_runs",
+            kind="runs",
+        )
+
     def runs_next_pages(self, first: Response) -> Iterator[list[dict[str, Any]]]:
         next_url = first.next_url
         while next_url:

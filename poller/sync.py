@@ -42,6 +42,7 @@ NEWEST = "runs.newest"
 OLDEST = "runs.oldest"
 HISTORY_START = "runs.history_start"
 REACHED = "reached"
+ACTIVE_STATUSES = ("queued", "in_progress", "waiting", "requested", "pending")
 TABLES = ("workflows", "branches", "commits", "workflowruns", "jobs", "workflowrun_attempts")
 
 
@@ -182,6 +183,7 @@ class RepoSync:
         live_start = max(oldest, floor_hour(min(newest - overlap, lookback)))
 
         self.sync_live_runs(live_start, oldest)
+        self.sync_active_runs()
         self.sync_unfinished_runs(live_start)
         self.backfill_runs(oldest)
 
@@ -196,6 +198,13 @@ class RepoSync:
                 store.set_cursor(self.name, NEWEST, to_cursor(covered), self.now)
                 if store.get_cursor(self.name, OLDEST) is None:
                     store.set_cursor(self.name, OLDEST, to_cursor(oldest), self.now)
+
+    def sync_active_runs(self) -> None:
+        """Runs GitHub lists as active, whatever their age: this is how a re-run of a run
+        older than the lookback is seen (a re-run keeps its created_at)."""
+        for status in ACTIVE_STATUSES:
+            for page in self.gh.run_pages_by_status(self.name, status):
+                self.store_runs(page)
 
     def sync_unfinished_runs(self, live_start: datetime) -> None:
         for gitid in store.unfinished_runs(self.name, live_start):
@@ -220,25 +229,34 @@ class RepoSync:
         if not self.backfill_needed(oldest):
             return
         budget = self.backfill_budget
-        stored_count = store.count_runs(self.name)
+        room = (
+            None if self.repo.max_runs is None else self.repo.max_runs - store.count_runs(self.name)
+        )
         low = self.repo.since or self.repo_created
         for first, _, _ in self.run_windows(low, oldest, newest_first=True):
             for page in self.window_pages(first):
-                if self.repo.max_runs is not None:
-                    page = page[: self.repo.max_runs - stored_count]
+                # Runs already stored (the boundary second, legacy rows) cost no jobs
+                # request unless they moved, and don't count against max_runs.
+                known = store.stored_runs([run["id"] for run in page])
+                kept = []
+                for run in page:
+                    if run["id"] not in known:
+                        if room is not None and room <= 0:
+                            break
+                        room = None if room is None else room - 1
+                    kept.append(run)
+                    if budget is not None and len(kept) >= budget:
+                        break
+                if kept:
+                    reached = min(transform.parse_time(run["created_at"]) or oldest for run in kept)
+                    self.store_runs(kept, cursor=(OLDEST, to_cursor(reached)))
+                if room is not None and room <= 0:
+                    return
                 if budget is not None:
-                    page = page[:budget]
-                if page:
-                    reached = min(transform.parse_time(run["created_at"]) or oldest for run in page)
-                    counts = self.store_runs(page, cursor=(OLDEST, to_cursor(reached)))
-                    stored_count += counts.inserted
-                if budget is not None:
-                    budget -= len(page)
+                    budget -= len(kept)
                     if budget <= 0:
                         self.report.backfill_pending = True
                         return
-                if self.repo.max_runs is not None and stored_count >= self.repo.max_runs:
-                    return
         # Every window is exhausted: the stored stretch now reaches the lower bound.
         with database.atomic():
             store.set_cursor(self.name, OLDEST, to_cursor(low), self.now)

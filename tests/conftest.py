@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -110,6 +111,21 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
         return Database(f"sqlite:///{tmp_path / 'dashboard.db'}")
     server: MariaDB = request.getfixturevalue("mariadb_server")
     return server.create_database(_database_name(request.node.nodeid))
+
+
+@pytest.fixture
+def make_database(request: pytest.FixtureRequest, tmp_path: Path, database: Database):
+    """More empty databases of the same kind as ``database``, e.g. for a from-scratch sync."""
+    made = itertools.count(1)
+
+    def make() -> Database:
+        number = next(made)
+        if database.kind == "sqlite":
+            return Database(f"sqlite:///{tmp_path / f'scratch{number}.db'}")
+        server: MariaDB = request.getfixturevalue("mariadb_server")
+        return server.create_database(_database_name(f"{request.node.nodeid}#{number}"))
+
+    return make
 
 
 @pytest.fixture

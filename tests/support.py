@@ -162,3 +162,15 @@ def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
     """All mirrored tables, Ids included: a second pass must not change a single value."""
     with database.open() as db:
         return {table: table_rows(db, table, exclude=()) for table in MIRRORED_TABLES}
+
+
+def mirror(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """The mirrored tables without Ids: what two syncs of one GitHub state must agree on."""
+    with database.open() as db:
+        return {table: table_rows(db, table) for table in MIRRORED_TABLES}
+
+
+def repo_done_events(stderr: str) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in stderr.splitlines() if '"sync.repo_done"' in line]
