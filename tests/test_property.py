@@ -1,0 +1,127 @@
+"""Property: any sequence of GitHub changes, interleaved with passes, ends in the same
+database as one from-scratch sync of the final state.
+
+The passes run in-process (``sync.run_pass``) for speed, against the same fake GitHub over
+HTTP, the real PyGithub client and real databases that the subprocess tests use.
+
+The generated changes stay within what the design promises to see: runs may show up
+late by up to the lookback window, and a re-run of a run older than the lookback is seen
+while it is active (through the status listings) and then until it completes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fake_github import FakeGitHub
+from poller import config as config_module
+from poller.github import GitHub
+from poller.schema import ensure_schema
+from poller.sync import run_pass
+from support import PollerSetup, mirror
+
+LABELS = [["ubuntu-22.04"], ["windows-2022"], ["macos-14"], ["self-hosted", "Linux"]]
+EXAMPLES = itertools.count()
+
+new_run = st.tuples(
+    st.just("run"),
+    st.integers(0, 1),
+    st.sampled_from(["completed", "in_progress", "queued"]),
+    st.integers(1, 2 * 24 * 60),  # minutes ago: within the lookback
+    st.lists(st.sampled_from(LABELS), max_size=3),
+)
+change = st.one_of(
+    new_run,
+    st.tuples(st.just("complete"), st.integers(0, 50), st.sampled_from(["success", "failure"])),
+    st.tuples(st.just("rerun"), st.integers(0, 50), st.booleans()),
+    st.tuples(st.just("commit"), st.sampled_from(["main", "dev"])),
+    st.tuples(st.just("branch"), st.integers(0, 3)),
+    st.tuples(st.just("delete_branch"), st.integers(0, 3)),
+    st.tuples(st.just("rename"), st.integers(0, 1)),
+    st.just(("pass",)),
+)
+
+
+def apply(fake: FakeGitHub, repo, workflows: list[int], step: tuple) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    runs = sorted(repo.runs)
+    kind = step[0]
+    if kind == "run":
+        _, workflow, status, minutes, labels = step
+        fake.add_run(
+            repo,
+            workflows[workflow],
+            created=now - timedelta(minutes=minutes),
+            status=status,
+            labels=labels,
+        )
+    elif kind == "complete" and runs:
+        run = runs[step[1] % len(runs)]
+        if repo.runs[run]["status"] != "completed":
+            fake.complete_run(repo, run, conclusion=step[2])
+    elif kind == "rerun" and runs:
+        run = runs[step[1] % len(runs)]
+        created = datetime.fromisoformat(repo.runs[run]["created_at"].replace("Z", "+00:00"))
+        finished = step[2] and now - created < timedelta(days=2)
+        if repo.runs[run]["status"] == "completed":
+            fake.rerun(repo, run, at=now, conclusion="success" if finished else None)
+    elif kind == "commit" and step[1] in repo.branches:
+        fake.add_commit(repo, step[1], message=f"change {len(repo.commits)} ✨")
+    elif kind == "branch":
+        fake.create_branch(repo, f"topic-{step[1]}")
+    elif kind == "delete_branch" and f"topic-{step[1]}" in repo.branches:
+        fake.delete_branch(repo, f"topic-{step[1]}")
+    elif kind == "rename":
+        workflow = repo.workflows[workflows[step[1]]]
+        workflow["name"] = workflow["name"] + "+"
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(change, min_size=1, max_size=12))
+def test_incremental_passes_equal_a_from_scratch_sync(
+    steps, fake: FakeGitHub, poller: PollerSetup, make_database
+):
+    fake.rate_limit = fake.rate_remaining = 10**9  # every example shares the fake
+    example = next(EXAMPLES)
+    name = f"prop/r{example}"
+    repo = fake.add_repo(name)
+    workflows = [fake.add_workflow(repo, "CI"), fake.add_workflow(repo, "Nightly")]
+    fake.add_commit(repo, "main", message="root")
+    fake.create_branch(repo, "dev")
+    now = datetime.now(UTC).replace(microsecond=0)
+    for days in (4, 6, 9):  # history older than the lookback, some of it unfinished
+        fake.add_run(
+            repo,
+            workflows[0],
+            created=now - timedelta(days=days),
+            status="in_progress" if days == 6 else "completed",
+        )
+
+    poller.repos = [{"name": name}]
+    poller.sync = {"lookback_days": 2}
+    settings_ = config_module.load(poller.write())
+    gh = GitHub(settings_.github, poller.token)
+    incremental, scratch = make_database(), make_database()
+    try:
+        with incremental.open() as db:
+            ensure_schema(db)
+            assert not any(r.error for r in run_pass(settings_, gh))
+            for step in [*steps, ("pass",)]:
+                if step == ("pass",):
+                    assert not any(r.error for r in run_pass(settings_, gh))
+                else:
+                    apply(fake, repo, workflows, step)
+        with scratch.open() as db:
+            ensure_schema(db)
+            assert not any(r.error for r in run_pass(settings_, gh))
+    finally:
+        gh.close()
+    assert mirror(incremental) == mirror(scratch)
