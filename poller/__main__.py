@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 import peewee
 import structlog
 
-from poller import logs
+from poller import locks, logs, progress, store
 from poller.config import Config, ConfigError, Secrets, load, load_secrets, resolve_path
 from poller.github import GitHub
 from poller.models import open_database, redact_url
 from poller.schema import ensure_schema
-from poller.sync import run_pass
+from poller.sync import PassOptions, run_pass
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 
@@ -92,11 +95,26 @@ def run_once(config: Config, secrets: Secrets, db: peewee.Database) -> int:
             message="GITHUB_TOKEN is not set: running unauthenticated, "
             "which GitHub limits to 60 requests an hour",
         )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        log.info("pass.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    repo_locks = locks.for_database(config.database.url, secrets.db_password)
+    options = PassOptions(
+        should_stop=stop.is_set,
+        progress=progress.for_terminal(sys.stderr.isatty()),
+        locks=repo_locks,
+    )
     try:
-        with db.connection_context():
-            reports = run_pass(config, gh)
+        with store.session():
+            reports = run_pass(config, gh, options)
     finally:
         gh.close()
+        repo_locks.close()
     failed = [report.repo for report in reports if report.error]
     log.info(
         "pass.done",

@@ -1,69 +1,162 @@
-"""The long-running service: one pass at start, then one every ``interval_minutes``."""
+"""The long-running service: one pass at start, then one every ``interval_minutes``.
+
+Shutdown has one path. SIGTERM or SIGINT sets ``stop`` and shuts the scheduler down. The
+pass in flight sees ``stop`` between units of work (each unit is one transaction, so it
+either committed or rolled back), and the process exits 0 once that pass has returned.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import peewee
 import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from poller import locks, store
 from poller.config import Config, Secrets
 from poller.github import GitHub
-from poller.sync import run_pass
+from poller.progress import LogProgress
+from poller.sync import PassOptions, run_pass
 
 log = structlog.get_logger(__name__)
 
+JOB_ID = "pass"
+MAX_BACKOFF = timedelta(minutes=30)
+# How long shutdown waits for the pass in flight. It stops at the next unit of work, which
+# is bounded by the HTTP and database timeouts; the unit's TimeoutStopSec is longer.
+STOP_WAIT_SECONDS = 60
+
+
+def notify_systemd(message: str) -> None:
+    """``sd_notify`` without a library: one datagram to ``$NOTIFY_SOCKET``, if set."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # an abstract socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), address)
+
+
+class Daemon:
+    def __init__(self, config: Config, secrets: Secrets, db: peewee.Database) -> None:
+        self.config = config
+        self.db = db
+        self.stop = threading.Event()
+        self.in_pass = threading.Lock()
+        self.failures = 0
+        self.interval = timedelta(minutes=config.schedule.interval_minutes)
+        self.gh = GitHub(config.github, secrets.github_token)
+        self.locks = locks.for_database(config.database.url, secrets.db_password)
+        self.scheduler = BlockingScheduler(
+            timezone=UTC,
+            job_defaults={
+                # A pass that overruns the interval never overlaps the next one, and
+                # passes missed while the machine slept collapse into one.
+                "max_instances": 1,
+                "coalesce": True,
+                # APScheduler's default of 1 s silently drops a pass that starts late.
+                "misfire_grace_time": max(1, int(self.interval.total_seconds())),
+            },
+        )
+        self.scheduler.add_listener(
+            self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+
+    def one_pass(self) -> None:
+        if self.stop.is_set():
+            return
+        with self.in_pass:
+            structlog.contextvars.clear_contextvars()
+            started = time.monotonic()
+            options = PassOptions(
+                backfill_budget=self.config.sync.backfill_runs_per_pass,
+                should_stop=self.stop.is_set,
+                progress=LogProgress,
+                locks=self.locks,
+            )
+            try:
+                with store.session():
+                    reports = run_pass(self.config, self.gh, options)
+                failed = bool(reports) and all(report.error for report in reports)
+            except peewee.PeeweeException as error:
+                log.error("daemon.pass_failed", error=f"database: {error}")
+                failed = True
+            log.info(
+                "daemon.pass_done",
+                seconds=round(time.monotonic() - started, 3),
+                ok=not failed,
+                rate_limit_remaining=self.gh.stats.rate_remaining,
+            )
+            self.after_pass(failed)
+
+    def after_pass(self, failed: bool) -> None:
+        """Back off after passes where everything failed (GitHub or the database down)."""
+        if not failed:
+            self.failures = 0
+            notify_systemd("WATCHDOG=1")
+            return
+        self.failures += 1
+        delay = min(self.interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, self.interval))
+        if self.stop.is_set():
+            return
+        log.warning("daemon.backing_off", failures=self.failures, retry_in=delay.total_seconds())
+        self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + delay)
+
+    def on_scheduler_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("daemon.pass_skipped", reason="the previous pass is still running")
+        elif event.code == EVENT_JOB_MISSED:
+            log.warning("daemon.pass_missed", scheduled=str(event.scheduled_run_time))
+        elif event.code == EVENT_JOB_ERROR:
+            # run_pass contains its errors, so this is a bug; the daemon keeps going.
+            log.error("daemon.pass_crashed", error=repr(getattr(event, "exception", None)))
+
+    def on_signal(self, signum: int, _: FrameType | None) -> None:
+        log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        notify_systemd("STOPPING=1")
+        self.stop.set()
+        self.scheduler.shutdown(wait=False)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        self.scheduler.add_job(
+            self.one_pass,
+            IntervalTrigger(
+                seconds=self.interval.total_seconds(), jitter=self.config.schedule.jitter_seconds
+            ),
+            next_run_time=datetime.now(UTC),
+            id=JOB_ID,
+        )
+        log.info(
+            "daemon.started",
+            interval_minutes=self.config.schedule.interval_minutes,
+            repos=[repo.name for repo in self.config.repos],
+        )
+        notify_systemd("READY=1")
+        self.scheduler.start()
+        # The scheduler has stopped; let the pass in flight reach its next unit boundary.
+        finished = self.in_pass.acquire(timeout=STOP_WAIT_SECONDS)
+        self.gh.close()
+        self.locks.close()
+        log.info("daemon.stopped", clean=finished)
+        return 0 if finished else 1
+
 
 def run_daemon(config: Config, secrets: Secrets, db: peewee.Database) -> int:
-    stop = threading.Event()
-    gh = GitHub(config.github, secrets.github_token)
-    interval_seconds = config.schedule.interval_minutes * 60
-    scheduler = BlockingScheduler(
-        timezone=UTC,
-        job_defaults={
-            # A pass that overruns the interval is never run twice at once, and runs that
-            # were missed while the machine slept collapse into one.
-            "max_instances": 1,
-            "coalesce": True,
-            # APScheduler's default of 1 s silently drops a run that starts late.
-            "misfire_grace_time": int(interval_seconds),
-        },
-    )
-
-    def one_pass() -> None:
-        structlog.contextvars.clear_contextvars()
-        with db.connection_context():
-            run_pass(
-                config,
-                gh,
-                backfill_budget=config.sync.backfill_runs_per_pass,
-                should_stop=stop.is_set,
-            )
-
-    def on_signal(signum: int, _: FrameType | None) -> None:
-        log.info("daemon.stopping", signal=signal.Signals(signum).name)
-        stop.set()
-        scheduler.shutdown(wait=False)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    scheduler.add_job(
-        one_pass,
-        IntervalTrigger(seconds=interval_seconds, jitter=config.schedule.jitter_seconds),
-        next_run_time=datetime.now(UTC),
-        id="pass",
-    )
-    log.info(
-        "daemon.started",
-        interval_minutes=config.schedule.interval_minutes,
-        repos=[repo.name for repo in config.repos],
-    )
-    scheduler.start()
-    gh.close()
-    log.info("daemon.stopped")
-    return 0
+    return Daemon(config, secrets, db).run()

@@ -1,16 +1,24 @@
 """Diff fetched rows against the database and write only what changed.
 
 Every write is a batched upsert (``INSERT ... ON CONFLICT``/``ON DUPLICATE KEY UPDATE``),
-so a row that appeared since we read the table can never turn into a duplicate. Callers
-wrap each unit of progress, rows and cursor together, in ``db.atomic()``.
+so a row that appeared since we read the table can never turn into a duplicate.
+
+Each public function is one unit of work (:func:`unit_of_work`): it runs in a transaction,
+and if the MySQL connection drops ("server has gone away", a reset, a restart) it
+reconnects and runs the whole unit again. A unit that writes rows also writes the cursor
+covering them, so a retry or a crash can neither skip nor duplicate anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import peewee
 import structlog
@@ -32,6 +40,76 @@ from poller.transform import Row
 log = structlog.get_logger(__name__)
 
 BATCH = 200
+# MySQL client errors that mean the connection is gone, not that the query is wrong:
+# 2003 can't connect, 2006 server has gone away, 2013 lost connection, 2055 lost at reading.
+DISCONNECTS = {0, 2003, 2006, 2013, 2055}
+UNIT_ATTEMPTS = 8
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Run inside each unit's transaction before its work, e.g. to check that this process
+# still holds the repository's lock. Set per repository by the sync.
+write_guard: ContextVar[Callable[[], None] | None] = ContextVar("write_guard", default=None)
+
+
+def is_disconnect(error: BaseException) -> bool:
+    if not isinstance(error, peewee.OperationalError | peewee.InterfaceError):
+        return False
+    code = error.args[0] if error.args else None
+    return code in DISCONNECTS
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """Around a pass: units connect on demand (and reconnect), and the pass ends closed.
+
+    Not peewee's ``connection_context``: a unit that reconnected has reset the state that
+    context would pop on exit.
+    """
+    try:
+        yield
+    finally:
+        with contextlib.suppress(peewee.PeeweeException):
+            database.close()
+
+
+def unit_of_work(work: Callable[P, T]) -> Callable[P, T]:
+    """Run ``work`` in one transaction; on a dropped connection, reconnect and rerun it.
+
+    Nested units join the outer transaction, and the outer one is what gets retried.
+    """
+
+    @functools.wraps(work)
+    def unit(*args: P.args, **kwargs: P.kwargs) -> T:
+        if database.in_transaction():
+            return work(*args, **kwargs)
+        for attempt in range(1, UNIT_ATTEMPTS + 1):
+            try:
+                if database.is_closed():
+                    database.connect()
+                with database.atomic():
+                    guard = write_guard.get()
+                    if guard is not None:
+                        guard()
+                    return work(*args, **kwargs)
+            except (peewee.OperationalError, peewee.InterfaceError) as error:
+                if not is_disconnect(error) or attempt == UNIT_ATTEMPTS:
+                    raise
+                delay = min(0.25 * 2**attempt, 10.0)
+                log.warning(
+                    "store.reconnecting",
+                    unit=work.__name__,
+                    attempt=attempt,
+                    error=str(error),
+                    retry_in=delay,
+                )
+                # The connection is already dead; close() still resets peewee's state.
+                with contextlib.suppress(peewee.PeeweeException):
+                    database.close()
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return unit
 
 
 @dataclass
@@ -116,6 +194,7 @@ def _stored(model: type[peewee.Model], columns: Iterable[str], where: Any) -> li
 # --- repos ---
 
 
+@unit_of_work
 def ensure_repo(name: str) -> None:
     if not Repo.select().where(Repo.name == name).exists():
         upsert(Repo, [{"name": name}], ["name"])
@@ -124,6 +203,7 @@ def ensure_repo(name: str) -> None:
 # --- branches and workflows: mirror the current set ---
 
 
+@unit_of_work
 def mirror_branches(repo: str, rows: list[Row]) -> Counts:
     rows = [clip(Branch, row) for row in rows]
     columns = list(rows[0]) if rows else ["name"]
@@ -138,6 +218,7 @@ def mirror_branches(repo: str, rows: list[Row]) -> Counts:
     return counts
 
 
+@unit_of_work
 def mirror_workflows(repo: str, rows: list[Row]) -> Counts:
     """Workflows are matched by GitHub's stable id, so a rename updates the row in place.
 
@@ -193,6 +274,7 @@ def _unique_names(repo: str, rows: list[Row]) -> list[Row]:
 # --- commits ---
 
 
+@unit_of_work
 def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Counts:
     """Upsert commits. ``insert_only`` is for a run's ``head_commit``, which carries less
     than the commits listing: it may add a commit but never overwrite one."""
@@ -217,6 +299,7 @@ def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Co
 # --- runs, jobs, attempts ---
 
 
+@unit_of_work
 def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
     columns = [field.name for field in WorkflowRun._meta.sorted_fields if field.name != "id"]
     return {
@@ -225,14 +308,35 @@ def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
     }
 
 
-def save_runs(rows: list[Row], stored: dict[int, Row]) -> Counts:
+@unit_of_work
+def save_run_page(
+    repo: str,
+    runs: list[Row],
+    jobs: list[Row],
+    attempts: list[Row],
+    head_commits: list[Row],
+    cursors: dict[str, str],
+    now: datetime,
+) -> dict[str, Counts]:
+    """One page of runs with their jobs, attempts and head commits, and its cursor."""
+    counts = {
+        "workflowruns": _save_runs(runs, stored_runs([row["gitid"] for row in runs])),
+        "jobs": _save_jobs(jobs),
+        "workflowrun_attempts": _save_attempts(attempts),
+        "commits": save_commits(repo, head_commits, insert_only=True),
+    }
+    set_cursors(repo, cursors, now)
+    return counts
+
+
+def _save_runs(rows: list[Row], stored: dict[int, Row]) -> Counts:
     rows = [clip(WorkflowRun, row) for row in rows]
     changed, counts = diff(stored, rows, lambda row: row["gitid"])
     upsert(WorkflowRun, changed, ["gitid"])
     return counts
 
 
-def save_jobs(rows: list[Row]) -> Counts:
+def _save_jobs(rows: list[Row]) -> Counts:
     rows = [clip(Job, row) for row in rows]
     if not rows:
         return Counts()
@@ -245,7 +349,7 @@ def save_jobs(rows: list[Row]) -> Counts:
     return counts
 
 
-def save_attempts(rows: list[Row]) -> Counts:
+def _save_attempts(rows: list[Row]) -> Counts:
     if not rows:
         return Counts()
     run_ids = sorted({row["runid"] for row in rows})
@@ -258,6 +362,7 @@ def save_attempts(rows: list[Row]) -> Counts:
     return counts
 
 
+@unit_of_work
 def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
     query = (
         WorkflowRun.select(WorkflowRun.gitid)
@@ -271,12 +376,14 @@ def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
     return [row.gitid for row in query]
 
 
+@unit_of_work
 def delete_run(gitid: int) -> None:
     Job.delete().where(Job.runid == gitid).execute()
     WorkflowRunAttempt.delete().where(WorkflowRunAttempt.runid == gitid).execute()
     WorkflowRun.delete().where(WorkflowRun.gitid == gitid).execute()
 
 
+@unit_of_work
 def count_runs(repo: str) -> int:
     return int(WorkflowRun.select().where(WorkflowRun.repo == repo).count())
 
@@ -284,19 +391,32 @@ def count_runs(repo: str) -> int:
 # --- cursors and status ---
 
 
+@unit_of_work
 def get_cursor(repo: str, resource: str) -> str | None:
     row = SyncCursor.get_or_none((SyncCursor.repo == repo) & (SyncCursor.resource == resource))
     return row.position if row else None
 
 
-def set_cursor(repo: str, resource: str, position: str | None, now: datetime) -> None:
-    upsert(
-        SyncCursor,
-        [{"repo": repo, "resource": resource, "position": position, "updatetime": now}],
-        ["repo", "resource"],
-    )
+@unit_of_work
+def set_cursors(repo: str, positions: dict[str, str], now: datetime) -> None:
+    rows = [
+        {"repo": repo, "resource": resource, "position": position, "updatetime": now}
+        for resource, position in positions.items()
+    ]
+    upsert(SyncCursor, rows, ["repo", "resource"])
 
 
+@unit_of_work
+def save_branch_commits(
+    repo: str, rows: list[Row], cursors: dict[str, str], now: datetime
+) -> Counts:
+    """A page of a branch's commits; the branch's cursor moves with its last page."""
+    counts = save_commits(repo, rows)
+    set_cursors(repo, cursors, now)
+    return counts
+
+
+@unit_of_work
 def record_pass(
     repo: str,
     now: datetime,

@@ -33,7 +33,8 @@ from github import GithubException
 from poller import store, transform
 from poller.config import Config, RepoConfig
 from poller.github import RESULT_CAP, GitHub, GitHubError, Response, describe
-from poller.models import database
+from poller.locks import LockLost, NoLocks, RepoLocks
+from poller.progress import NoProgress, Progress
 from poller.store import Counts
 
 log = structlog.get_logger(__name__)
@@ -85,8 +86,22 @@ class RepoReport:
         }
 
 
+class Stopping(Exception):
+    """Shutdown was asked for; raised between units of work, never inside one."""
+
+
+@dataclass
+class PassOptions:
+    """How a pass runs. ``backfill_budget`` of None means: finish the backfill."""
+
+    backfill_budget: int | None = None
+    should_stop: Callable[[], bool] = lambda: False
+    progress: Callable[[str], Progress] = lambda repo: NoProgress()
+    locks: RepoLocks = field(default_factory=NoLocks)
+
+
 class RepoSync:
-    """Syncs one repository. ``backfill_budget`` of None means: finish the backfill."""
+    """Syncs one repository."""
 
     def __init__(
         self,
@@ -95,16 +110,23 @@ class RepoSync:
         repo: RepoConfig,
         now: datetime,
         *,
-        backfill_budget: int | None,
+        options: PassOptions,
         report: RepoReport,
+        progress: Progress,
     ) -> None:
         self.gh = gh
         self.sync = config.sync
         self.repo = repo
         self.name = repo.name
         self.now = now
-        self.backfill_budget = backfill_budget
+        self.backfill_budget = options.backfill_budget
+        self.should_stop = options.should_stop
         self.report = report
+        self.progress = progress.advance
+
+    def check_stop(self) -> None:
+        if self.should_stop():
+            raise Stopping
 
     def count(self, table: str, counts: Counts) -> None:
         self.report.counts[table].add(counts)
@@ -112,8 +134,7 @@ class RepoSync:
     def run(self) -> None:
         info = self.gh.repository(self.name)
         self.repo_created = transform.parse_time(info.get("created_at")) or datetime(2008, 1, 1)
-        with database.atomic():
-            store.ensure_repo(self.name)
+        store.ensure_repo(self.name)
         self.sync_workflows()
         heads = self.sync_branches()
         default_branch = info.get("default_branch")
@@ -130,13 +151,11 @@ class RepoSync:
 
     def sync_workflows(self) -> None:
         rows = [transform.workflow_row(item, self.name) for item in self.gh.workflows(self.name)]
-        with database.atomic():
-            self.count("workflows", store.mirror_workflows(self.name, rows))
+        self.count("workflows", store.mirror_workflows(self.name, rows))
 
     def sync_branches(self) -> dict[str, str | None]:
         rows = [transform.branch_row(item, self.name) for item in self.gh.branches(self.name)]
-        with database.atomic():
-            self.count("branches", store.mirror_branches(self.name, rows))
+        self.count("branches", store.mirror_branches(self.name, rows))
         return {row["name"]: row["commithash"] for row in rows}
 
     def sync_commits(self, branch: str, head: str | None) -> None:
@@ -148,6 +167,7 @@ class RepoSync:
         taken = 0
         new_head: str | None = None
         for page in self.gh.commit_pages(self.name, branch):
+            self.check_stop()
             rows = []
             done = not page
             for item in page:
@@ -162,13 +182,14 @@ class RepoSync:
                     break
                 rows.append(row)
                 taken += 1
-            with database.atomic():
-                self.count("commits", store.save_commits(self.name, rows))
+            # The branch's cursor moves only with its last page: until then, a crash
+            # means the next pass walks the same commits again, which writes nothing.
+            cursors = {resource: new_head} if done and new_head else {}
+            self.count("commits", store.save_branch_commits(self.name, rows, cursors, self.now))
             if done:
-                break
+                return
         if new_head is not None:
-            with database.atomic():
-                store.set_cursor(self.name, resource, new_head, self.now)
+            store.set_cursors(self.name, {resource: new_head}, self.now)
 
     # --- workflow runs ---
 
@@ -194,10 +215,9 @@ class RepoSync:
             # Everything created up to the window's end is stored; on an open-ended window
             # that is everything created before the listing began.
             covered = high or self.now
-            with database.atomic():
-                store.set_cursor(self.name, NEWEST, to_cursor(covered), self.now)
-                if store.get_cursor(self.name, OLDEST) is None:
-                    store.set_cursor(self.name, OLDEST, to_cursor(oldest), self.now)
+            store.set_cursors(
+                self.name, {NEWEST: to_cursor(covered), OLDEST: to_cursor(oldest)}, self.now
+            )
 
     def sync_active_runs(self) -> None:
         """Runs GitHub lists as active, whatever their age: this is how a re-run of a run
@@ -211,8 +231,7 @@ class RepoSync:
             run = self.gh.run(self.name, gitid)
             if run is None:
                 log.info("sync.run_deleted", run_id=gitid)
-                with database.atomic():
-                    store.delete_run(gitid)
+                store.delete_run(gitid)
                 self.report.counts["workflowruns"].deleted += 1
                 continue
             self.store_runs([run])
@@ -258,10 +277,10 @@ class RepoSync:
                         self.report.backfill_pending = True
                         return
         # Every window is exhausted: the stored stretch now reaches the lower bound.
-        with database.atomic():
-            store.set_cursor(self.name, OLDEST, to_cursor(low), self.now)
-            if self.repo.since is None:
-                store.set_cursor(self.name, HISTORY_START, REACHED, self.now)
+        bounds = {OLDEST: to_cursor(low)}
+        if self.repo.since is None:
+            bounds[HISTORY_START] = REACHED
+        store.set_cursors(self.name, bounds, self.now)
 
     def run_windows(
         self, low: datetime, high: datetime | None, *, newest_first: bool
@@ -291,18 +310,15 @@ class RepoSync:
         yield list(first.data["workflow_runs"])
         yield from self.gh.runs_next_pages(first)
 
-    def store_runs(
-        self, runs: list[dict[str, Any]], cursor: tuple[str, str] | None = None
-    ) -> Counts:
+    def store_runs(self, runs: list[dict[str, Any]], cursor: tuple[str, str] | None = None) -> None:
         """Fetch jobs for runs that moved since we stored them, then write in one go."""
         stored = store.stored_runs([run["id"] for run in runs])
         run_rows, job_rows, attempt_rows = [], [], []
-        unchanged = 0
         for run in runs:
             old = stored.get(run["id"])
             if old is not None and not run_moved(old, run):
-                unchanged += 1
                 continue
+            self.check_stop()
             jobs = self.gh.jobs(self.name, run["id"])
             run_rows.append(transform.run_row(run, jobs, self.name))
             attempt = run.get("run_attempt") or 1
@@ -311,16 +327,19 @@ class RepoSync:
                 {**row, "repo": self.name} for row in transform.attempt_rows(run, jobs)
             ]
         head_commits = [row for run in runs if (row := transform.head_commit_row(run, self.name))]
-        with database.atomic():
-            counts = store.save_runs(run_rows, stored)
-            counts.unchanged += unchanged
-            self.count("workflowruns", counts)
-            self.count("jobs", store.save_jobs(job_rows))
-            self.count("workflowrun_attempts", store.save_attempts(attempt_rows))
-            self.count("commits", store.save_commits(self.name, head_commits, insert_only=True))
-            if cursor is not None:
-                store.set_cursor(self.name, *cursor, self.now)
-        return counts
+        counts = store.save_run_page(
+            self.name,
+            run_rows,
+            job_rows,
+            attempt_rows,
+            head_commits,
+            dict([cursor]) if cursor else {},
+            self.now,
+        )
+        counts["workflowruns"].unchanged += len(runs) - len(run_rows)
+        for table, table_counts in counts.items():
+            self.count(table, table_counts)
+        self.progress(len(runs))
 
 
 def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
@@ -336,54 +355,83 @@ def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
 def run_pass(
     config: Config,
     gh: GitHub,
+    options: PassOptions | None = None,
     *,
     now: datetime | None = None,
-    backfill_budget: int | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[RepoReport]:
     """Sync every configured repository once. One failing repository never stops the rest."""
+    options = options or PassOptions()
     reports = []
     for repo in config.repos:
-        if should_stop():
+        if options.should_stop():
             break
         structlog.contextvars.bind_contextvars(repo=repo.name)
-        report = RepoReport(repo.name)
-        started, sent_before = time.monotonic(), gh.stats.sent
-        moment = now or utcnow()
         try:
-            RepoSync(gh, config, repo, moment, backfill_budget=backfill_budget, report=report).run()
+            report = sync_repo(config, gh, repo, options, now or utcnow())
+        finally:
+            structlog.contextvars.unbind_contextvars("repo")
+        if report is not None:
+            reports.append(report)
+    return reports
+
+
+def sync_repo(
+    config: Config, gh: GitHub, repo: RepoConfig, options: PassOptions, now: datetime
+) -> RepoReport | None:
+    """One repository under its lock; None when another process holds the lock."""
+    report = RepoReport(repo.name)
+    started, sent_before = time.monotonic(), gh.stats.sent
+    try:
+        locked = options.locks.acquire(repo.name)
+    except Exception as error:
+        locked, report.error = False, f"could not take the repository lock: {error}"
+    if not locked and report.error is None:
+        log.warning("sync.repo_skipped", reason="another shark-poller process holds its lock")
+        return None
+    progress = options.progress(repo.name)
+    stopped = False
+    if locked:
+        guard = store.write_guard.set(lambda: options.locks.verify(repo.name))
+        try:
+            RepoSync(gh, config, repo, now, options=options, report=report, progress=progress).run()
+        except Stopping:
+            stopped = True
+            log.info("sync.repo_stopped", reason="shutdown requested")
         except peewee.PeeweeException as error:
             report.error = f"database: {error}"
             log.error("sync.repo_failed", error=report.error)
         except Exception as error:
             report.error = describe(error)
             log.error("sync.repo_failed", error=report.error, exc_info=not _expected(error))
-        report.requests = gh.stats.sent - sent_before
-        report.seconds = round(time.monotonic() - started, 3)
+        finally:
+            store.write_guard.reset(guard)
+            progress.close()
+            options.locks.release(repo.name)
+    report.requests = gh.stats.sent - sent_before
+    report.seconds = round(time.monotonic() - started, 3)
+    if not stopped:
         try:
-            with database.atomic():
-                store.record_pass(
-                    repo.name,
-                    moment,
-                    error=report.error,
-                    requests=report.requests,
-                    rate_remaining=gh.stats.rate_remaining,
-                )
+            store.record_pass(
+                repo.name,
+                now,
+                error=report.error,
+                requests=report.requests,
+                rate_remaining=gh.stats.rate_remaining,
+            )
         except peewee.PeeweeException as error:
             log.error("sync.status_not_saved", error=str(error))
-        log.info(
-            "sync.repo_done",
-            ok=report.error is None,
-            counts=report.summary(),
-            requests=report.requests,
-            rate_limit_remaining=gh.stats.rate_remaining,
-            seconds=report.seconds,
-        )
-        structlog.contextvars.unbind_contextvars("repo")
-        reports.append(report)
-    return reports
+    log.info(
+        "sync.repo_done",
+        ok=report.error is None and not stopped,
+        counts=report.summary(),
+        requests=report.requests,
+        rate_limit_remaining=gh.stats.rate_remaining,
+        seconds=report.seconds,
+        backfill_pending=report.backfill_pending,
+    )
+    return report
 
 
 def _expected(error: Exception) -> bool:
     """Errors from the outside world, which need no traceback in the log."""
-    return isinstance(error, GitHubError | GithubException | requests.RequestException)
+    return isinstance(error, GitHubError | GithubException | requests.RequestException | LockLost)

@@ -174,3 +174,53 @@ def repo_done_events(stderr: str) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(line) for line in stderr.splitlines() if '"sync.repo_done"' in line]
+
+
+class LogTail:
+    """Reads a poller subprocess's stderr in a thread, so a test can wait for events."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        import threading
+
+        self.process = process
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        import json
+
+        found = []
+        for line in list(self.lines):
+            if f'"{name}"' in line:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 60) -> list[dict[str, Any]]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if len(found) >= count:
+                return found
+            if self.process.poll() is not None:
+                self.thread.join(timeout=5)
+                break
+            time.sleep(0.05)
+        raise AssertionError(
+            f"no {count}x {name} within {timeout}s; log tail:\n" + "\n".join(self.lines[-30:])
+        )
+
+    def text(self) -> str:
+        return "\n".join(self.lines)

@@ -160,7 +160,7 @@ def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller
     from poller import config as config_module
     from poller.github import GitHub
     from poller.schema import ensure_schema
-    from poller.sync import run_pass
+    from poller.sync import PassOptions, run_pass
 
     repo = fake.add_repo("octo/slices")
     ci = fake.add_workflow(repo, "CI")
@@ -176,7 +176,7 @@ def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller
         totals, pending = [], []
         for _ in range(3):
             fresh = fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(seconds=5))
-            [report] = run_pass(settings, gh, backfill_budget=100)
+            [report] = run_pass(settings, gh, PassOptions(backfill_budget=100))
             assert report.error is None
             assert WorkflowRun.select().where(WorkflowRun.gitid == fresh).exists()
             totals.append(WorkflowRun.select().count())

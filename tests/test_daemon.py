@@ -1,0 +1,190 @@
+"""The service, run as real processes: schedule, shutdown, database outages, two pollers,
+and secrets that never reach the logs."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+
+import peewee
+import pytest
+
+from fake_github import FakeGitHub
+from poller.models import WorkflowRun
+from support import LogTail, PollerSetup, mirror
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def small_repo(fake: FakeGitHub, name: str = "octo/demo", runs: int = 3):
+    repo = fake.add_repo(name)
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    for i in range(runs):
+        fake.add_run(repo, ci, created=NOW - timedelta(days=3, minutes=7 * i))
+    return repo, ci
+
+
+def stored_runs(poller: PollerSetup) -> set[int]:
+    with poller.database.open():
+        return {run.gitid for run in WorkflowRun.select(WorkflowRun.gitid)}
+
+
+def assert_no_duplicates(poller: PollerSetup) -> None:
+    with poller.database.open():
+        count = peewee.fn.COUNT(WorkflowRun.id)
+        dupes = WorkflowRun.select(WorkflowRun.gitid, count).group_by(WorkflowRun.gitid)
+        assert list(dupes.having(count > 1)) == []
+
+
+def start_daemon(poller: PollerSetup, interval_seconds: float = 1.0) -> LogTail:
+    poller.schedule = {"interval_minutes": interval_seconds / 60, "jitter_seconds": 0}
+    return LogTail(poller.popen())
+
+
+def stop(daemon: LogTail, timeout: float = 30) -> int:
+    daemon.process.send_signal(signal.SIGTERM)
+    return daemon.process.wait(timeout=timeout)
+
+
+def test_daemon_passes_on_schedule_and_stops_cleanly(fake: FakeGitHub, poller: PollerSetup):
+    repo, ci = small_repo(fake)
+    poller.repos = [{"name": "octo/demo"}]
+    daemon = start_daemon(poller)
+    try:
+        daemon.wait_for("daemon.pass_done", count=1)
+        fresh = fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(seconds=5))
+        daemon.wait_for("daemon.pass_done", count=3)
+        assert fresh in stored_runs(poller)
+    finally:
+        assert stop(daemon) == 0
+    assert daemon.events("daemon.stopped")[0]["clean"] is True
+    # Every event inside a pass carries the repository.
+    assert all(event["repo"] == "octo/demo" for event in daemon.events("sync.repo_done"))
+    done = daemon.events("sync.repo_done")[0]
+    assert {"counts", "requests", "rate_limit_remaining", "seconds"} <= set(done)
+
+
+def test_sigterm_mid_pass_exits_0_and_loses_nothing(
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+):
+    small_repo(fake, runs=800)
+    fake.latency = 0.003
+    poller.repos = [{"name": "octo/demo"}]
+    daemon = start_daemon(poller, interval_seconds=600)
+    deadline = time.monotonic() + 60
+    while fake.count("/jobs") < 150 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert stop(daemon) == 0
+    assert time.monotonic() - started < 10
+    assert daemon.events("sync.repo_stopped")
+    assert_no_duplicates(poller)
+    partial = len(stored_runs(poller))
+    assert 0 < partial < 800
+
+    fake.latency = 0
+    assert poller.run().returncode == 0
+    fresh = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
+    fresh.tmp_path.mkdir()
+    assert fresh.run().returncode == 0
+    assert mirror(poller.database) == mirror(fresh.database)
+
+
+def test_failed_passes_back_off_and_the_daemon_survives(fake: FakeGitHub, poller: PollerSetup):
+    small_repo(fake)
+    poller.repos = [{"name": "octo/demo"}]
+    poller.github = {"max_retries": 0}
+    fake.fail("/repos/octo/demo", 503, times=2)
+    daemon = start_daemon(poller, interval_seconds=0.5)
+    try:
+        backoffs = daemon.wait_for("daemon.backing_off", count=2)
+        assert backoffs[1]["retry_in"] > backoffs[0]["retry_in"]
+        daemon.wait_for("daemon.pass_done", count=3)
+        assert daemon.events("daemon.pass_done")[-1]["ok"] is True
+    finally:
+        assert stop(daemon) == 0
+    assert len(stored_runs(poller)) == 3
+
+
+@pytest.mark.mariadb
+def test_mariadb_restart_between_passes(fake: FakeGitHub, tmp_path, mariadb_server):
+    database = mariadb_server.create_database("daemon_restart")
+    poller = PollerSetup(tmp_path, fake.url, database, repos=[{"name": "octo/demo"}])
+    repo, ci = small_repo(fake)
+    daemon = start_daemon(poller)
+    try:
+        daemon.wait_for("daemon.pass_done", count=1)
+        mariadb_server.restart()
+        fresh = fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(seconds=5))
+        passes = len(daemon.events("daemon.pass_done"))
+        daemon.wait_for("daemon.pass_done", count=passes + 2)
+        assert fresh in stored_runs(poller)
+    finally:
+        assert stop(daemon) == 0
+
+
+@pytest.mark.mariadb
+def test_killed_connection_mid_pass_is_reconnected_and_retried(
+    fake: FakeGitHub, tmp_path, mariadb_server
+):
+    database = mariadb_server.create_database("kill_mid_pass")
+    poller = PollerSetup(tmp_path, fake.url, database, repos=[{"name": "octo/demo"}])
+    small_repo(fake, runs=600)
+    fake.latency = 0.002
+    process = poller.popen("--once")
+    log = LogTail(process)
+    killed = 0
+    with mariadb_server.root() as root, root.cursor() as cursor:
+        deadline = time.monotonic() + 60
+        while killed < 3 and time.monotonic() < deadline:
+            if fake.count("/jobs") >= 100 * (killed + 1):
+                cursor.execute(
+                    "SELECT id FROM information_schema.processlist WHERE user = %s", ("poller",)
+                )
+                for (connection_id,) in cursor.fetchall():
+                    cursor.execute(f"KILL {connection_id}")
+                killed += 1
+            time.sleep(0.005)
+    assert process.wait(timeout=120) == 0, log.text()[-3000:]
+    assert killed == 3
+    assert log.events("store.reconnecting")
+    assert len(stored_runs(poller)) == 600
+    assert_no_duplicates(poller)
+
+
+def test_two_pollers_never_write_one_repository_at_once(fake: FakeGitHub, poller: PollerSetup):
+    small_repo(fake, runs=400)
+    fake.latency = 0.002
+    poller.repos = [{"name": "octo/demo"}]
+    first = LogTail(poller.popen("--once"))
+    deadline = time.monotonic() + 30
+    while fake.count("/jobs") < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = LogTail(poller.popen("--once"))
+    assert second.process.wait(timeout=120) == 0
+    assert first.process.wait(timeout=120) == 0
+    skipped = second.events("sync.repo_skipped")
+    assert [event["repo"] for event in skipped] == ["octo/demo"]
+    assert "another shark-poller process" in skipped[0]["reason"]
+    assert not first.events("sync.repo_skipped")
+    assert len(stored_runs(poller)) == 400
+    assert_no_duplicates(poller)
+
+
+def test_secrets_never_reach_the_logs_even_at_debug(fake: FakeGitHub, poller: PollerSetup):
+    repo, ci = small_repo(fake)
+    broken = fake.add_run(repo, ci, created=NOW - timedelta(hours=1))
+    del repo.jobs[broken][0]["id"]  # a malformed payload: a traceback gets logged
+    poller.repos = [{"name": "octo/demo"}, {"name": "octo/missing"}]
+    fake.fail("/actions/workflows", 502, times=1)  # a retried 5xx gets logged too
+    result = poller.run("--once", "--log-level", "debug")
+    assert result.returncode == 1
+    logs = result.stderr
+    assert "Traceback" in logs or '"exception"' in logs
+    assert "KeyError" in logs
+    assert len(logs.splitlines()) > 50  # debug really was on: PyGithub, urllib3, peewee
+    assert poller.token and poller.token not in logs
+    if poller.database.password:
+        assert poller.database.password not in logs
