@@ -18,7 +18,7 @@ from types import FrameType
 import peewee
 import structlog
 
-from poller import locks, logs, progress, store
+from poller import locks, logs, progress, status, store
 from poller.config import Config, ConfigError, Secrets, load, load_secrets, resolve_path
 from poller.github import GitHub
 from poller.models import open_database, redact_url
@@ -57,13 +57,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run one catch-up pass, finishing any backfill, then exit",
     )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["status"],
+        help="status: show each repository's sync state and the rate limit left, then exit",
+    )
+    parser.add_argument("--json", action="store_true", help="with status: print JSON")
     args = parser.parse_args(argv)
     if args.log_level not in logs.LEVELS:
         parser.error(f"SHARK_POLLER_LOG_LEVEL must be one of {', '.join(logs.LEVELS)}")
     return args
 
 
-def start(args: argparse.Namespace) -> tuple[Config, Secrets, peewee.Database]:
+def start(args: argparse.Namespace) -> tuple[Config, Secrets]:
     """Load the config and secrets, then open and upgrade the database."""
     try:
         config = load(resolve_path(args.config))
@@ -84,10 +91,20 @@ def start(args: argparse.Namespace) -> tuple[Config, Secrets, peewee.Database]:
         raise StartupError(
             f"database {redact_url(config.database.url)}: {error}", EXIT_DATABASE
         ) from None
-    return config, secrets, db
+    return config, secrets
 
 
-def run_once(config: Config, secrets: Secrets, db: peewee.Database) -> int:
+def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
+    gh = GitHub(config.github, secrets.github_token)
+    try:
+        report = status.collect(config, gh)
+    finally:
+        gh.close()
+    print(status.render_json(report) if as_json else status.render_table(report))
+    return EXIT_OK
+
+
+def run_once(config: Config, secrets: Secrets) -> int:
     gh = GitHub(config.github, secrets.github_token)
     if not gh.authenticated:
         log.warning(
@@ -106,7 +123,7 @@ def run_once(config: Config, secrets: Secrets, db: peewee.Database) -> int:
     repo_locks = locks.for_database(config.database.url, secrets.db_password)
     options = PassOptions(
         should_stop=stop.is_set,
-        progress=progress.for_terminal(sys.stderr.isatty()),
+        progress=progress.for_terminal(sys.stderr.isatty(), config.sync.progress_seconds),
         locks=repo_locks,
     )
     try:
@@ -130,15 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
     try:
-        config, secrets, db = start(args)
+        config, secrets = start(args)
     except StartupError as error:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return error.code
+    if args.command == "status":
+        return show_status(config, secrets, as_json=args.json)
     if args.once:
-        return run_once(config, secrets, db)
+        return run_once(config, secrets)
     from poller.daemon import run_daemon
 
-    return run_daemon(config, secrets, db)
+    return run_daemon(config, secrets)
 
 
 if __name__ == "__main__":

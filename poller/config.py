@@ -62,6 +62,8 @@ class SyncConfig:
     overlap_minutes: float = 10.0
     # How many runs the backfill may store per pass once the live work is done.
     backfill_runs_per_pass: int = 500
+    # How often a pass that is not on a terminal logs a sync.progress event.
+    progress_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "lookback_days": _non_negative_number,
         "overlap_minutes": _non_negative_number,
         "backfill_runs_per_pass": _positive_int,
+        "progress_seconds": _positive_number,
     },
 }
 REPO_KEYS: dict[str, Checker] = {

@@ -26,10 +26,9 @@ from apscheduler.events import (
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from poller import locks, store
+from poller import locks, progress, store
 from poller.config import Config, Secrets
 from poller.github import GitHub
-from poller.progress import LogProgress
 from poller.sync import PassOptions, run_pass
 
 log = structlog.get_logger(__name__)
@@ -53,9 +52,8 @@ def notify_systemd(message: str) -> None:
 
 
 class Daemon:
-    def __init__(self, config: Config, secrets: Secrets, db: peewee.Database) -> None:
+    def __init__(self, config: Config, secrets: Secrets) -> None:
         self.config = config
-        self.db = db
         self.stop = threading.Event()
         self.in_pass = threading.Lock()
         self.failures = 0
@@ -86,7 +84,7 @@ class Daemon:
             options = PassOptions(
                 backfill_budget=self.config.sync.backfill_runs_per_pass,
                 should_stop=self.stop.is_set,
-                progress=LogProgress,
+                progress=progress.for_terminal(False, self.config.sync.progress_seconds),
                 locks=self.locks,
             )
             try:
@@ -158,5 +156,5 @@ class Daemon:
         return 0 if finished else 1
 
 
-def run_daemon(config: Config, secrets: Secrets, db: peewee.Database) -> int:
-    return Daemon(config, secrets, db).run()
+def run_daemon(config: Config, secrets: Secrets) -> int:
+    return Daemon(config, secrets).run()

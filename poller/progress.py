@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -61,5 +63,7 @@ class LogProgress:
         pass
 
 
-def for_terminal(interactive: bool) -> type[BarProgress] | type[LogProgress]:
-    return BarProgress if interactive else LogProgress
+def for_terminal(interactive: bool, every_seconds: float) -> Callable[[str], Progress]:
+    if interactive:
+        return BarProgress
+    return functools.partial(LogProgress, every_seconds=every_seconds)

@@ -1,0 +1,109 @@
+"""``python -m poller status``: where each repository stands, read from the database.
+
+It spends at most one request, ``GET /rate_limit``, which GitHub does not count.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from poller.config import Config, RepoConfig
+from poller.github import GitHub, describe
+from poller.models import SyncCursor, SyncStatus, WorkflowRun, database
+from poller.sync import HISTORY_START, OLDEST, REACHED
+
+
+def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
+    oldest = cursors.get(OLDEST)
+    if oldest is None:
+        return "not started"
+    if cursors.get(HISTORY_START) == REACHED:
+        return "done (whole history)"
+    if repo.since is not None and datetime.fromisoformat(oldest) <= repo.since:
+        return f"done (since {repo.since.date()})"
+    if repo.max_runs is not None and stored >= repo.max_runs:
+        return f"done ({repo.max_runs} runs)"
+    target = f"{repo.since.date()}" if repo.since else "the first run"
+    return f"pending: reached {oldest}, going back to {target}"
+
+
+def repo_status(repo: RepoConfig) -> dict[str, Any]:
+    cursors = {
+        row.resource: row.position
+        for row in SyncCursor.select().where(SyncCursor.repo == repo.name)
+    }
+    status = SyncStatus.get_or_none(SyncStatus.repo == repo.name)
+    runs = WorkflowRun.select().where(WorkflowRun.repo == repo.name)
+    stored = runs.count()
+    unfinished = runs.where(
+        (WorkflowRun.status != "completed") | WorkflowRun.status.is_null()
+    ).count()
+    return {
+        "repo": repo.name,
+        "last_pass": _iso(status.lastpass) if status else None,
+        "last_success": _iso(status.lastsuccess) if status else None,
+        "last_error": status.lasterror if status else None,
+        "runs_stored": stored,
+        "runs_unfinished": unfinished,
+        "backfill": backfill_state(repo, cursors, stored),
+        "cursors": dict(sorted(cursors.items())),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() + "Z" if moment else None
+
+
+def rate_limit(gh: GitHub) -> dict[str, Any]:
+    try:
+        core = gh.get("/rate_limit", kind="rate_limit").data["resources"]["core"]
+    except Exception as error:
+        return {"error": describe(error)}
+    reset = datetime.fromtimestamp(int(core["reset"]), UTC).replace(tzinfo=None)
+    return {"remaining": core["remaining"], "limit": core["limit"], "reset": _iso(reset)}
+
+
+def collect(config: Config, gh: GitHub) -> dict[str, Any]:
+    with database.connection_context():
+        repos = [repo_status(repo) for repo in config.repos]
+    return {"repos": repos, "rate_limit": rate_limit(gh)}
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2)
+
+
+def render_table(report: dict[str, Any]) -> str:
+    columns = [
+        ("repo", "REPO"),
+        ("last_success", "LAST SUCCESS"),
+        ("runs_stored", "RUNS"),
+        ("runs_unfinished", "UNFINISHED"),
+        ("backfill", "BACKFILL"),
+        ("last_error", "LAST ERROR"),
+    ]
+    rows = [
+        [str(repo[key] if repo[key] is not None else "-") for key, _ in columns]
+        for repo in report["repos"]
+    ]
+    header = [title for _, title in columns]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *rows]
+    ]
+    lines.append("")
+    for repo in report["repos"]:
+        cursors = ", ".join(f"{k}={v}" for k, v in repo["cursors"].items()) or "none"
+        lines.append(f"{repo['repo']} cursors: {cursors}")
+    limit = report["rate_limit"]
+    if "error" in limit:
+        lines.append(f"GitHub rate limit: unknown ({limit['error']})")
+    else:
+        lines.append(
+            f"GitHub rate limit: {limit['remaining']} of {limit['limit']} left, "
+            f"resets {limit['reset']}"
+        )
+    return "\n".join(lines)
