@@ -20,10 +20,9 @@ import structlog
 
 from poller import locks, logs, progress, status, store
 from poller.config import Config, ConfigError, Secrets, load, load_secrets, resolve_path
-from poller.github import GitHub
 from poller.models import open_database, redact_url
 from poller.schema import ensure_schema
-from poller.sync import PassOptions, run_pass
+from poller.sync import PassOptions, connect_github, run_pass
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 
@@ -95,7 +94,7 @@ def start(args: argparse.Namespace) -> tuple[Config, Secrets]:
 
 
 def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
-    gh = GitHub(config.github, secrets.github_token)
+    gh = connect_github(config, secrets.github_token)
     try:
         report = status.collect(config, gh)
     finally:
@@ -105,7 +104,7 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
 
 
 def run_once(config: Config, secrets: Secrets) -> int:
-    gh = GitHub(config.github, secrets.github_token)
+    gh = connect_github(config, secrets.github_token)
     if not gh.authenticated:
         log.warning(
             "github.unauthenticated",
@@ -117,6 +116,7 @@ def run_once(config: Config, secrets: Secrets) -> int:
     def on_signal(signum: int, _: FrameType | None) -> None:
         log.info("pass.stopping", signal=signal.Signals(signum).name)
         stop.set()
+        gh.interrupt.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

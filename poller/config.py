@@ -41,6 +41,18 @@ class GitHubConfig:
     seconds_between_requests: float = 0.25
     max_retries: int = 5
     retry_backoff_seconds: float = 2.0
+    # The backfill stops when fewer requests than this are left before the reset; live
+    # work goes on until a tenth of it is left, then waits for the reset.
+    rate_limit_reserve: int = 500
+    # How long a single answer that says "rate limited" may block before the pass gives
+    # up on that repository; longer waits happen between requests, where SIGTERM works.
+    max_rate_limit_wait_seconds: float = 60.0
+    # GitHub asks for at least a minute after a secondary limit without Retry-After.
+    secondary_rate_wait_seconds: float = 60.0
+    # GitHub App installation auth, instead of GITHUB_TOKEN: all three together.
+    app_id: int | None = None
+    installation_id: int | None = None
+    private_key_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,14 @@ def _http_url(value: Any) -> str:
     return value.rstrip("/")
 
 
+def _readable_file(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a file path")
+    if not os.access(value, os.R_OK):
+        raise ValueError(f"cannot read {value}")
+    return value
+
+
 def _database_url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
@@ -186,6 +206,12 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "seconds_between_requests": _non_negative_number,
         "max_retries": _non_negative_int,
         "retry_backoff_seconds": _non_negative_number,
+        "rate_limit_reserve": _non_negative_int,
+        "max_rate_limit_wait_seconds": _non_negative_number,
+        "secondary_rate_wait_seconds": _non_negative_number,
+        "app_id": _positive_int,
+        "installation_id": _positive_int,
+        "private_key_file": _readable_file,
     },
     "database": {"url": _database_url},
     "schedule": {"interval_minutes": _positive_number, "jitter_seconds": _non_negative_number},
@@ -255,6 +281,17 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         if names.count(name) > 1:
             raise fail("[[repos]].name", f"{name!r} is listed twice")
 
+    app_keys = [
+        key
+        for key in ("app_id", "installation_id", "private_key_file")
+        if key in sections["github"]
+    ]
+    if app_keys and len(app_keys) != 3:
+        missing = sorted({"app_id", "installation_id", "private_key_file"} - set(app_keys))
+        raise fail(
+            f"[github].{missing[0]}",
+            "GitHub App auth needs app_id, installation_id and private_key_file together",
+        )
     return Config(
         path=path,
         github=GitHubConfig(**sections["github"]),

@@ -28,8 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from poller import locks, progress, store
 from poller.config import Config, Secrets
-from poller.github import GitHub
-from poller.sync import PassOptions, run_pass
+from poller.sync import PassOptions, connect_github, run_pass
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +57,7 @@ class Daemon:
         self.in_pass = threading.Lock()
         self.failures = 0
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
-        self.gh = GitHub(config.github, secrets.github_token)
+        self.gh = connect_github(config, secrets.github_token)
         self.locks = locks.for_database(config.database.url, secrets.db_password)
         self.scheduler = BlockingScheduler(
             timezone=UTC,
@@ -128,6 +127,7 @@ class Daemon:
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
         notify_systemd("STOPPING=1")
         self.stop.set()
+        self.gh.interrupt.set()
         self.scheduler.shutdown(wait=False)
 
     def run(self) -> int:

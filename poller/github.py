@@ -15,18 +15,26 @@ Everything returned is plain JSON (dicts), which ``transform`` turns into rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
 
 import github
+import structlog
 from github import Auth, Github, GithubException, GithubRetry
+from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Requester import Requester
 from requests.utils import parse_header_links
 
 from poller.config import GitHubConfig
+
+log = structlog.get_logger(__name__)
 
 PER_PAGE = 100
 # GitHub only lets a filtered runs listing reach this many results.
@@ -43,6 +51,10 @@ class RepoNotFound(GitHubError):
 
 class AuthFailed(GitHubError):
     pass
+
+
+class Interrupted(GitHubError):
+    """Shutdown was asked for while waiting for the rate limit to reset."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +78,23 @@ class RequestStats:
     sent: int = 0
     not_modified: int = 0
     rate_remaining: int | None = None
+    rate_limit: int | None = None
     rate_reset: int | None = None
     by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate_limited(self) -> int:
         return self.sent - self.not_modified
+
+
+class ResponseCache(Protocol):
+    def lookup(self, url: str) -> tuple[str, bytes] | None: ...
+    def save(self, url: str, etag: str, body: bytes, now: datetime) -> None: ...
+    def touch(self, url: str, now: datetime) -> None: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def created_filter(low: datetime | None, high: datetime | None) -> str:
@@ -90,17 +113,35 @@ def created_filter(low: datetime | None, high: datetime | None) -> str:
 
 
 class GitHub:
-    def __init__(self, config: GitHubConfig, token: str | None) -> None:
+    def __init__(
+        self, config: GitHubConfig, token: str | None, cache: ResponseCache | None = None
+    ) -> None:
         retry = GithubRetry(
             total=config.max_retries,
             backoff_factor=config.retry_backoff_seconds,
-            # Don't let one rate-limited answer block a pass for an hour; the pass fails,
-            # and the next pass resumes from the cursors.
-            max_rate_limit_wait=15 * 60,
+            # 429 is retried too; urllib3 honours its Retry-After (403's is handled by
+            # GithubRetry itself), and 5xx are retried with exponential backoff.
+            status_forcelist=[*range(500, 600), 429],
+            # GithubRetry's sleep cannot be interrupted by SIGTERM, so it may only wait
+            # briefly. Longer waits for a reset happen in wait_if_exhausted, which can.
+            max_rate_limit_wait=config.max_rate_limit_wait_seconds,
+            secondary_rate_wait=config.secondary_rate_wait_seconds,
         )
-        self.authenticated = token is not None
+        auth: Auth.Auth | None = Auth.Token(token) if token else None
+        who = f"token:{token or ''}"
+        if config.app_id and config.installation_id and config.private_key_file:
+            # PyGithub signs the JWT and renews the installation token before it expires.
+            private_key = Path(config.private_key_file).read_text()
+            auth = Auth.AppAuth(config.app_id, private_key).get_installation_auth(
+                config.installation_id
+            )
+            who = f"app:{config.app_id}:{config.installation_id}"
+        self.authenticated = auth is not None
+        # Whose ETags these are (GitHub's ETags are specific to the token), as a hash; an
+        # app's installation tokens rotate hourly, but its ETags stay valid.
+        self.identity = hashlib.sha256(who.encode()).hexdigest()[:32]
         self._client = Github(
-            auth=Auth.Token(token) if token else None,
+            auth=auth,
             base_url=config.api_url,
             timeout=int(config.timeout_seconds),
             per_page=PER_PAGE,
@@ -109,6 +150,10 @@ class GitHub:
         )
         self._requester: Requester = self._client.requester
         self.stats = RequestStats()
+        self.cache = cache
+        self.config = config
+        # Set by the daemon on shutdown, to cut a wait for the rate limit reset short.
+        self.interrupt = threading.Event()
 
     def close(self) -> None:
         self._client.close()
@@ -121,25 +166,86 @@ class GitHub:
         params: dict[str, Any] | None = None,
         *,
         kind: str = "other",
-        etag: str | None = None,
+        conditional: bool = True,
     ) -> Response:
-        """GET ``url`` (a path or a ``next`` link). Raises PyGithub's exceptions on >= 400."""
-        headers = {"If-None-Match": etag} if etag else None
-        status, response_headers, body = self._requester.requestJson("GET", url, params, headers)
+        """GET ``url`` (a path or a ``next`` link). Raises PyGithub's exceptions on >= 400.
+
+        A conditional GET sends the ETag stored for this URL. A 304 answer costs no rate
+        limit, and is returned with the stored body as if it were a 200.
+        """
+        full_url = Requester.add_parameters_to_url(url, params) if params else url
+        cache = self.cache if conditional else None
+        cached = cache.lookup(full_url) if cache else None
+        headers = {"If-None-Match": cached[0]} if cached else None
+        while True:
+            self.wait_if_exhausted(kind)
+            try:
+                status, response_headers, body = self._requester.requestJson(
+                    "GET", full_url, None, headers
+                )
+                break
+            except RateLimitExceededExceedsMaxWait as error:
+                # The reset is further away than GithubRetry may sleep; wait for it where
+                # a shutdown can interrupt, then try again.
+                self._read_rate_limit({k.lower(): v for k, v in (error.headers or {}).items()})
+                self.stats.rate_remaining = 0
         self.stats.sent += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
-        if status == 304:
+        self._read_rate_limit(response_headers)
+        if status == 304 and cache and cached:
             self.stats.not_modified += 1
-        remaining = response_headers.get("x-ratelimit-remaining")
-        if remaining is not None:
-            self.stats.rate_remaining = int(float(remaining))
-        reset = response_headers.get("x-ratelimit-reset")
-        if reset is not None:
-            self.stats.rate_reset = int(float(reset))
-        data = json.loads(body) if body and status != 304 else None
+            cache.touch(full_url, _utcnow())
+            envelope = json.loads(cached[1])
+            return Response(
+                200, {**response_headers, "link": envelope["link"]}, json.loads(envelope["body"])
+            )
+        data = json.loads(body) if body else None
         if status >= 400:
             raise Requester.createException(status, response_headers, data or {})
+        etag = response_headers.get("etag")
+        if cache and etag and status == 200:
+            envelope = {"link": response_headers.get("link", ""), "body": body}
+            cache.save(full_url, etag, json.dumps(envelope).encode(), _utcnow())
         return Response(status, response_headers, data)
+
+    def _read_rate_limit(self, headers: dict[str, Any]) -> None:
+        remaining = headers.get("x-ratelimit-remaining")
+        if remaining is not None:
+            self.stats.rate_remaining = int(float(remaining))
+        limit = headers.get("x-ratelimit-limit")
+        if limit is not None:
+            self.stats.rate_limit = int(float(limit))
+        reset = headers.get("x-ratelimit-reset")
+        if reset is not None:
+            self.stats.rate_reset = int(float(reset))
+
+    # --- rate-limit awareness ---
+
+    @property
+    def reserve(self) -> int:
+        """Requests to leave unspent; at most a fifth of the limit (60 without a token)."""
+        return min(self.config.rate_limit_reserve, (self.stats.rate_limit or 5000) // 5)
+
+    def seconds_to_reset(self) -> float:
+        return (self.stats.rate_reset or 0) + 1 - time.time()
+
+    def budget_low(self) -> bool:
+        """True once the reserve is reached: the backfill waits for the next reset."""
+        remaining = self.stats.rate_remaining
+        return remaining is not None and remaining < self.reserve and self.seconds_to_reset() > 0
+
+    def wait_if_exhausted(self, kind: str) -> None:
+        """Live work spends the reserve down to a tenth, then waits for the reset."""
+        remaining = self.stats.rate_remaining
+        if kind == "rate_limit" or remaining is None or remaining >= max(1, self.reserve // 10):
+            return
+        seconds = self.seconds_to_reset()
+        if seconds <= 0:
+            return
+        log.warning("github.waiting_for_reset", remaining=remaining, seconds=round(seconds))
+        if self.interrupt.wait(seconds):
+            raise Interrupted("shutdown requested while waiting for the rate limit reset")
+        self.stats.rate_remaining = None  # unknown until the next answer
 
     # --- endpoints ---
 
@@ -154,13 +260,19 @@ class GitHub:
             ) from None
 
     def list_items(
-        self, url: str, params: dict[str, Any], *, key: str | None, kind: str
+        self,
+        url: str,
+        params: dict[str, Any],
+        *,
+        key: str | None,
+        kind: str,
+        conditional: bool = True,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of a listing, following the ``Link: rel="next"`` header."""
         next_url: str | None = url
         query: dict[str, Any] | None = {**params, "per_page": PER_PAGE}
         while next_url:
-            response = self.get(next_url, query, kind=kind)
+            response = self.get(next_url, query, kind=kind, conditional=conditional)
             yield list(response.data[key] if key else response.data)
             next_url, query = response.next_url, None
 
@@ -196,10 +308,14 @@ class GitHub:
             kind="runs",
         )
 
-    def runs_next_pages(self, first: Response) -> Iterator[list[dict[str, Any]]]:
-        next_url = first.next_url
-        while next_url:
+    def runs_next_pages(
+        self, first: Response, max_pages: int | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The pages after ``first``, up to ``max_pages`` pages in all."""
+        next_url, pages = first.next_url, 1
+        while next_url and (max_pages is None or pages < max_pages):
             response = self.get(next_url, kind="runs")
+            pages += 1
             yield list(response.data["workflow_runs"])
             next_url = response.next_url
 
@@ -218,6 +334,9 @@ class GitHub:
             {"filter": "all"},
             key="jobs",
             kind="jobs",
+            # A run's jobs are fetched because the run moved, so they have changed too;
+            # caching them would only grow the cache by one entry per run.
+            conditional=False,
         ):
             jobs.extend(page)
         return jobs

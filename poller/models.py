@@ -195,6 +195,26 @@ class SyncStatus(BaseModel):
         table_name = "sync_status"
 
 
+class LongBlobField(peewee.BlobField):
+    # MySQL's BLOB stops at 64 KiB; a cached page of runs can be larger.
+    field_type = "LONGBLOB"
+
+
+class HttpCache(BaseModel):
+    """ETag and body of each polled GitHub URL, per token, so that after a restart an
+    unchanged listing still answers 304, which costs no rate limit."""
+
+    id = peewee.AutoField(column_name="Id")
+    key = peewee.CharField(64, unique=True)  # sha256 of the token's identity and the URL
+    url = peewee.TextField()
+    etag = peewee.CharField(NAME)
+    body = LongBlobField()  # zlib-compressed JSON
+    updatetime = peewee.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "http_cache"
+
+
 LEGACY_MODELS: tuple[type[BaseModel], ...] = (Repo, Branch, Commit, Workflow, WorkflowRun)
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     *LEGACY_MODELS,
@@ -202,6 +222,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     WorkflowRunAttempt,
     SyncCursor,
     SyncStatus,
+    HttpCache,
 )
 
 MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_bin"]

@@ -58,7 +58,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 def rate_limit(gh: GitHub) -> dict[str, Any]:
     try:
-        core = gh.get("/rate_limit", kind="rate_limit").data["resources"]["core"]
+        response = gh.get("/rate_limit", kind="rate_limit", conditional=False)
+        core = response.data["resources"]["core"]
     except Exception as error:
         return {"error": describe(error)}
     reset = datetime.fromtimestamp(int(core["reset"]), UTC).replace(tzinfo=None)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import structlog
 from poller.models import (
     Branch,
     Commit,
+    HttpCache,
     Job,
     Repo,
     SyncCursor,
@@ -78,7 +81,15 @@ def unit_of_work(work: Callable[P, T]) -> Callable[P, T]:
 
     Nested units join the outer transaction, and the outer one is what gets retried.
     """
+    return _unit(work, guarded=True)
 
+
+def bookkeeping(work: Callable[P, T]) -> Callable[P, T]:
+    """A unit that writes no repository data, so needs no repository lock."""
+    return _unit(work, guarded=False)
+
+
+def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
     @functools.wraps(work)
     def unit(*args: P.args, **kwargs: P.kwargs) -> T:
         if database.in_transaction():
@@ -88,7 +99,7 @@ def unit_of_work(work: Callable[P, T]) -> Callable[P, T]:
                 if database.is_closed():
                     database.connect()
                 with database.atomic():
-                    guard = write_guard.get()
+                    guard = write_guard.get() if guarded else None
                     if guard is not None:
                         guard()
                     return work(*args, **kwargs)
@@ -435,3 +446,51 @@ def record_pass(
         "ratelimitremaining": rate_remaining,
     }
     upsert(SyncStatus, [row], ["repo"])
+
+
+# --- conditional requests ---
+
+
+class HttpCacheStore:
+    """ETags and bodies of polled URLs, kept per token identity (ETags are per token)."""
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+
+    def key(self, url: str) -> str:
+        return hashlib.sha256(f"{self.identity}\n{url}".encode()).hexdigest()
+
+    def lookup(self, url: str) -> tuple[str, bytes] | None:
+        return _cache_lookup(self.key(url))
+
+    def save(self, url: str, etag: str, body: bytes, now: datetime) -> None:
+        _cache_save(self.key(url), url, etag, zlib.compress(body), now)
+
+    def touch(self, url: str, now: datetime) -> None:
+        _cache_touch(self.key(url), now)
+
+
+@bookkeeping
+def _cache_lookup(key: str) -> tuple[str, bytes] | None:
+    row = HttpCache.get_or_none(HttpCache.key == key)
+    return (row.etag, zlib.decompress(bytes(row.body))) if row else None
+
+
+@bookkeeping
+def _cache_save(key: str, url: str, etag: str, body: bytes, now: datetime) -> None:
+    upsert(
+        HttpCache,
+        [{"key": key, "url": url, "etag": etag, "body": body, "updatetime": now}],
+        ["key"],
+    )
+
+
+@bookkeeping
+def _cache_touch(key: str, now: datetime) -> None:
+    HttpCache.update(updatetime=now).where(HttpCache.key == key).execute()
+
+
+@bookkeeping
+def prune_http_cache(older_than: datetime) -> int:
+    """URLs move on (hourly windows, finished backfills); forget the ones no pass used."""
+    return int(HttpCache.delete().where(HttpCache.updatetime < older_than).execute())

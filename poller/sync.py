@@ -19,6 +19,7 @@ crash resumes exactly where the last commit left off.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from github import GithubException
 
 from poller import store, transform
 from poller.config import Config, RepoConfig
-from poller.github import RESULT_CAP, GitHub, GitHubError, Response, describe
+from poller.github import PER_PAGE, RESULT_CAP, GitHub, GitHubError, Interrupted, Response, describe
 from poller.locks import LockLost, NoLocks, RepoLocks
 from poller.progress import NoProgress, Progress
 from poller.store import Counts
@@ -43,6 +44,7 @@ NEWEST = "runs.newest"
 OLDEST = "runs.oldest"
 HISTORY_START = "runs.history_start"
 REACHED = "reached"
+HTTP_CACHE_DAYS = timedelta(days=7)
 ACTIVE_STATUSES = ("queued", "in_progress", "waiting", "requested", "pending")
 TABLES = ("workflows", "branches", "commits", "workflowruns", "jobs", "workflowrun_attempts")
 
@@ -59,10 +61,10 @@ def from_cursor(position: str | None) -> datetime | None:
     return datetime.fromisoformat(position) if position else None
 
 
-def floor_hour(moment: datetime) -> datetime:
-    # A live window that starts on the hour keeps the listing's URL the same from one pass
-    # to the next, which is what lets a conditional request answer 304.
-    return moment.replace(minute=0, second=0, microsecond=0)
+def floor_day(moment: datetime) -> datetime:
+    # A live window that starts at midnight keeps the listing's URL the same from one pass
+    # to the next all day, which is what lets a conditional request answer 304.
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -120,6 +122,9 @@ class RepoSync:
         self.name = repo.name
         self.now = now
         self.backfill_budget = options.backfill_budget
+        # What the backfill may still store in this pass: runs (budget), new runs (room).
+        self.budget: int | None = None
+        self.room: int | None = None
         self.should_stop = options.should_stop
         self.report = report
         self.progress = progress.advance
@@ -201,7 +206,7 @@ class RepoSync:
             newest = oldest = self.now
         lookback = self.now - timedelta(days=self.sync.lookback_days)
         overlap = timedelta(minutes=self.sync.overlap_minutes)
-        live_start = max(oldest, floor_hour(min(newest - overlap, lookback)))
+        live_start = max(oldest, floor_day(min(newest - overlap, lookback)))
 
         self.sync_live_runs(live_start, oldest)
         self.sync_active_runs()
@@ -209,7 +214,7 @@ class RepoSync:
         self.backfill_runs(oldest)
 
     def sync_live_runs(self, start: datetime, oldest: datetime) -> None:
-        for first, _, high in self.run_windows(start, None, newest_first=False):
+        for first, _, high in self.run_windows(start, None):
             for page in self.window_pages(first):
                 self.store_runs(page)
             # Everything created up to the window's end is stored; on an open-ended window
@@ -247,48 +252,87 @@ class RepoSync:
         """Store runs created before ``oldest``, newest first, within the budget and bounds."""
         if not self.backfill_needed(oldest):
             return
-        budget = self.backfill_budget
-        room = (
+        if self.gh.budget_low():
+            self.defer_backfill()
+            return
+        self.budget = self.backfill_budget
+        self.room = (
             None if self.repo.max_runs is None else self.repo.max_runs - store.count_runs(self.name)
         )
         low = self.repo.since or self.repo_created
-        for first, _, _ in self.run_windows(low, oldest, newest_first=True):
-            for page in self.window_pages(first):
-                # Runs already stored (the boundary second, legacy rows) cost no jobs
-                # request unless they moved, and don't count against max_runs.
-                known = store.stored_runs([run["id"] for run in page])
-                kept = []
-                for run in page:
-                    if run["id"] not in known:
-                        if room is not None and room <= 0:
-                            break
-                        room = None if room is None else room - 1
-                    kept.append(run)
-                    if budget is not None and len(kept) >= budget:
-                        break
-                if kept:
-                    reached = min(transform.parse_time(run["created_at"]) or oldest for run in kept)
-                    self.store_runs(kept, cursor=(OLDEST, to_cursor(reached)))
-                if room is not None and room <= 0:
-                    return
-                if budget is not None:
-                    budget -= len(kept)
-                    if budget <= 0:
-                        self.report.backfill_pending = True
-                        return
-        # Every window is exhausted: the stored stretch now reaches the lower bound.
+        for page in self.pages_newest_first(low, oldest):
+            if not self.backfill_page(page):
+                return
+        # The listing is exhausted: the stored stretch now reaches the lower bound.
         bounds = {OLDEST: to_cursor(low)}
         if self.repo.since is None:
             bounds[HISTORY_START] = REACHED
         store.set_cursors(self.name, bounds, self.now)
 
-    def run_windows(
-        self, low: datetime, high: datetime | None, *, newest_first: bool
-    ) -> Iterator[tuple[Response, datetime, datetime | None]]:
-        """``created`` windows that each hold at most 1,000 runs, with their first page.
+    def pages_newest_first(self, low: datetime, high: datetime) -> Iterator[list[dict[str, Any]]]:
+        """Every run created in ``[low, high]``, newest first, a page at a time.
 
-        An oversized window is halved. Its first page was spent to learn ``total_count``;
-        that is the only request the split wastes.
+        GitHub lets a filtered listing reach its first 1,000 runs only. Since it lists
+        newest first, the next listing simply starts at the oldest run reached (that
+        second is listed again, for runs that share it). No request is wasted on probes.
+        """
+        while True:
+            first = self.gh.runs_first_page(self.name, low, high)
+            total = int(first.data.get("total_count", 0))
+            previous: datetime | None = None
+            for page in self.window_pages(first, max_pages=RESULT_CAP // PER_PAGE):
+                for run in page:
+                    created = transform.parse_time(run.get("created_at")) or low
+                    if previous is not None and created > previous:
+                        raise GitHubError(
+                            "the runs listing is not newest first; the "
+                            "backfill cannot resume from a cursor"
+                        )
+                    previous = created
+                yield page
+            if total <= RESULT_CAP or previous is None:
+                return
+            if previous >= high:
+                # 1,000 runs in one second: step past it rather than loop forever.
+                log.warning("sync.runs_second_capped", second=high)
+                previous = high - timedelta(seconds=1)
+            high = previous
+
+    def backfill_page(self, page: list[dict[str, Any]]) -> bool:
+        """Store one page of older runs; False once the backfill stops for this pass."""
+        if self.gh.budget_low():
+            self.defer_backfill()
+            return False
+        # Runs already stored (the boundary second, legacy rows) cost no jobs request
+        # unless they moved, and don't count against max_runs.
+        known = store.stored_runs([run["id"] for run in page])
+        kept = []
+        for run in page:
+            if run["id"] not in known:
+                if self.room is not None and self.room <= 0:
+                    break
+                self.room = None if self.room is None else self.room - 1
+            kept.append(run)
+            if self.budget is not None and len(kept) >= self.budget:
+                break
+        if kept and len(self.store_runs(kept, backfill_cursor=OLDEST)) < len(kept):
+            return False  # deferred: the rate-limit reserve is reached
+        if self.room is not None and self.room <= 0:
+            return False
+        if self.budget is not None:
+            self.budget -= len(kept)
+            if self.budget <= 0:
+                self.report.backfill_pending = True
+                return False
+        return True
+
+    def run_windows(
+        self, low: datetime, high: datetime | None
+    ) -> Iterator[tuple[Response, datetime, datetime | None]]:
+        """``created`` windows, oldest first, that each hold at most 1,000 runs, with their
+        first page. An oversized window is halved; its first page, spent to learn
+        ``total_count``, is the only request a split wastes. (The live window needs them
+        oldest first, so that ``runs.newest`` can advance window by window.)
         """
         first = self.gh.runs_first_page(self.name, low, high)
         total = int(first.data.get("total_count", 0))
@@ -300,25 +344,35 @@ class RepoSync:
             return
         middle = low + (upper - low) / 2
         middle = middle.replace(microsecond=0)
-        halves = [(low, middle), (middle + timedelta(seconds=1), upper)]
-        if newest_first:
-            halves.reverse()
-        for part_low, part_high in halves:
-            yield from self.run_windows(part_low, part_high, newest_first=newest_first)
+        yield from self.run_windows(low, middle)
+        yield from self.run_windows(middle + timedelta(seconds=1), upper)
 
-    def window_pages(self, first: Response) -> Iterator[list[dict[str, Any]]]:
+    def window_pages(
+        self, first: Response, max_pages: int | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         yield list(first.data["workflow_runs"])
-        yield from self.gh.runs_next_pages(first)
+        yield from self.gh.runs_next_pages(first, max_pages)
 
-    def store_runs(self, runs: list[dict[str, Any]], cursor: tuple[str, str] | None = None) -> None:
-        """Fetch jobs for runs that moved since we stored them, then write in one go."""
+    def store_runs(
+        self, runs: list[dict[str, Any]], *, backfill_cursor: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Fetch jobs for runs that moved since we stored them, then write in one go.
+
+        For the backfill (``backfill_cursor`` names its cursor), the page is cut short when
+        the rate-limit reserve is reached; the cursor then covers only the runs stored.
+        Returns the runs stored.
+        """
         stored = store.stored_runs([run["id"] for run in runs])
         run_rows, job_rows, attempt_rows = [], [], []
-        for run in runs:
+        for index, run in enumerate(runs):
             old = stored.get(run["id"])
             if old is not None and not run_moved(old, run):
                 continue
             self.check_stop()
+            if backfill_cursor is not None and self.gh.budget_low():
+                runs = runs[:index]
+                self.defer_backfill()
+                break
             jobs = self.gh.jobs(self.name, run["id"])
             run_rows.append(transform.run_row(run, jobs, self.name))
             attempt = run.get("run_attempt") or 1
@@ -326,6 +380,10 @@ class RepoSync:
             attempt_rows += [
                 {**row, "repo": self.name} for row in transform.attempt_rows(run, jobs)
             ]
+        cursors = {}
+        created = [t for run in runs if (t := transform.parse_time(run.get("created_at")))]
+        if backfill_cursor is not None and created:
+            cursors[backfill_cursor] = to_cursor(min(created))
         head_commits = [row for run in runs if (row := transform.head_commit_row(run, self.name))]
         counts = store.save_run_page(
             self.name,
@@ -333,13 +391,23 @@ class RepoSync:
             job_rows,
             attempt_rows,
             head_commits,
-            dict([cursor]) if cursor else {},
+            cursors,
             self.now,
         )
         counts["workflowruns"].unchanged += len(runs) - len(run_rows)
         for table, table_counts in counts.items():
             self.count(table, table_counts)
         self.progress(len(runs))
+        return runs
+
+    def defer_backfill(self) -> None:
+        self.report.backfill_pending = True
+        log.info(
+            "sync.backfill_deferred",
+            reason="rate limit reserve reached",
+            remaining=self.gh.stats.rate_remaining,
+            resumes_in_seconds=round(self.gh.seconds_to_reset()),
+        )
 
 
 def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
@@ -372,7 +440,16 @@ def run_pass(
             structlog.contextvars.unbind_contextvars("repo")
         if report is not None:
             reports.append(report)
+    with contextlib.suppress(peewee.PeeweeException):
+        store.prune_http_cache((now or utcnow()) - HTTP_CACHE_DAYS)
     return reports
+
+
+def connect_github(config: Config, token: str | None) -> GitHub:
+    """The GitHub client, with its ETags kept in the database."""
+    gh = GitHub(config.github, token)
+    gh.cache = store.HttpCacheStore(gh.identity)
+    return gh
 
 
 def sync_repo(
@@ -394,7 +471,7 @@ def sync_repo(
         guard = store.write_guard.set(lambda: options.locks.verify(repo.name))
         try:
             RepoSync(gh, config, repo, now, options=options, report=report, progress=progress).run()
-        except Stopping:
+        except (Stopping, Interrupted):
             stopped = True
             log.info("sync.repo_stopped", reason="shutdown requested")
         except peewee.PeeweeException as error:

@@ -130,6 +130,10 @@ class FakeGitHub:
         self.failures: list[list[Any]] = []
         self.server: ThreadingHTTPServer | None = None
         self.etags_enabled = True
+        # GitHub Apps: app id -> (installation id, public key PEM), and tokens issued.
+        self.apps: dict[int, tuple[int, str]] = {}
+        self.installation_tokens: set[str] = set()
+        self.require_auth = False
 
     # --- server lifecycle ---
 
@@ -150,6 +154,18 @@ class FakeGitHub:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, body = fake.handle_post(self.path, dict(self.headers.items()))
+                payload = json.dumps(body).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -441,6 +457,41 @@ class FakeGitHub:
                 )
             self._touch(run, at + timedelta(seconds=70))
 
+    # --- GitHub App installation tokens ---
+
+    def register_app(self, app_id: int, installation_id: int, public_key_pem: str) -> None:
+        self.apps[app_id] = (installation_id, public_key_pem)
+
+    def handle_post(self, raw_path: str, headers: dict[str, str]) -> tuple[int, Any]:
+        """``POST /app/installations/{id}/access_tokens``, authenticated by the app's JWT."""
+        import jwt  # PyGithub's own dependency
+
+        path = urlsplit(raw_path).path.removeprefix("/api/v3")
+        parts = path.strip("/").split("/")
+        lowered = {key.lower(): value for key, value in headers.items()}
+        scheme, _, token = lowered.get("authorization", "").partition(" ")
+        with self.lock:
+            self.requests.append(Request(path, {}, 201, False))
+            if parts[:2] != ["app", "installations"] or parts[3:] != ["access_tokens"]:
+                return 404, {"message": "Not Found"}
+            try:
+                claims = jwt.decode(token, options={"verify_signature": False})
+                installation, public_key = self.apps[int(claims["iss"])]
+                jwt.decode(token, public_key, algorithms=["RS256"])
+            except (KeyError, ValueError, jwt.PyJWTError):
+                return 401, {"message": "A JSON web token could not be decoded"}
+            if scheme.lower() != "bearer" or int(parts[2]) != installation:
+                return 404, {"message": "Not Found"}
+            issued = f"ghs_{hashlib.sha1(str(next(self.ids)).encode()).hexdigest()}"
+            self.installation_tokens.add(issued)
+            expires = datetime.now(UTC) + timedelta(hours=1)
+            return 201, {
+                "token": issued,
+                "expires_at": iso(expires),
+                "permissions": {},
+                "repository_selection": "all",
+            }
+
     # --- request handling ---
 
     def handle(
@@ -471,8 +522,11 @@ class FakeGitHub:
         self, path: str, query: dict[str, str], headers: dict[str, str], origin: str
     ) -> tuple[int, dict[str, str], Any]:
         auth = headers.get("authorization", "")
-        if auth and (self.token is None or auth.split(" ", 1)[-1] != self.token):
+        presented = auth.split(" ", 1)[-1]
+        if auth and presented != self.token and presented not in self.installation_tokens:
             return 401, self._rate_headers(), {"message": "Bad credentials"}
+        if self.require_auth and not auth:
+            return 401, self._rate_headers(), {"message": "Requires authentication"}
         if path == "/rate_limit":
             return 200, self._rate_headers(), self._rate_limit_body()
         for failure in self.failures:

@@ -100,7 +100,7 @@ class PollerSetup:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "poller", "--config", str(self.write()), *args]
 
-    def run(self, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
         """``python -m poller --once`` (or ``args``) as a real subprocess."""
         return subprocess.run(
             self.command(*(args or ("--once",))),

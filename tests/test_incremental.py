@@ -158,9 +158,8 @@ def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
 def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller: PollerSetup):
     """The daemon's passes: fresh runs first, then a bounded slice of history."""
     from poller import config as config_module
-    from poller.github import GitHub
     from poller.schema import ensure_schema
-    from poller.sync import PassOptions, run_pass
+    from poller.sync import PassOptions, connect_github, run_pass
 
     repo = fake.add_repo("octo/slices")
     ci = fake.add_workflow(repo, "CI")
@@ -170,7 +169,7 @@ def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller
     poller.repos = [{"name": "octo/slices"}]
     poller.sync = {"backfill_runs_per_pass": 100}
     settings = config_module.load(poller.write())
-    gh = GitHub(settings.github, poller.token)
+    gh = connect_github(settings, poller.token)
     with poller.database.open() as db:
         ensure_schema(db)
         totals, pending = [], []

@@ -19,9 +19,8 @@ from hypothesis import strategies as st
 
 from fake_github import FakeGitHub
 from poller import config as config_module
-from poller.github import GitHub
 from poller.schema import ensure_schema
-from poller.sync import run_pass
+from poller.sync import connect_github, run_pass
 from support import PollerSetup, mirror
 
 LABELS = [["ubuntu-22.04"], ["windows-2022"], ["macos-14"], ["self-hosted", "Linux"]]
@@ -112,7 +111,7 @@ def test_incremental_passes_equal_a_from_scratch_sync(
     poller.repos = [{"name": name}]
     poller.sync = {"lookback_days": 2}
     settings_ = config_module.load(poller.write())
-    gh = GitHub(settings_.github, poller.token)
+    gh = connect_github(settings_, poller.token)
     incremental, scratch = make_database(), make_database()
     try:
         with incremental.open() as db:

@@ -1,0 +1,191 @@
+"""Spending GitHub's rate limit like it is scarce: ETags, limits, retries, requests per run."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from fake_github import FakeGitHub
+from poller.models import HttpCache, WorkflowRun
+from support import PollerSetup, mirror, repo_done_events
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def repo_with_history(fake: FakeGitHub, runs: int, *, recent: int = 0, name: str = "octo/demo"):
+    repo = fake.add_repo(name)
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    fake.create_branch(repo, "release")
+    for i in range(runs):
+        fake.add_run(repo, ci, created=NOW - timedelta(days=4, minutes=5 * i))
+    for i in range(recent):
+        fake.add_run(
+            repo,
+            ci,
+            created=NOW - timedelta(hours=1, minutes=i),
+            status="in_progress" if i == 0 else "completed",
+        )
+    return repo, ci
+
+
+def scratch_mirror(fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path):
+    fresh = PollerSetup(
+        tmp_path / "scratch", fake.url, make_database(), poller.repos, github=poller.github
+    )
+    fresh.tmp_path.mkdir()
+    assert fresh.run().returncode == 0
+    return mirror(fresh.database)
+
+
+def test_an_idle_pass_costs_no_rate_limited_request(fake: FakeGitHub, poller: PollerSetup):
+    repo, ci = repo_with_history(fake, 120, recent=3)
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    assert poller.run().returncode == 0  # the live window settles on its daily URL
+    fake.reset_counts()
+
+    idle = poller.run()  # a new process: the ETags come from the database
+    assert idle.returncode == 0, idle.stderr
+    assert fake.count() == 0
+    sent = fake.count(rate_limited=False)
+    assert sent >= 8 and all(r.status == 304 and r.conditional for r in fake.requests)
+    assert repo_done_events(idle.stderr)[0]["requests"] == sent
+
+    # A change costs only what it touches: the changed listing pages and one jobs request.
+    fake.reset_counts()
+    fresh = fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(seconds=30))
+    assert poller.run().returncode == 0
+    assert fake.count("/jobs") == 1
+    assert fake.count() <= 4
+    with poller.database.open():
+        assert HttpCache.select().count() >= 8
+        assert all(poller.token not in row.key for row in HttpCache.select())
+    assert fresh
+
+
+def test_primary_rate_limit_exhaustion_waits_for_the_reset(
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+):
+    repo_with_history(fake, 0, recent=40)
+    poller.repos = [{"name": "octo/demo"}]
+    fake.exhaust_rate_limit(reset_in=2)
+    started = time.monotonic()
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 1
+    assert any(r.status == 403 for r in fake.requests)
+    assert mirror(poller.database) == scratch_mirror(fake, poller, make_database, tmp_path)
+
+
+def test_reserve_defers_the_backfill_to_the_next_pass(fake: FakeGitHub, poller: PollerSetup):
+    repo_with_history(fake, 150)
+    fake.rate_limit, fake.rate_remaining = 100, 70
+    fake.rate_reset = int(time.time()) + 600
+    poller.repos = [{"name": "octo/demo"}]
+    poller.github = {"rate_limit_reserve": 20}
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    assert "sync.backfill_deferred" in result.stderr
+    assert fake.rate_remaining >= 19  # the reserve was kept
+    assert repo_done_events(result.stderr)[0]["backfill_pending"] is True
+
+    fake.rate_limit = fake.rate_remaining = 5000  # the limit was reset
+    result = poller.run()
+    assert result.returncode == 0
+    [done] = repo_done_events(result.stderr)
+    assert done["backfill_pending"] is False
+    assert done["counts"]["workflowruns"]["inserted"] > 0
+    with poller.database.open():
+        assert WorkflowRun.select().count() == 150
+
+
+def test_live_work_waits_for_the_reset_instead_of_running_dry(
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+):
+    repo, ci = repo_with_history(fake, 5)
+    poller.repos = [{"name": "octo/demo"}]
+    poller.github = {"rate_limit_reserve": 20}
+    assert poller.run().returncode == 0
+    for i in range(40):
+        fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(minutes=i + 1))
+    fake.rate_limit, fake.rate_remaining = 100, 10
+    fake.rate_reset = int(time.time()) + 2
+    fake.reset_counts()
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    assert "github.waiting_for_reset" in result.stderr
+    assert not any(r.status == 403 for r in fake.requests)  # never ran dry
+    fake.rate_limit = fake.rate_remaining = 5000  # room for the from-scratch sync
+    assert mirror(poller.database) == scratch_mirror(fake, poller, make_database, tmp_path)
+
+
+def test_secondary_rate_limit_honours_retry_after(
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+):
+    repo_with_history(fake, 30, recent=5)
+    poller.repos = [{"name": "octo/demo"}]
+    fake.secondary_limit("/actions/runs", retry_after=1, times=2)
+    started = time.monotonic()
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 2
+    assert sum(1 for r in fake.requests if r.status == 403) == 2
+    assert mirror(poller.database) == scratch_mirror(fake, poller, make_database, tmp_path)
+
+
+def test_5xx_bursts_and_429_are_retried(
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+):
+    repo_with_history(fake, 40, recent=5)
+    poller.repos = [{"name": "octo/demo"}]
+    fake.fail("/jobs", 502, times=4)
+    fake.fail("/branches", 500, times=2)
+    fake.fail("/actions/workflows", 429, times=1, body={"message": "Too Many Requests"})
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    assert sum(1 for r in fake.requests if r.status >= 429) == 7
+    assert mirror(poller.database) == scratch_mirror(fake, poller, make_database, tmp_path)
+
+
+def test_backfill_costs_at_most_1_02_rate_limited_requests_per_run(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    repo_with_history(fake, 1200)
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    per_run = fake.count() / 1200
+    print(f"\nbackfill: {fake.count()} rate-limited requests for 1200 runs: {per_run:.4f}/run")
+    assert per_run <= 1.02
+    # One jobs request per run, and no hidden per-object or timing requests.
+    assert fake.count("/jobs") == 1200
+    assert fake.count("/timing") == 0
+    assert fake.count("/commits/") == 0
+
+
+def test_github_app_installation_auth(fake: FakeGitHub, poller: PollerSetup, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(pem)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fake.register_app(4242, 77, public.decode())
+    fake.require_auth = True  # a request without the installation token would fail
+    repo_with_history(fake, 5, recent=2)
+    poller.repos = [{"name": "octo/demo"}]
+    poller.token = None
+    poller.github = {"app_id": 4242, "installation_id": 77, "private_key_file": str(key_file)}
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    assert "unauthenticated" not in result.stderr
+    assert fake.installation_tokens  # a token was issued and then used
+    assert any(r.path == "/app/installations/77/access_tokens" for r in fake.requests)
+    with poller.database.open():
+        assert WorkflowRun.select().count() == 7
