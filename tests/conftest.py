@@ -5,99 +5,26 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import port_for
-import pymysql
 import pytest
-from mirakuru import TCPExecutor
 
 from fake_github import FakeGitHub
+from mariadb import MariaDB, mariadb_installed, start_mariadb
 from support import Database, PollerSetup
-
-MARIADBD = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/local/sbin")
-INSTALL_DB = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
-POLLER_USER, POLLER_PASSWORD = "poller", "db-Secret-Passw0rd-xyz"
-
-
-@dataclass
-class MariaDB:
-    """A mariadbd we started ourselves, on a free 127.0.0.1 port, datadir in a temp dir."""
-
-    executor: TCPExecutor
-    port: int
-
-    def root(self, database: str | None = None) -> pymysql.Connection:
-        return pymysql.connect(
-            host="127.0.0.1",
-            port=self.port,
-            user="root",
-            password="",
-            database=database,
-            autocommit=True,
-        )
-
-    def create_database(self, name: str) -> Database:
-        with self.root() as connection, connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            # The server default stays latin1, as MariaDB ships: the poller must cope.
-            cursor.execute(f"CREATE DATABASE `{name}`")
-        url = f"mysql://{POLLER_USER}@127.0.0.1:{self.port}/{name}"
-        return Database(url, POLLER_PASSWORD, kind="mariadb")
-
-    def restart(self) -> None:
-        self.executor.stop()
-        self.executor.start()
 
 
 @pytest.fixture(scope="session")
 def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    if not MARIADBD or not INSTALL_DB:
+    if not mariadb_installed():
         reason = "mariadbd is not installed (Debian: apt-get install mariadb-server)"
         if os.environ.get("SHARK_POLLER_REQUIRE_MARIADB"):
             pytest.fail(reason)
         pytest.skip(reason)
-    base = tmp_path_factory.mktemp("mariadb")
-    datadir = base / "data"
-    subprocess.run(
-        [
-            INSTALL_DB,
-            "--no-defaults",
-            f"--datadir={datadir}",
-            "--user=root",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    port = port_for.select_random()
-    command = [
-        MARIADBD,
-        "--no-defaults",
-        f"--datadir={datadir}",
-        f"--port={port}",
-        "--bind-address=127.0.0.1",
-        f"--socket={base / 'mysqld.sock'}",
-        "--user=root",
-        f"--pid-file={base / 'mysqld.pid'}",
-        f"--log-error={base / 'error.log'}",
-        "--innodb-buffer-pool-size=64M",
-        "--skip-log-bin",
-        "--innodb-flush-log-at-trx-commit=2",
-    ]
-    executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60)
-    executor.start()
-    server = MariaDB(executor, port)
-    with server.root() as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE USER '{POLLER_USER}'@'%' IDENTIFIED BY '{POLLER_PASSWORD}'")
-        cursor.execute(f"GRANT ALL ON *.* TO '{POLLER_USER}'@'%'")
+    server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
     yield server
-    executor.stop()
+    server.executor.stop()
 
 
 def _database_name(node_id: str) -> str:

@@ -150,7 +150,10 @@ class FakeGitHub:
                 status, headers, body = fake.handle(
                     self.path, dict(self.headers.items()), f"http://{self.headers['Host']}"
                 )
-                payload = b"" if body is None else json.dumps(body).encode()
+                # API URLs inside payloads (jobs_url, url, ...) point at this server, as
+                # real ones point at the API host that served them.
+                text = "" if body is None else json.dumps(body)
+                payload = text.replace("https://api.github.com", fake.url).encode()
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
