@@ -18,11 +18,12 @@ from types import FrameType
 import peewee
 import structlog
 
-from poller import locks, logs, progress, status, store
+from poller import locks, logs, progress, status, units
 from poller.config import Config, ConfigError, Secrets, load, load_secrets, resolve_path
 from poller.models import open_database, redact_url
+from poller.passes import connect_github, run_pass
 from poller.schema import ensure_schema
-from poller.sync import PassOptions, connect_github, run_pass
+from poller.sync import PassOptions
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 
@@ -127,7 +128,7 @@ def run_once(config: Config, secrets: Secrets) -> int:
         locks=repo_locks,
     )
     try:
-        with store.session():
+        with units.session():
             reports = run_pass(config, gh, options)
     finally:
         gh.close()

@@ -26,9 +26,10 @@ from apscheduler.events import (
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from poller import locks, progress, store
+from poller import locks, progress, units
 from poller.config import Config, Secrets
-from poller.sync import PassOptions, connect_github, run_pass
+from poller.passes import connect_github, run_pass
+from poller.sync import PassOptions
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +88,7 @@ class Daemon:
                 locks=self.locks,
             )
             try:
-                with store.session():
+                with units.session():
                     reports = run_pass(self.config, self.gh, options)
                 failed = bool(reports) and all(report.error for report in reports)
             except peewee.PeeweeException as error:

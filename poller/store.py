@@ -3,24 +3,19 @@
 Every write is a batched upsert (``INSERT ... ON CONFLICT``/``ON DUPLICATE KEY UPDATE``),
 so a row that appeared since we read the table can never turn into a duplicate.
 
-Each public function is one unit of work (:func:`unit_of_work`): it runs in a transaction,
-and if the MySQL connection drops ("server has gone away", a reset, a restart) it
-reconnects and runs the whole unit again. A unit that writes rows also writes the cursor
-covering them, so a retry or a crash can neither skip nor duplicate anything.
+Each public function is one unit of work (``units.unit_of_work``): one transaction, rerun
+whole after a reconnect. A unit that writes rows also writes the cursor covering them, so
+a retry or a crash can neither skip nor duplicate anything.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import peewee
 import structlog
@@ -39,88 +34,11 @@ from poller.models import (
     database,
 )
 from poller.transform import Row
+from poller.units import bookkeeping, unit_of_work
 
 log = structlog.get_logger(__name__)
 
 BATCH = 200
-# MySQL client errors that mean the connection is gone, not that the query is wrong:
-# 2003 can't connect, 2006 server has gone away, 2013 lost connection, 2055 lost at reading.
-DISCONNECTS = {0, 2003, 2006, 2013, 2055}
-UNIT_ATTEMPTS = 8
-P = ParamSpec("P")
-T = TypeVar("T")
-
-# Run inside each unit's transaction before its work, e.g. to check that this process
-# still holds the repository's lock. Set per repository by the sync.
-write_guard: ContextVar[Callable[[], None] | None] = ContextVar("write_guard", default=None)
-
-
-def is_disconnect(error: BaseException) -> bool:
-    if not isinstance(error, peewee.OperationalError | peewee.InterfaceError):
-        return False
-    code = error.args[0] if error.args else None
-    return code in DISCONNECTS
-
-
-@contextlib.contextmanager
-def session() -> Iterator[None]:
-    """Around a pass: units connect on demand (and reconnect), and the pass ends closed.
-
-    Not peewee's ``connection_context``: a unit that reconnected has reset the state that
-    context would pop on exit.
-    """
-    try:
-        yield
-    finally:
-        with contextlib.suppress(peewee.PeeweeException):
-            database.close()
-
-
-def unit_of_work(work: Callable[P, T]) -> Callable[P, T]:
-    """Run ``work`` in one transaction; on a dropped connection, reconnect and rerun it.
-
-    Nested units join the outer transaction, and the outer one is what gets retried.
-    """
-    return _unit(work, guarded=True)
-
-
-def bookkeeping(work: Callable[P, T]) -> Callable[P, T]:
-    """A unit that writes no repository data, so needs no repository lock."""
-    return _unit(work, guarded=False)
-
-
-def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
-    @functools.wraps(work)
-    def unit(*args: P.args, **kwargs: P.kwargs) -> T:
-        if database.in_transaction():
-            return work(*args, **kwargs)
-        for attempt in range(1, UNIT_ATTEMPTS + 1):
-            try:
-                if database.is_closed():
-                    database.connect()
-                with database.atomic():
-                    guard = write_guard.get() if guarded else None
-                    if guard is not None:
-                        guard()
-                    return work(*args, **kwargs)
-            except (peewee.OperationalError, peewee.InterfaceError) as error:
-                if not is_disconnect(error) or attempt == UNIT_ATTEMPTS:
-                    raise
-                delay = min(0.25 * 2**attempt, 10.0)
-                log.warning(
-                    "store.reconnecting",
-                    unit=work.__name__,
-                    attempt=attempt,
-                    error=str(error),
-                    retry_in=delay,
-                )
-                # The connection is already dead; close() still resets peewee's state.
-                with contextlib.suppress(peewee.PeeweeException):
-                    database.close()
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    return unit
 
 
 @dataclass
@@ -492,5 +410,5 @@ def _cache_touch(key: str, now: datetime) -> None:
 
 @bookkeeping
 def prune_http_cache(older_than: datetime) -> int:
-    """URLs move on (hourly windows, finished backfills); forget the ones no pass used."""
+    """URLs move on (a new day's live window, finished backfills); forget the ones no pass used."""
     return int(HttpCache.delete().where(HttpCache.updatetime < older_than).execute())

@@ -1,4 +1,4 @@
-"""One pass over the configured repositories: fetch, diff, write, advance the cursors.
+"""Sync one repository: fetch, diff, write, advance the cursors.
 
 Workflow runs are the hard part. Their cursors say which stretch of ``created_at`` is
 fully stored: every run created in ``[runs.oldest, runs.newest]`` is in the database.
@@ -12,29 +12,25 @@ fully stored: every run created in ``[runs.oldest, runs.newest]`` is in the data
 * **Backfill.** Older history is listed newest first below ``runs.oldest``, down to the
   repository's ``since``/``max_runs`` bounds, a bounded slice per daemon pass.
 
-A listing with more than 1,000 results is split in halves by ``created`` until every
-piece is reachable. Rows and the cursor that covers them commit in one transaction, so a
-crash resumes exactly where the last commit left off.
+GitHub lets a filtered listing reach 1,000 runs: the backfill restarts each listing at
+the oldest run reached, and an oversized live window is halved by ``created``. Rows and
+the cursor that covers them commit in one transaction, so a crash resumes exactly where
+the last commit left off. ``passes`` runs this for every repository.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import peewee
-import requests
 import structlog
-from github import GithubException
 
 from poller import store, transform
 from poller.config import Config, RepoConfig
-from poller.github import PER_PAGE, RESULT_CAP, GitHub, GitHubError, Interrupted, Response, describe
-from poller.locks import LockLost, NoLocks, RepoLocks
+from poller.github import PER_PAGE, RESULT_CAP, GitHub, GitHubError, Response
+from poller.locks import NoLocks, RepoLocks
 from poller.progress import NoProgress, Progress
 from poller.store import Counts
 
@@ -418,97 +414,3 @@ def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
         or stored["status"] != run.get("status")
         or stored["conclusion"] != run.get("conclusion")
     )
-
-
-def run_pass(
-    config: Config,
-    gh: GitHub,
-    options: PassOptions | None = None,
-    *,
-    now: datetime | None = None,
-) -> list[RepoReport]:
-    """Sync every configured repository once. One failing repository never stops the rest."""
-    options = options or PassOptions()
-    reports = []
-    for repo in config.repos:
-        if options.should_stop():
-            break
-        structlog.contextvars.bind_contextvars(repo=repo.name)
-        try:
-            report = sync_repo(config, gh, repo, options, now or utcnow())
-        finally:
-            structlog.contextvars.unbind_contextvars("repo")
-        if report is not None:
-            reports.append(report)
-    with contextlib.suppress(peewee.PeeweeException):
-        store.prune_http_cache((now or utcnow()) - HTTP_CACHE_DAYS)
-    return reports
-
-
-def connect_github(config: Config, token: str | None) -> GitHub:
-    """The GitHub client, with its ETags kept in the database."""
-    gh = GitHub(config.github, token)
-    gh.cache = store.HttpCacheStore(gh.identity)
-    return gh
-
-
-def sync_repo(
-    config: Config, gh: GitHub, repo: RepoConfig, options: PassOptions, now: datetime
-) -> RepoReport | None:
-    """One repository under its lock; None when another process holds the lock."""
-    report = RepoReport(repo.name)
-    started, sent_before = time.monotonic(), gh.stats.sent
-    try:
-        locked = options.locks.acquire(repo.name)
-    except Exception as error:
-        locked, report.error = False, f"could not take the repository lock: {error}"
-    if not locked and report.error is None:
-        log.warning("sync.repo_skipped", reason="another shark-poller process holds its lock")
-        return None
-    progress = options.progress(repo.name)
-    stopped = False
-    if locked:
-        guard = store.write_guard.set(lambda: options.locks.verify(repo.name))
-        try:
-            RepoSync(gh, config, repo, now, options=options, report=report, progress=progress).run()
-        except (Stopping, Interrupted):
-            stopped = True
-            log.info("sync.repo_stopped", reason="shutdown requested")
-        except peewee.PeeweeException as error:
-            report.error = f"database: {error}"
-            log.error("sync.repo_failed", error=report.error)
-        except Exception as error:
-            report.error = describe(error)
-            log.error("sync.repo_failed", error=report.error, exc_info=not _expected(error))
-        finally:
-            store.write_guard.reset(guard)
-            progress.close()
-            options.locks.release(repo.name)
-    report.requests = gh.stats.sent - sent_before
-    report.seconds = round(time.monotonic() - started, 3)
-    if not stopped:
-        try:
-            store.record_pass(
-                repo.name,
-                now,
-                error=report.error,
-                requests=report.requests,
-                rate_remaining=gh.stats.rate_remaining,
-            )
-        except peewee.PeeweeException as error:
-            log.error("sync.status_not_saved", error=str(error))
-    log.info(
-        "sync.repo_done",
-        ok=report.error is None and not stopped,
-        counts=report.summary(),
-        requests=report.requests,
-        rate_limit_remaining=gh.stats.rate_remaining,
-        seconds=report.seconds,
-        backfill_pending=report.backfill_pending,
-    )
-    return report
-
-
-def _expected(error: Exception) -> bool:
-    """Errors from the outside world, which need no traceback in the log."""
-    return isinstance(error, GitHubError | GithubException | requests.RequestException | LockLost)

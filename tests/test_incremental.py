@@ -158,8 +158,9 @@ def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
 def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller: PollerSetup):
     """The daemon's passes: fresh runs first, then a bounded slice of history."""
     from poller import config as config_module
+    from poller.passes import connect_github, run_pass
     from poller.schema import ensure_schema
-    from poller.sync import PassOptions, connect_github, run_pass
+    from poller.sync import PassOptions
 
     repo = fake.add_repo("octo/slices")
     ci = fake.add_workflow(repo, "CI")

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from fake_github import FakeGitHub
 from poller import config as config_module
+from poller.passes import connect_github, run_pass
 from poller.schema import ensure_schema
-from poller.sync import connect_github, run_pass
 from support import PollerSetup, mirror
 
 LABELS = [["ubuntu-22.04"], ["windows-2022"], ["macos-14"], ["self-hosted", "Linux"]]
