@@ -205,7 +205,8 @@ class RepoSync:
         live_start = max(oldest, floor_day(min(newest - overlap, lookback)))
 
         self.sync_live_runs(live_start, oldest)
-        self.sync_active_runs()
+        if oldest < self.now:  # not on first sight: then nothing is stored to re-run
+            self.sync_active_runs(oldest)
         self.sync_unfinished_runs(live_start)
         self.backfill_runs(oldest)
 
@@ -220,12 +221,19 @@ class RepoSync:
                 self.name, {NEWEST: to_cursor(covered), OLDEST: to_cursor(oldest)}, self.now
             )
 
-    def sync_active_runs(self) -> None:
+    def sync_active_runs(self, oldest: datetime) -> None:
         """Runs GitHub lists as active, whatever their age: this is how a re-run of a run
-        older than the lookback is seen (a re-run keeps its created_at)."""
+        older than the lookback is seen (a re-run keeps its created_at). Runs older than
+        the stored stretch are the backfill's business, and bounded by max_runs."""
         for status in ACTIVE_STATUSES:
             for page in self.gh.run_pages_by_status(self.name, status):
-                self.store_runs(page)
+                covered = [
+                    run
+                    for run in page
+                    if (transform.parse_time(run.get("created_at")) or oldest) >= oldest
+                ]
+                if covered:
+                    self.store_runs(covered)
 
     def sync_unfinished_runs(self, live_start: datetime) -> None:
         for gitid in store.unfinished_runs(self.name, live_start):

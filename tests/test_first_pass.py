@@ -147,6 +147,8 @@ def test_backfill_bounds_max_runs_and_since(fake: FakeGitHub, poller: PollerSetu
     fake.add_commit(other, "main")
     for day in range(1, 41):
         fake.add_run(other, nightly, created=NOW - timedelta(days=day, hours=1))
+    # A run outside the newest 15, still active (say, re-run): max_runs keeps it out too.
+    fake.add_run(repo, ci, created=NOW - timedelta(days=45), status="in_progress")
     since = (NOW - timedelta(days=10, hours=12)).date()
     poller.repos = [
         {"name": "octo/big", "max_runs": 15},
@@ -167,6 +169,9 @@ def test_backfill_bounds_max_runs_and_since(fake: FakeGitHub, poller: PollerSetu
         )
     # max_runs=15 costs one listing page and one jobs request per run, nothing more.
     assert fake.count("/repos/octo/big/actions/runs/") == 15
+    assert poller.run().returncode == 0
+    with poller.database.open():
+        assert WorkflowRun.select().where(WorkflowRun.repo == "octo/big").count() == 15
 
 
 def test_bad_repository_is_skipped_and_the_others_still_sync(fake: FakeGitHub, poller: PollerSetup):
