@@ -8,6 +8,7 @@ one that masks the token and the database password wherever they might appear.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -17,6 +18,10 @@ from structlog.types import EventDict, Processor, WrappedLogger
 
 LEVELS = ("debug", "info", "warning", "error")
 MASK = "***"
+# GitHub's token formats (ghp_ personal, ghs_ app installation, gho_/ghu_/ghr_ OAuth, and
+# fine-grained github_pat_). An installation token is minted at run time, so it can't be
+# listed in advance; PyGithub's debug log prints the response that carries it.
+GITHUB_TOKEN_PATTERN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
 
 
 class SecretMasker:
@@ -30,7 +35,7 @@ class SecretMasker:
         if isinstance(value, str):
             for secret in self.secrets:
                 value = value.replace(secret, MASK)
-            return value
+            return GITHUB_TOKEN_PATTERN.sub(MASK, value)
         if isinstance(value, dict):
             return {key: self.mask(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
@@ -38,7 +43,7 @@ class SecretMasker:
         return value
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> EventDict:
-        return {key: self.mask(value) for key, value in event.items()} if self.secrets else event
+        return {key: self.mask(value) for key, value in event.items()}
 
 
 def configure(
