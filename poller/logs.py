@@ -90,6 +90,13 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # PyGithub sets up its own logger when imported: level INFO and a StreamHandler of its
+    # own, which would print raw, unmasked lines beside ours and hide its debug output.
+    import github  # noqa: F401  (so that its set-up has happened before we undo it)
+
+    pygithub = logging.getLogger("github")
+    pygithub.handlers.clear()
+    pygithub.setLevel(logging.NOTSET)
     structlog.configure(
         processors=[
             *shared,

@@ -3,6 +3,7 @@ and secrets that never reach the logs."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -185,6 +186,9 @@ def test_secrets_never_reach_the_logs_even_at_debug(fake: FakeGitHub, poller: Po
     assert "Traceback" in logs or '"exception"' in logs
     assert "KeyError" in logs
     assert len(logs.splitlines()) > 50  # debug really was on: PyGithub, urllib3, peewee
+    assert '"logger": "github.Requester"' in logs
+    for line in logs.splitlines():  # every line is JSON, from every library
+        json.loads(line)
     assert poller.token and poller.token not in logs
     if poller.database.password:
         assert poller.database.password not in logs

@@ -182,10 +182,13 @@ def test_github_app_installation_auth(fake: FakeGitHub, poller: PollerSetup, tmp
     poller.repos = [{"name": "octo/demo"}]
     poller.token = None
     poller.github = {"app_id": 4242, "installation_id": 77, "private_key_file": str(key_file)}
-    result = poller.run()
+    result = poller.run("--once", "--log-level", "debug")
     assert result.returncode == 0, result.stderr
     assert "unauthenticated" not in result.stderr
     assert fake.installation_tokens  # a token was issued and then used
+    # PyGithub's debug log prints the response that carries the token: it is masked.
+    assert '"logger": "github.Requester"' in result.stderr
+    assert not any(token in result.stderr for token in fake.installation_tokens)
     assert any(r.path == "/app/installations/77/access_tokens" for r in fake.requests)
     with poller.database.open():
         assert WorkflowRun.select().count() == 7
