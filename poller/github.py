@@ -185,10 +185,10 @@ class GitHub:
                 )
                 break
             except RateLimitExceededExceedsMaxWait as error:
-                # The reset is further away than GithubRetry may sleep; wait for it where
-                # a shutdown can interrupt, then try again.
+                # Longer than GithubRetry may sleep: wait here, where a shutdown can
+                # interrupt, then try again.
                 self._read_rate_limit({k.lower(): v for k, v in (error.headers or {}).items()})
-                self.stats.rate_remaining = 0
+                self.sleep(max(error.wait or 0.0, self.seconds_to_reset(), 1.0))
         self.stats.sent += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         self._read_rate_limit(response_headers)
@@ -240,9 +240,14 @@ class GitHub:
         if kind == "rate_limit" or remaining is None or remaining >= max(1, self.reserve // 10):
             return
         seconds = self.seconds_to_reset()
-        if seconds <= 0:
-            return
-        log.warning("github.waiting_for_reset", remaining=remaining, seconds=round(seconds))
+        if seconds > 0:
+            self.sleep(seconds)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait for the rate limit to reset; a shutdown cuts the wait short."""
+        log.warning(
+            "github.waiting_for_reset", remaining=self.stats.rate_remaining, seconds=round(seconds)
+        )
         if self.interrupt.wait(seconds):
             raise Interrupted("shutdown requested while waiting for the rate limit reset")
         self.stats.rate_remaining = None  # unknown until the next answer

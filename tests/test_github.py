@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from fake_github import FakeGitHub
 from poller.models import HttpCache, WorkflowRun
 from support import PollerSetup, mirror, repo_done_events
@@ -64,17 +66,21 @@ def test_an_idle_pass_costs_no_rate_limited_request(fake: FakeGitHub, poller: Po
     assert fresh
 
 
+@pytest.mark.parametrize("max_wait", [60, 0.5], ids=["inside-pygithub", "between-requests"])
 def test_primary_rate_limit_exhaustion_waits_for_the_reset(
-    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path, max_wait
 ):
+    """Short waits happen in PyGithub's retry; longer ones in the poller, interruptibly."""
     repo_with_history(fake, 0, recent=40)
     poller.repos = [{"name": "octo/demo"}]
+    poller.github = {"max_rate_limit_wait_seconds": max_wait}
     fake.exhaust_rate_limit(reset_in=2)
     started = time.monotonic()
     result = poller.run()
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started >= 1
     assert any(r.status == 403 for r in fake.requests)
+    assert ("github.waiting_for_reset" in result.stderr) == (max_wait < 2)
     assert mirror(poller.database) == scratch_mirror(fake, poller, make_database, tmp_path)
 
 
