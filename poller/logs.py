@@ -46,6 +46,13 @@ class SecretMasker:
         return {key: self.mask(value) for key, value in event.items()}
 
 
+def with_repo(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """Every event has a ``repo`` key, null outside a repository's sync, so a journal
+    query can always filter on it."""
+    event.setdefault("repo", None)
+    return event
+
+
 def configure(
     level: str = "info",
     *,
@@ -59,6 +66,7 @@ def configure(
     masker = SecretMasker(secrets)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        with_repo,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -99,7 +99,8 @@ class WorkflowRun(BaseModel):
     createtime = peewee.DateTimeField(null=True)
     starttime = peewee.DateTimeField(null=True)
     endtime = peewee.DateTimeField(null=True)
-    queuetime = peewee.BigIntegerField(null=True, default=0)  # whole seconds
+    # Whole seconds; the legacy DDL's DEFAULT 0 is kept for writers other than us.
+    queuetime = peewee.BigIntegerField(null=True, constraints=[peewee.SQL("DEFAULT 0")])
     status = peewee.CharField(STATE, null=True)
     conclusion = peewee.CharField(STATE, null=True)
     url = peewee.CharField(NAME, null=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import replace
@@ -11,7 +12,11 @@ from pathlib import Path
 import peewee
 
 from fake_github import FakeGitHub
+from poller import config as config_module
 from poller.models import Commit, Job, SyncCursor, WorkflowRun, WorkflowRunAttempt
+from poller.passes import connect_github, run_pass
+from poller.schema import ensure_schema
+from poller.sync import PassOptions
 from support import PollerSetup, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -157,11 +162,6 @@ def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
 
 def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller: PollerSetup):
     """The daemon's passes: fresh runs first, then a bounded slice of history."""
-    from poller import config as config_module
-    from poller.passes import connect_github, run_pass
-    from poller.schema import ensure_schema
-    from poller.sync import PassOptions
-
     repo = fake.add_repo("octo/slices")
     ci = fake.add_workflow(repo, "CI")
     fake.add_commit(repo, "main")
@@ -171,7 +171,7 @@ def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller
     poller.sync = {"backfill_runs_per_pass": 100}
     settings = config_module.load(poller.write())
     gh = connect_github(settings, poller.token)
-    with poller.database.open() as db:
+    with poller.database.open() as db, contextlib.closing(gh):
         ensure_schema(db)
         totals, pending = [], []
         for _ in range(3):

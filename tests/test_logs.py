@@ -43,6 +43,7 @@ def test_stdlib_loggers_and_tracebacks_go_through_the_same_json_pipeline():
         structlog.get_logger("poller.test").exception("test.failed", repo="octo/demo")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines[0]["event"] == "GET with ***" and lines[0]["logger"] == "github.Requester"
+    assert lines[0]["repo"] is None  # every event has the key, null outside a repository
     assert lines[1]["repo"] == "octo/demo"
     rendered = json.dumps(lines[1])
     assert "boom ***" in rendered and "s3cret-value" not in rendered

@@ -176,6 +176,8 @@ def test_fresh_schema_has_the_dashboard_indexes(database: Database):
         assert (("repo", "name"), True) in index_columns(db, "branches")
         assert (("repo", "hash"), True) in index_columns(db, "commits")
         assert (("repo", "name"), True) in index_columns(db, "workflows")
+        queuetime = [c for c in db.get_columns("workflowruns") if c.name == "queuetime"]
+        assert str(queuetime[0].default) in ("0", "'0'")
         names = {c.name for c in db.get_columns("workflowruns")}
         assert {
             "Id",
