@@ -192,3 +192,15 @@ def test_secrets_never_reach_the_logs_even_at_debug(fake: FakeGitHub, poller: Po
     assert poller.token and poller.token not in logs
     if poller.database.password:
         assert poller.database.password not in logs
+
+
+def test_sigterm_cuts_a_wait_for_the_rate_limit_reset_short(fake: FakeGitHub, poller: PollerSetup):
+    small_repo(fake)
+    poller.repos = [{"name": "octo/demo"}]
+    fake.exhaust_rate_limit(reset_in=600)  # an hour-long wait in real life
+    daemon = start_daemon(poller, interval_seconds=600)
+    daemon.wait_for("github.waiting_for_reset")
+    started = time.monotonic()
+    assert stop(daemon) == 0
+    assert time.monotonic() - started < 10
+    assert daemon.events("daemon.stopped")[0]["clean"] is True
