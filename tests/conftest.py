@@ -67,3 +67,14 @@ def fake() -> Iterator[FakeGitHub]:
 @pytest.fixture
 def poller(tmp_path: Path, fake: FakeGitHub, database: Database) -> PollerSetup:
     return PollerSetup(tmp_path, fake.url, database)
+
+
+@pytest.fixture
+def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest):
+    """Print a measured figure into the test run's output, past pytest's capture."""
+
+    def emit(message: str) -> None:
+        with capsys.disabled():
+            print(f"\n    {request.node.name}: {message}")
+
+    return emit

@@ -155,13 +155,13 @@ def test_5xx_bursts_and_429_are_retried(
 
 
 def test_backfill_costs_at_most_1_02_rate_limited_requests_per_run(
-    fake: FakeGitHub, poller: PollerSetup
+    fake: FakeGitHub, poller: PollerSetup, report
 ):
     repo_with_history(fake, 1200)
     poller.repos = [{"name": "octo/demo"}]
     assert poller.run().returncode == 0
     per_run = fake.count() / 1200
-    print(f"\nbackfill: {fake.count()} rate-limited requests for 1200 runs: {per_run:.4f}/run")
+    report(f"backfill: {fake.count()} rate-limited requests for 1200 runs: {per_run:.4f}/run")
     assert per_run <= 1.02
     # One jobs request per run, and no hidden per-object or timing requests.
     assert fake.count("/jobs") == 1200

@@ -85,7 +85,7 @@ def rewind_cursor(poller: PollerSetup, to: datetime) -> None:
 
 
 def test_downtime_with_over_1000_new_runs_is_caught_up_in_one_pass(
-    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path, report
 ):
     repo = fake.add_repo("octo/busy")
     ci = fake.add_workflow(repo, "CI")
@@ -110,14 +110,14 @@ def test_downtime_with_over_1000_new_runs_is_caught_up_in_one_pass(
     assert len(stored) == 1501
     # No page past GitHub's cap was ever asked for.
     assert all(r.status != 422 for r in fake.requests)
-    print(f"\ncatch-up after downtime: {len(created)} runs in one pass, {fake.count()} requests")
+    report(f"catch-up after downtime: {len(created)} runs in one pass, {fake.count()} requests")
 
     scratch = scratch_sync(poller, make_database(), tmp_path / "scratch")
     assert mirror(poller.database) == mirror(scratch.database)
 
 
 def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
-    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path, report
 ):
     repo = fake.add_repo("octo/history")
     ci = fake.add_workflow(repo, "CI")
@@ -142,8 +142,8 @@ def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
     result = poller.run()
     assert result.returncode == 0, result.stderr
     ratio = fake.count() / uninterrupted
-    print(
-        f"\ncrash-resume: {killed_after} requests before SIGKILL, {fake.count()} in all, "
+    report(
+        f"crash-resume: {killed_after} requests before SIGKILL, {fake.count()} in all, "
         f"{uninterrupted} uninterrupted: ratio {ratio:.3f}"
     )
     assert ratio <= 1.25
