@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,11 +80,6 @@ class RequestStats:
     rate_remaining: int | None = None
     rate_limit: int | None = None
     rate_reset: int | None = None
-    by_kind: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rate_limited(self) -> int:
-        return self.sent - self.not_modified
 
 
 class ResponseCache(Protocol):
@@ -113,9 +108,7 @@ def created_filter(low: datetime | None, high: datetime | None) -> str:
 
 
 class GitHub:
-    def __init__(
-        self, config: GitHubConfig, token: str | None, cache: ResponseCache | None = None
-    ) -> None:
+    def __init__(self, config: GitHubConfig, token: str | None) -> None:
         retry = GithubRetry(
             total=config.max_retries,
             backoff_factor=config.retry_backoff_seconds,
@@ -150,7 +143,8 @@ class GitHub:
         )
         self._requester: Requester = self._client.requester
         self.stats = RequestStats()
-        self.cache = cache
+        # Where ETags and bodies are kept; passes.connect_github puts the database here.
+        self.cache: ResponseCache | None = None
         self.config = config
         # Set by the daemon on shutdown, to cut a wait for the rate limit reset short.
         self.interrupt = threading.Event()
@@ -190,7 +184,6 @@ class GitHub:
                 self._read_rate_limit({k.lower(): v for k, v in (error.headers or {}).items()})
                 self.sleep(max(error.wait or 0.0, self.seconds_to_reset(), 1.0))
         self.stats.sent += 1
-        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         self._read_rate_limit(response_headers)
         if status == 304 and cache and cached:
             self.stats.not_modified += 1

@@ -23,6 +23,8 @@ import filelock
 import pymysql
 from playhouse.db_url import parse as parse_db_url
 
+from poller.models import mysql_options
+
 
 class LockLost(Exception):
     """This process no longer holds the repository's lock; it must stop writing."""
@@ -42,13 +44,8 @@ def lock_name(repo: str) -> str:
 
 class MySQLLocks:
     def __init__(self, url: str, password: str | None, timeout_seconds: float = 30) -> None:
-        options: dict[str, Any] = parse_db_url(url)
-        if "passwd" in options:
-            options["password"] = options.pop("passwd")
-        elif password:
-            options["password"] = password
         self.options = {
-            **options,
+            **mysql_options(url, password),
             "charset": "utf8mb4",
             "connect_timeout": 10,
             "read_timeout": int(timeout_seconds),

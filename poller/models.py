@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import peewee
@@ -229,6 +230,17 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_bin"]
 
 
+def mysql_options(url: str, password: str | None) -> dict[str, Any]:
+    """pymysql's connect() arguments for a ``mysql://`` url, with the password filled in."""
+    options: dict[str, Any] = parse_db_url(url)
+    # playhouse.db_url spells it 'passwd', which pymysql deprecates.
+    if "passwd" in options:
+        options["password"] = options.pop("passwd")
+    elif password:
+        options["password"] = password
+    return options
+
+
 def open_database(
     url: str,
     password: str | None = None,
@@ -253,11 +265,7 @@ def open_database(
             **options,
         )
     elif scheme == "mysql":
-        # playhouse.db_url spells it 'passwd', which pymysql deprecates.
-        if "passwd" in options:
-            options["password"] = options.pop("passwd")
-        elif password:
-            options["password"] = password
+        options = mysql_options(url, password)
         name = options.pop("database")
         db = peewee.MySQLDatabase(
             name,

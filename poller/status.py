@@ -12,19 +12,17 @@ from typing import Any
 from poller.config import Config, RepoConfig
 from poller.github import GitHub, describe
 from poller.models import SyncCursor, SyncStatus, WorkflowRun, database
-from poller.sync import HISTORY_START, OLDEST, REACHED
+from poller.sync import HISTORY_START, OLDEST, REACHED, backfill_done
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
     oldest = cursors.get(OLDEST)
     if oldest is None:
         return "not started"
-    if cursors.get(HISTORY_START) == REACHED:
-        return "done (whole history)"
-    if repo.since is not None and datetime.fromisoformat(oldest) <= repo.since:
-        return f"done (since {repo.since.date()})"
-    if repo.max_runs is not None and stored >= repo.max_runs:
-        return f"done ({repo.max_runs} runs)"
+    reached = cursors.get(HISTORY_START) == REACHED
+    done = backfill_done(repo, datetime.fromisoformat(oldest), reached, stored)
+    if done:
+        return f"done ({done})"
     target = f"{repo.since.date()}" if repo.since else "the first run"
     return f"pending: reached {oldest}, going back to {target}"
 

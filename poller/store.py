@@ -54,10 +54,6 @@ class Counts:
         self.unchanged += other.unchanged
         self.deleted += other.deleted
 
-    @property
-    def written(self) -> int:
-        return self.inserted + self.updated + self.deleted
-
 
 def clip(model: type[peewee.Model], row: Row) -> Row:
     """Cut strings to their column's width so a strict MySQL never rejects a row."""

@@ -63,6 +63,19 @@ def floor_day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def backfill_done(
+    repo: RepoConfig, oldest: datetime, history_reached: bool, stored: int
+) -> str | None:
+    """Why the backfill has nothing left to do under the repository's bounds, or None."""
+    if history_reached:
+        return "whole history"
+    if repo.since is not None and oldest <= repo.since:
+        return f"since {repo.since.date()}"
+    if repo.max_runs is not None and stored >= repo.max_runs:
+        return f"{repo.max_runs} runs"
+    return None
+
+
 @dataclass
 class RepoReport:
     repo: str
@@ -245,24 +258,17 @@ class RepoSync:
                 continue
             self.store_runs([run])
 
-    def backfill_needed(self, oldest: datetime) -> bool:
-        if store.get_cursor(self.name, HISTORY_START) == REACHED:
-            return False
-        if self.repo.since is not None and oldest <= self.repo.since:
-            return False
-        return self.repo.max_runs is None or store.count_runs(self.name) < self.repo.max_runs
-
     def backfill_runs(self, oldest: datetime) -> None:
         """Store runs created before ``oldest``, newest first, within the budget and bounds."""
-        if not self.backfill_needed(oldest):
+        history_reached = store.get_cursor(self.name, HISTORY_START) == REACHED
+        stored = store.count_runs(self.name)
+        if backfill_done(self.repo, oldest, history_reached, stored):
             return
         if self.gh.budget_low():
             self.defer_backfill()
             return
         self.budget = self.backfill_budget
-        self.room = (
-            None if self.repo.max_runs is None else self.repo.max_runs - store.count_runs(self.name)
-        )
+        self.room = None if self.repo.max_runs is None else self.repo.max_runs - stored
         low = self.repo.since or self.repo_created
         for page in self.pages_newest_first(low, oldest):
             if not self.backfill_page(page):
@@ -319,7 +325,8 @@ class RepoSync:
             kept.append(run)
             if self.budget is not None and len(kept) >= self.budget:
                 break
-        if kept and len(self.store_runs(kept, backfill_cursor=OLDEST)) < len(kept):
+        stored_now = self.store_runs(kept, backfill_cursor=OLDEST, stored=known) if kept else kept
+        if len(stored_now) < len(kept):
             return False  # deferred: the rate-limit reserve is reached
         if self.room is not None and self.room <= 0:
             return False
@@ -358,15 +365,20 @@ class RepoSync:
         yield from self.gh.runs_next_pages(first, max_pages)
 
     def store_runs(
-        self, runs: list[dict[str, Any]], *, backfill_cursor: str | None = None
+        self,
+        runs: list[dict[str, Any]],
+        *,
+        backfill_cursor: str | None = None,
+        stored: dict[int, dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Fetch jobs for runs that moved since we stored them, then write in one go.
 
         For the backfill (``backfill_cursor`` names its cursor), the page is cut short when
         the rate-limit reserve is reached; the cursor then covers only the runs stored.
-        Returns the runs stored.
+        Returns the runs stored. ``stored`` saves a query when the caller has read them.
         """
-        stored = store.stored_runs([run["id"] for run in runs])
+        if stored is None:
+            stored = store.stored_runs([run["id"] for run in runs])
         run_rows, job_rows, attempt_rows = [], [], []
         for index, run in enumerate(runs):
             old = stored.get(run["id"])
