@@ -86,6 +86,8 @@ class RepoConfig:
     # Bounds the first download of a branch's history; later passes stop at the last head.
     max_commits: int = 1000
     branches: tuple[str, ...] = ()
+    # Glob patterns for the workflows that build images, matched against name or path.
+    docker_workflows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,12 @@ def _branch_list(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def _pattern_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        raise ValueError('must be a list of patterns, like ["*docker*", "publish.yml"]')
+    return tuple(dict.fromkeys(value))
+
+
 Checker = Callable[[Any], Any]
 
 SECTIONS: dict[str, dict[str, Checker]] = {
@@ -228,6 +236,7 @@ REPO_KEYS: dict[str, Checker] = {
     "since": _since,
     "max_commits": _positive_int,
     "branches": _branch_list,
+    "docker_workflows": _pattern_list,
 }
 
 

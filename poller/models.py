@@ -9,6 +9,11 @@ code queries them directly. Two deliberate differences, both safe for readers:
 * Uniqueness is per repository: ``(repo, name)`` and ``(repo, hash)`` instead of a global
   UNIQUE on the name or hash.
 
+On MySQL/MariaDB text compares case-insensitively, as it did in the legacy tables, so the
+dashboard's ``workflowname LIKE '%test%'`` and ``branchname = 'main'`` keep their answers.
+Only names that git keeps apart by case and that a unique key covers (branch names,
+commit hashes, cursor names) are compared byte for byte.
+
 Dashboard scripts open the database like this::
 
     from poller import models
@@ -35,6 +40,11 @@ SHA = 100  # the legacy width; a SHA-1 is 40 characters, a SHA-256 64.
 STATE = 50
 
 
+class CaseSensitiveCharField(peewee.CharField):
+    """A name git treats as distinct by case (branches ``Feature`` and ``feature``), in a
+    unique key. On MySQL it gets a binary collation; every other column is ``_ci``."""
+
+
 class BaseModel(peewee.Model):
     class Meta:
         database = database
@@ -54,7 +64,7 @@ class Repo(BaseModel):
 
 class Branch(BaseModel):
     id = peewee.AutoField(column_name="Id")
-    name = peewee.CharField(NAME)
+    name = CaseSensitiveCharField(NAME)
     author = peewee.CharField(NAME, null=True)  # legacy; GitHub's branch API has no author
     repo = peewee.CharField(NAME)
     commithash = peewee.CharField(SHA, null=True)
@@ -67,7 +77,7 @@ class Branch(BaseModel):
 
 class Commit(BaseModel):
     id = peewee.AutoField(column_name="Id")
-    hash = peewee.CharField(SHA)
+    hash = CaseSensitiveCharField(SHA)
     author = peewee.CharField(NAME, null=True)
     message = peewee.TextField(null=True)
     time = peewee.DateTimeField(null=True)
@@ -86,6 +96,8 @@ class Workflow(BaseModel):
     gitid = peewee.BigIntegerField(null=True, unique=True)
     path = peewee.CharField(NAME, null=True)
     state = peewee.CharField(STATE, null=True)
+    # Whether config.toml's docker_workflows names this workflow (view image_builds).
+    imagebuild = peewee.BooleanField(null=True)
 
     class Meta:
         table_name = "workflows"
@@ -123,6 +135,7 @@ class WorkflowRun(BaseModel):
             (("repo", "createtime"), False),
             (("commithash",), False),
             (("branchname", "createtime"), False),
+            (("workflowid",), False),
         )
 
 
@@ -173,7 +186,7 @@ class SyncCursor(BaseModel):
 
     id = peewee.AutoField(column_name="Id")
     repo = peewee.CharField(NAME)
-    resource = peewee.CharField(NAME)
+    resource = CaseSensitiveCharField(NAME)  # "commits:BRANCH"
     position = peewee.CharField(NAME, null=True)
     updatetime = peewee.DateTimeField()
 
@@ -207,7 +220,7 @@ class HttpCache(BaseModel):
     unchanged listing still answers 304, which costs no rate limit."""
 
     id = peewee.AutoField(column_name="Id")
-    key = peewee.CharField(64, unique=True)  # sha256 of the token's identity and the URL
+    key = CaseSensitiveCharField(64, unique=True)  # sha256 of the token's identity and the URL
     url = peewee.TextField()
     etag = peewee.CharField(NAME)
     body = LongBlobField()  # zlib-compressed JSON
@@ -227,7 +240,18 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     HttpCache,
 )
 
-MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_bin"]
+# utf8mb4: commit messages carry emoji. unicode_ci: case-insensitive like the legacy
+# latin1 tables, and present on MariaDB 10.x and MySQL 8 alike.
+MYSQL_COLLATION = "utf8mb4_unicode_ci"
+MYSQL_CASE_SENSITIVE_COLLATION = "utf8mb4_bin"
+MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", f"COLLATE={MYSQL_COLLATION}"]
+
+
+def mysql_collation(field: peewee.Field) -> str:
+    """The collation a character column has on MySQL/MariaDB."""
+    if isinstance(field, CaseSensitiveCharField):
+        return MYSQL_CASE_SENSITIVE_COLLATION
+    return MYSQL_COLLATION
 
 
 def mysql_options(url: str, password: str | None) -> dict[str, Any]:
@@ -280,8 +304,13 @@ def open_database(
         )
     else:
         raise ConfigError(f"database url: unsupported scheme {scheme!r}")
+    mysql = scheme == "mysql"
     for model in ALL_MODELS:
-        model._meta.table_settings = MYSQL_TABLE_SETTINGS if scheme == "mysql" else []
+        model._meta.table_settings = MYSQL_TABLE_SETTINGS if mysql else []
+        for model_field in model._meta.sorted_fields:
+            if isinstance(model_field, CaseSensitiveCharField):
+                # SQLite's "=" is already case-sensitive, and it knows no utf8mb4_bin.
+                model_field.collation = MYSQL_CASE_SENSITIVE_COLLATION if mysql else None
     database.initialize(db)
     return db
 

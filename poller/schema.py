@@ -1,41 +1,97 @@
-"""Create missing tables and upgrade existing ones in place, idempotently.
+"""Create missing tables and views, and upgrade existing tables in place, idempotently.
 
 A database written by the legacy backend has global UNIQUE keys on ``branches.name``,
 ``workflows.name`` and ``commits.hash``, narrow VARCHARs, possibly latin1 tables, and none
-of our added columns or tables. :func:`ensure_schema` compares each model with what the
-database has and closes the gap, one small step at a time. MySQL DDL is not transactional,
-so every step checks the current state first and a crash mid-upgrade is finished by the
-next start. No step drops a table, a column or a row.
+of our added columns or tables. One written by shark-poller 0.1 has ``utf8mb4_bin``
+tables, which made the dashboard's text comparisons case-sensitive. :func:`ensure_schema`
+compares each model with what the database has and closes the gap, one small step at a
+time. MySQL DDL is not transactional, so every step checks the current state first and a
+crash mid-upgrade is finished by the next start. No step drops a table, a column or a row.
+
+Pollers that start together (two VMs booting) would race each other's DDL, so the whole
+upgrade runs under a database-wide lock: ``GET_LOCK`` on MySQL, an immediate transaction
+on SQLite. Whoever comes second finds the work done.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import peewee
 import structlog
 from playhouse.migrate import SchemaMigrator, migrate
 
-from poller.models import ALL_MODELS, BaseModel
+from poller.models import ALL_MODELS, MYSQL_COLLATION, BaseModel, mysql_collation
 
 log = structlog.get_logger(__name__)
 
-COLLATION = "utf8mb4_bin"
+SCHEMA_LOCK = "shark-poller:schema"
+SCHEMA_LOCK_SECONDS = 120
+
+# Views the dashboard reads with plain SQL; the same text runs on MySQL and SQLite.
+VIEWS = {
+    # A run whose first attempt failed and a later attempt of the same run succeeded. An
+    # attempt re-runs the same commit, so nothing but flakiness changed the outcome.
+    "flaky_runs": """
+        SELECT r.repo, r.workflowname, r.branchname, r.commithash, r.gitid AS runid,
+               r.runattempt AS attempts, r.createtime
+        FROM workflowruns r
+        WHERE r.runattempt > 1
+          AND EXISTS (SELECT 1 FROM workflowrun_attempts a
+                      WHERE a.runid = r.gitid AND a.attempt = 1
+                        AND a.conclusion IN ('failure', 'timed_out'))
+          AND EXISTS (SELECT 1 FROM workflowrun_attempts a
+                      WHERE a.runid = r.gitid AND a.attempt > 1
+                        AND a.conclusion = 'success')""",
+    # Successful runs of the workflows that config.toml's docker_workflows names.
+    "image_builds": """
+        SELECT r.repo, r.workflowname, w.path AS workflowpath, r.gitid AS runid,
+               r.branchname, r.commithash, r.createtime,
+               COALESCE(r.endtime, r.updatetime) AS endtime, r.url
+        FROM workflowruns r
+        JOIN workflows w ON w.gitid = r.workflowid
+        WHERE w.imagebuild = 1 AND r.status = 'completed' AND r.conclusion = 'success'""",
+}
+
+
+class SchemaLocked(peewee.OperationalError):
+    """Another process held the schema lock for longer than we wait."""
 
 
 def ensure_schema(db: peewee.Database) -> None:
-    existing = set(db.get_tables())
-    for model in ALL_MODELS:
-        table = model._meta.table_name
-        if table not in existing:
-            db.create_tables([model])
-            log.info("schema.table_created", table=table)
-            continue
-        if isinstance(db, peewee.MySQLDatabase):
-            _convert_charset(db, table)
-            _widen_varchars(db, model)
-        _add_columns(db, model)
-        _align_indexes(db, model)
+    with _schema_lock(db):
+        existing = set(db.get_tables())
+        for model in ALL_MODELS:
+            table = model._meta.table_name
+            if table not in existing:
+                db.create_tables([model])
+                log.info("schema.table_created", table=table)
+                continue
+            if isinstance(db, peewee.MySQLDatabase):
+                _align_text_columns(db, model)
+            _add_columns(db, model)
+            _align_indexes(db, model)
+        _create_views(db)
+
+
+@contextlib.contextmanager
+def _schema_lock(db: peewee.Database) -> Iterator[None]:
+    if not isinstance(db, peewee.MySQLDatabase):
+        # SQLite's DDL is transactional: an immediate transaction makes a second process
+        # wait (busy_timeout) until the first has committed, then see its tables.
+        with db.atomic("IMMEDIATE"):
+            yield
+        return
+    [(taken,)] = _sql(db, "SELECT GET_LOCK(%s, %s)", (SCHEMA_LOCK, SCHEMA_LOCK_SECONDS))
+    if taken != 1:
+        raise SchemaLocked(f"another process held the schema lock for {SCHEMA_LOCK_SECONDS} s")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(peewee.PeeweeException):
+            _sql(db, "SELECT RELEASE_LOCK(%s)", (SCHEMA_LOCK,))
 
 
 def _sql(db: peewee.Database, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -43,49 +99,71 @@ def _sql(db: peewee.Database, sql: str, params: tuple[Any, ...] = ()) -> list[tu
     return list(cursor.fetchall()) if cursor.description else []
 
 
-def _convert_charset(db: peewee.Database, table: str) -> None:
-    [(collation,)] = _sql(
+def _align_text_columns(db: peewee.Database, model: type[BaseModel]) -> None:
+    """utf8mb4 throughout, ``_ci`` except for case-sensitive names, VARCHARs widened.
+
+    One ALTER per table, column by column. ``CONVERT TO`` would be shorter, but it would
+    give every column the table's ``_ci`` collation, and two branches ``Feature`` and
+    ``feature`` would then collide on the unique key before the binary one is applied.
+    """
+    table = model._meta.table_name
+    [(table_collation,)] = _sql(
         db,
         "SELECT table_collation FROM information_schema.tables "
         "WHERE table_schema = DATABASE() AND table_name = %s",
         (table,),
     )
-    if collation != COLLATION:
-        _sql(db, f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE {COLLATION}")
-        log.info("schema.charset_converted", table=table, was=collation)
-
-
-def _widen_varchars(db: peewee.Database, model: type[BaseModel]) -> None:
-    table = model._meta.table_name
-    widths = {
-        name.lower(): (width, nullable == "YES")
-        for name, width, nullable in _sql(
+    columns = {
+        name.lower(): (data_type, column_type, width, collation, nullable == "YES", default)
+        for name, data_type, column_type, width, collation, nullable, default in _sql(
             db,
-            "SELECT column_name, character_maximum_length, is_nullable "
-            "FROM information_schema.columns "
-            "WHERE table_schema = DATABASE() AND table_name = %s AND data_type = 'varchar'",
+            "SELECT column_name, data_type, column_type, character_maximum_length, "
+            "collation_name, is_nullable, column_default FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
             (table,),
         )
     }
+    clauses: list[str] = []
+    params: list[Any] = []
     for field in model._meta.sorted_fields:
-        if not isinstance(field, peewee.CharField):
+        if not isinstance(field, peewee.CharField | peewee.TextField):
             continue
-        current = widths.get(field.column_name.lower())
-        if current is None or current[0] >= field.max_length:
+        current = columns.get(field.column_name.lower())
+        if current is None:
+            continue  # added later, with the right collation, by _add_columns
+        data_type, column_type, width, collation, nullable, default = current
+        wanted = mysql_collation(field)
+        if data_type == "varchar" and isinstance(field, peewee.CharField):
+            new_type = f"VARCHAR({max(width, field.max_length)})"
+            if collation == wanted and width >= field.max_length:
+                continue
+        elif data_type in ("text", "mediumtext", "longtext", "tinytext"):
+            new_type = column_type.upper()
+            if collation == wanted:
+                continue
+        else:
             continue
-        null = "NULL" if current[1] else "NOT NULL"
-        _sql(
-            db,
-            f"ALTER TABLE `{table}` MODIFY `{field.column_name}` "
-            f"VARCHAR({field.max_length}) {null}",
+        clause = (
+            f"MODIFY `{field.column_name}` {new_type} CHARACTER SET utf8mb4 COLLATE {wanted} "
+            + ("NULL" if nullable else "NOT NULL")
         )
+        if default is not None and default != "NULL":
+            # MariaDB reports a string default quoted, MySQL 8 bare.
+            clause += " DEFAULT %s"
+            params.append(default[1:-1] if default.startswith("'") else default)
+        clauses.append(clause)
         log.info(
-            "schema.column_widened",
+            "schema.column_altered",
             table=table,
             column=field.column_name,
-            was=current[0],
-            now=field.max_length,
+            was=f"{column_type} {collation}",
+            now=f"{new_type.lower()} {wanted}",
         )
+    if table_collation != MYSQL_COLLATION:
+        clauses.insert(0, f"DEFAULT CHARACTER SET utf8mb4 COLLATE {MYSQL_COLLATION}")
+        log.info("schema.collation_changed", table=table, was=table_collation)
+    if clauses:
+        _sql(db, f"ALTER TABLE `{table}` " + ", ".join(clauses), tuple(params))
 
 
 def _add_columns(db: peewee.Database, model: type[BaseModel]) -> None:
@@ -135,3 +213,12 @@ def _align_indexes(db: peewee.Database, model: type[BaseModel]) -> None:
     for columns, unique in sorted(wanted - have):
         migrate(migrator.add_index(table, columns, unique))
         log.info("schema.index_added", table=table, columns=list(columns), unique=unique)
+
+
+def _create_views(db: peewee.Database) -> None:
+    for name, select in VIEWS.items():
+        if isinstance(db, peewee.MySQLDatabase):
+            _sql(db, f"CREATE OR REPLACE VIEW `{name}` AS {select}")
+        else:
+            _sql(db, f'DROP VIEW IF EXISTS "{name}"')
+            _sql(db, f'CREATE VIEW "{name}" AS {select}')

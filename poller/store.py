@@ -11,6 +11,7 @@ a retry or a crash can neither skip nor duplicate anything.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -150,11 +151,11 @@ def mirror_workflows(repo: str, rows: list[Row]) -> Counts:
     Rows written by the legacy backend have no id; one is adopted by name the first time.
     """
     rows = [clip(Workflow, row) for row in _unique_names(repo, rows)]
-    columns = ["id", "gitid", "name", "url", "path", "state", "repo"]
+    columns = ["id", "gitid", "name", "url", "path", "state", "repo", "imagebuild"]
     stored_rows = _stored(Workflow, columns, Workflow.repo == repo)
-    legacy_by_name = {row["name"]: row for row in stored_rows if row["gitid"] is None}
+    legacy_by_name = {fold(row["name"]): row for row in stored_rows if row["gitid"] is None}
     for row in rows:
-        legacy = legacy_by_name.pop(row["name"], None)
+        legacy = legacy_by_name.pop(fold(row["name"]), None)
         if legacy is not None:
             Workflow.update(gitid=row["gitid"]).where(Workflow.id == legacy["id"]).execute()
             legacy["gitid"] = row["gitid"]
@@ -170,29 +171,38 @@ def mirror_workflows(repo: str, rows: list[Row]) -> Counts:
         Workflow.delete().where(Workflow.id.in_(gone)).execute()
     # A changed row may take a name another stored row still holds (a swap, or a name
     # reused by a new workflow). That other row is changing too, so park it meanwhile.
-    taken = {row["name"]: row["gitid"] for row in changed}
+    taken = {fold(row["name"]): row["gitid"] for row in changed}
     for gitid, row in stored.items():
-        if gitid in fetched and taken.get(row["name"], gitid) != gitid:
+        if gitid in fetched and taken.get(fold(row["name"]), gitid) != gitid:
             Workflow.update(name=f"~{gitid}").where(Workflow.id == ids[gitid]).execute()
     upsert(Workflow, changed, ["gitid"])
     counts.deleted = len(gone)
     return counts
 
 
+def fold(name: str) -> str:
+    """A workflow name as MySQL's ``utf8mb4_unicode_ci`` compares it: without case and
+    accents, so ``CI`` and ``ci`` are one name, as in the legacy table."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 def _unique_names(repo: str, rows: list[Row]) -> list[Row]:
-    """GitHub allows two workflows with one name; the table is unique on (repo, name)."""
+    """GitHub allows two workflows with one name; the table is unique on (repo, name),
+    compared without case."""
     seen: dict[str, Row] = {}
     for row in sorted(rows, key=lambda row: (row.get("state") != "active", row["gitid"])):
-        if row["name"] in seen:
+        key = fold(row["name"])
+        if key in seen:
             log.warning(
                 "store.workflow_name_duplicate",
                 repo=repo,
                 name=row["name"],
-                kept=seen[row["name"]]["gitid"],
+                kept=seen[key]["gitid"],
                 skipped=row["gitid"],
             )
             continue
-        seen[row["name"]] = row
+        seen[key] = row
     return list(seen.values())
 
 

@@ -164,7 +164,11 @@ class RepoSync:
     # --- workflows, branches, commits ---
 
     def sync_workflows(self) -> None:
-        rows = [transform.workflow_row(item, self.name) for item in self.gh.workflows(self.name)]
+        patterns = self.repo.docker_workflows
+        rows = [
+            transform.workflow_row(item, self.name, patterns)
+            for item in self.gh.workflows(self.name)
+        ]
         self.count("workflows", store.mirror_workflows(self.name, rows))
 
     def sync_branches(self) -> dict[str, str | None]:

@@ -7,6 +7,8 @@ Nothing here does I/O, so every rule is tested table-driven in tests/test_transf
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -189,7 +191,20 @@ def branch_row(item: Payload, repo: str) -> Row:
     }
 
 
-def workflow_row(item: Payload, repo: str) -> Row:
+def builds_images(item: Payload, patterns: Iterable[str]) -> bool:
+    """Whether a workflow is one of ``docker_workflows``: a glob that matches its name,
+    its path or its file name, ignoring case (``*docker*``, ``publish_images.yml``)."""
+    path = item.get("path") or ""
+    candidates = [item.get("name") or "", path, posixpath.basename(path)]
+    return any(
+        fnmatch.fnmatchcase(candidate.lower(), pattern.lower())
+        for pattern in patterns
+        for candidate in candidates
+        if candidate
+    )
+
+
+def workflow_row(item: Payload, repo: str, image_patterns: Iterable[str] = ()) -> Row:
     """A ``workflows`` row. ``gitid`` is GitHub's stable id, so renames update in place."""
     return {
         "gitid": item["id"],
@@ -199,4 +214,5 @@ def workflow_row(item: Payload, repo: str) -> Row:
         "path": item.get("path"),
         "state": item.get("state"),
         "repo": repo,
+        "imagebuild": builds_images(item, image_patterns),
     }

@@ -249,7 +249,9 @@ class FakeGitHub:
             self.repos[full_name] = repo
             return repo
 
-    def add_workflow(self, repo: FakeRepo, name: str, *, state: str = "active") -> int:
+    def add_workflow(
+        self, repo: FakeRepo, name: str, *, state: str = "active", path: str | None = None
+    ) -> int:
         with self.lock:
             workflow_id = next(self.ids)
             slug = name.lower().replace(" ", "-")
@@ -258,7 +260,7 @@ class FakeGitHub:
                 id=workflow_id,
                 node_id=f"W_{workflow_id}",
                 name=name,
-                path=f".github/workflows/{slug}.yml",
+                path=path or f".github/workflows/{slug}.yml",
                 state=state,
                 url=f"https://api.github.com/repos/{repo.full_name}/actions/workflows/{workflow_id}",
                 html_url=f"https://github.com/{repo.full_name}/blob/main/.github/workflows/{slug}.yml",

@@ -216,7 +216,26 @@ def test_branch_and_workflow_rows():
         "state": "active",
         "path": ".github/workflows/blank.yaml",
         "url": "https://github.com/octo-org/octo-repo/blob/master/.github/workflows/161335",
+        "imagebuild": False,
     }
+    assert transform.workflow_row(workflow, REPO, ["blank.yaml"])["imagebuild"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "patterns", "expected"),
+    [
+        ("Build Docker", ".github/workflows/build.yml", ["*docker*"], True),
+        ("CI", ".github/workflows/docker-publish.yml", ["*docker*"], True),
+        ("Publish", ".github/workflows/publish_images.yml", ["publish_images.yml"], True),
+        ("Publish", ".github/workflows/publish_images.yml", ["PUBLISH_IMAGES.YML"], True),
+        ("Publish", ".github/workflows/publish_images.yml", [".github/workflows/*"], True),
+        ("CI", ".github/workflows/ci.yml", ["*docker*", "publish_images.yml"], False),
+        ("Build Docker", ".github/workflows/build.yml", [], False),
+        ("publish_images.yml.bak", None, ["publish_images.yml"], False),
+    ],
+)
+def test_builds_images_matches_name_path_or_file_name(name, path, patterns, expected):
+    assert transform.builds_images({"name": name, "path": path}, patterns) is expected
 
 
 moments = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2035, 1, 1))
