@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_github import FakeGitHub, FakeRepo  # noqa: E402
 from mariadb import MariaDB, mariadb_installed, start_mariadb  # noqa: E402
-from poller import store, transform  # noqa: E402
+from poller import logs, store, transform  # noqa: E402
 from poller.models import WorkflowRun  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
 from support import TOKEN, Database, PollerSetup  # noqa: E402
@@ -203,6 +203,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=2.0)
     parser.add_argument("--new-runs", type=int, default=50)
     args = parser.parse_args()
+    # The schema set-up done in this process would otherwise log above the table.
+    logs.configure("warning")
     if not mariadb_installed():
         sys.exit("mariadbd is not installed (Debian: apt-get install mariadb-server)")
 

@@ -2,30 +2,35 @@
 
 Exit codes: 0 every repository synced; 1 at least one repository failed (the others were
 still synced); 2 the configuration or the command line is wrong; 3 the database could not
-be opened or upgraded.
+be opened or upgraded; 130 or 143 a ``--once`` stopped by SIGINT or SIGTERM before it
+finished. Every error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import NoReturn
 
 import peewee
 import structlog
 
-from poller import locks, logs, progress, status, units
+from poller import locks, logs, progress, shutdown, status, units
 from poller.config import Config, ConfigError, Secrets, load, load_secrets, resolve_path
-from poller.models import open_database, redact_url
+from poller.github import GitHub
+from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
 from poller.passes import connect_github, run_pass
 from poller.schema import ensure_schema
-from poller.sync import PassOptions
+from poller.sync import PassOptions, RepoReport
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
+# status asks GitHub for the rate limit left, and must not wait long for it.
+STATUS_GITHUB_TIMEOUT_SECONDS = 3.0
 
 log = structlog.get_logger("poller")
 
@@ -36,8 +41,15 @@ class StartupError(Exception):
         self.code = code
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"shark-poller: error: {message} (see --help)\n")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="shark-poller",
         description="Poll GitHub Actions history into the CI dashboard database.",
     )
@@ -48,9 +60,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--log-level",
-        choices=logs.LEVELS,
         default=os.environ.get("SHARK_POLLER_LOG_LEVEL", "info").lower(),
-        help="default: $SHARK_POLLER_LOG_LEVEL, else info",
+        help=f"one of {', '.join(logs.LEVELS)} (default: $SHARK_POLLER_LOG_LEVEL, else info)",
     )
     parser.add_argument(
         "--once",
@@ -66,18 +77,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="with status: print JSON")
     args = parser.parse_args(argv)
     if args.log_level not in logs.LEVELS:
-        parser.error(f"SHARK_POLLER_LOG_LEVEL must be one of {', '.join(logs.LEVELS)}")
+        parser.error(f"--log-level (or SHARK_POLLER_LOG_LEVEL) must be one of {logs.LEVELS}")
+    if args.command == "status" and args.once:
+        parser.error("--once does not apply to status")
+    if args.json and args.command != "status":
+        parser.error("--json applies to status only")
     return args
 
 
-def start(args: argparse.Namespace) -> tuple[Config, Secrets]:
-    """Load the config and secrets, then open and upgrade the database."""
+def load_settings(args: argparse.Namespace) -> tuple[Config, Secrets]:
     try:
         config = load(resolve_path(args.config))
         secrets = load_secrets()
     except ConfigError as error:
         raise StartupError(str(error), EXIT_CONFIG) from None
     logs.configure(args.log_level, secrets=[secrets.github_token, secrets.db_password])
+    return config, secrets
+
+
+def open_for_writing(config: Config, secrets: Secrets) -> None:
+    """Open the database, creating or upgrading its tables: the poller is the writer."""
     db = open_database(
         config.database.url,
         secrets.db_password,
@@ -87,73 +106,117 @@ def start(args: argparse.Namespace) -> tuple[Config, Secrets]:
     try:
         with db.connection_context():
             ensure_schema(db)
-    except peewee.PeeweeException as error:
+    except (peewee.PeeweeException, OSError) as error:
         raise StartupError(
             f"database {redact_url(config.database.url)}: {error}", EXIT_DATABASE
         ) from None
-    return config, secrets
+
+
+def open_for_reading(config: Config, secrets: Secrets) -> None:
+    """Open an existing database read-only; status never creates or upgrades anything."""
+    where = f"database {redact_url(config.database.url)}"
+    try:
+        db = open_database(config.database.url, secrets.db_password, read_only=True)
+        with db.connection_context():
+            if not db.table_exists(SyncStatus._meta.table_name):
+                raise StartupError(
+                    f"{where} has no shark-poller tables yet: run `python -m poller --once`",
+                    EXIT_DATABASE,
+                )
+    except DatabaseMissing as error:
+        raise StartupError(str(error), EXIT_DATABASE) from None
+    except peewee.PeeweeException as error:
+        raise StartupError(f"{where}: {error}", EXIT_DATABASE) from None
 
 
 def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
-    gh = connect_github(config, secrets.github_token)
+    open_for_reading(config, secrets)
+    # A quick, single try: status reads the database, and the rate limit is a bonus.
+    quick = dataclasses.replace(
+        config.github,
+        timeout_seconds=min(config.github.timeout_seconds, STATUS_GITHUB_TIMEOUT_SECONDS),
+        max_retries=0,
+    )
+    gh = GitHub(quick, secrets.github_token)
     try:
         report = status.collect(config, gh)
     finally:
         gh.close()
-    print(status.render_json(report) if as_json else status.render_table(report))
+    try:
+        print(status.render_json(report) if as_json else status.render_table(report))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `status | head`: the reader has what it wanted. Python would otherwise complain
+        # again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 
 def run_once(config: Config, secrets: Secrets) -> int:
     gh = connect_github(config, secrets.github_token)
-    if not gh.authenticated:
-        log.warning(
-            "github.unauthenticated",
-            message="GITHUB_TOKEN is not set: running unauthenticated, "
-            "which GitHub limits to 60 requests an hour",
-        )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _: FrameType | None) -> None:
-        log.info("pass.stopping", signal=signal.Signals(signum).name)
-        stop.set()
-        gh.interrupt.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     repo_locks = locks.for_database(config.database.url, secrets.db_password)
     options = PassOptions(
-        should_stop=stop.is_set,
         progress=progress.for_terminal(sys.stderr.isatty(), config.sync.progress_seconds),
         locks=repo_locks,
     )
-    try:
+    reports: list[RepoReport] = []
+
+    def work() -> None:
         with units.session():
-            reports = run_pass(config, gh, options)
-    finally:
-        gh.close()
-        repo_locks.close()
+            run_pass(config, gh, options, reports=reports)
+
+    shutdown.install(lambda received: log.info("pass.stopping", signal=received.name))
+    finished = shutdown.run_in_worker(work, "pass")
     failed = [report.repo for report in reports if report.error]
+    skipped = [report.repo for report in reports if report.skipped]
+    if shutdown.requested.is_set():
+        done = {report.repo for report in reports if not report.stopped}
+        received = shutdown.received()
+        log.warning(
+            "pass.interrupted",
+            signal=received.name if received else None,
+            unfinished=[repo.name for repo in config.repos if repo.name not in done],
+            failed=failed,
+            # A unit of work that did not reach its boundary in time rolls back.
+            abandoned_unit=not finished,
+        )
+        if not finished:
+            shutdown.abandon(shutdown.exit_status())
+    gh.close()
+    repo_locks.close()
+    if shutdown.requested.is_set():
+        return shutdown.exit_status()
     log.info(
         "pass.done",
         repos=len(reports),
         failed=failed,
-        requests=gh.stats.sent,
+        skipped=skipped,
+        requests_spent=gh.stats.spent,
+        requests_not_modified=gh.stats.not_modified,
         rate_limit_remaining=gh.stats.rate_remaining,
     )
     return EXIT_REPO_FAILED if failed else EXIT_OK
 
 
+def exit_on_signal(signum: int, _: FrameType | None) -> None:
+    """Until the pass has started, a signal stops start-up at once (and a blocking
+    connect with it), with the shell's status for that signal."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGINT, exit_on_signal)
     args = parse_args(argv)
     logs.configure(args.log_level)
     try:
-        config, secrets = start(args)
+        config, secrets = load_settings(args)
+        if args.command == "status":
+            return show_status(config, secrets, as_json=args.json)
+        open_for_writing(config, secrets)
     except StartupError as error:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return error.code
-    if args.command == "status":
-        return show_status(config, secrets, as_json=args.json)
     if args.once:
         return run_once(config, secrets)
     from poller.daemon import run_daemon

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 DEFAULT_CONFIG_PATH = "config.toml"
 CONFIG_ENV = "SHARK_POLLER_CONFIG"
@@ -24,6 +24,17 @@ DB_PASSWORD_ENV = "SHARK_POLLER_DB_PASSWORD"
 # systemd's LoadCredential= puts these files under $CREDENTIALS_DIRECTORY.
 TOKEN_CREDENTIAL = "github_token"
 DB_PASSWORD_CREDENTIAL = "db_password"
+
+# What a mysql:// url may add to pymysql's connect(); TLS is what Azure needs.
+MYSQL_URL_PARAMETERS = (
+    "ssl_ca",
+    "ssl_cert",
+    "ssl_key",
+    "ssl_verify_cert",
+    "ssl_verify_identity",
+    "ssl_disabled",
+)
+MYSQL_BOOLEAN_PARAMETERS = ("ssl_verify_cert", "ssl_verify_identity", "ssl_disabled")
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 
@@ -161,12 +172,55 @@ def _readable_file(value: Any) -> str:
 
 
 def _database_url(value: Any) -> str:
+    """The whole url is checked here, so a typo is a config error (exit 2), never a
+    traceback from the driver. Messages never repeat the url: it may hold a password."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    scheme = urlsplit(value).scheme
-    if scheme not in ("sqlite", "mysql"):
-        raise ValueError(f"must start with sqlite:/// or mysql://, got scheme {scheme!r}")
+    parts = urlsplit(value)
+    if parts.scheme == "sqlite":
+        _check_sqlite_url(value, parts)
+    elif parts.scheme == "mysql":
+        _check_mysql_url(parts)
+    else:
+        raise ValueError(f"must start with sqlite:/// or mysql://, got scheme {parts.scheme!r}")
     return value
+
+
+def _check_sqlite_url(value: str, parts: SplitResult) -> None:
+    if not value.startswith("sqlite:///") or parts.netloc:
+        raise ValueError(
+            f"{value!r} is not a sqlite url: write sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db (three or four slashes)"
+        )
+    path = parts.path[1:]
+    if not path or path.endswith("/"):
+        raise ValueError(f"{value!r} names no database file")
+    if parts.query:
+        raise ValueError("a sqlite url takes no parameters")
+
+
+def _check_mysql_url(parts: SplitResult) -> None:
+    example = "mysql://user@host:3306/database"
+    if not parts.hostname:
+        raise ValueError(f"the host is missing: write {example}")
+    try:
+        parts.port  # noqa: B018  (urllib checks the port when it is read)
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    database = parts.path[1:]
+    if not database:
+        raise ValueError(f"the database name is missing: write {example}")
+    if "/" in database:
+        raise ValueError(f"the database name cannot contain '/': write {example}")
+    for key, setting in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in MYSQL_URL_PARAMETERS:
+            raise ValueError(
+                f"unknown parameter {key!r}; accepted: {', '.join(MYSQL_URL_PARAMETERS)}"
+            )
+        if key in MYSQL_BOOLEAN_PARAMETERS and setting.lower() not in ("true", "false"):
+            raise ValueError(f"parameter {key} must be true or false")
+        if not setting:
+            raise ValueError(f"parameter {key} has no value")
 
 
 def _repo_name(value: Any) -> str:
@@ -262,9 +316,9 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
     def fail(where: str, problem: str) -> ConfigError:
         return ConfigError(f"{path}: {where}: {problem}")
 
-    for key in document:
+    for key, value in document.items():
         if key not in SECTIONS and key != "repos":
-            raise fail(key, "unknown key")
+            raise fail(f"[{key}]" if isinstance(value, dict) else key, "unknown key")
 
     sections: dict[str, dict[str, Any]] = {}
     for section, checkers in SECTIONS.items():
@@ -274,6 +328,10 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         sections[section] = _check_table(table, checkers, f"[{section}]", fail)
 
     repo_tables = document.get("repos")
+    if isinstance(repo_tables, dict):
+        raise fail(
+            "[repos]", "must be an array of tables: write [[repos]] (two brackets) per repository"
+        )
     if not isinstance(repo_tables, list) or not repo_tables:
         raise fail("[[repos]]", "at least one repository is required")
     repos: list[RepoConfig] = []

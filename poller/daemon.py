@@ -1,8 +1,10 @@
 """The long-running service: one pass at start, then one every ``interval_minutes``.
 
-Shutdown has one path. SIGTERM or SIGINT sets ``stop`` and shuts the scheduler down. The
-pass in flight sees ``stop`` between units of work (each unit is one transaction, so it
-either committed or rolled back), and the process exits 0 once that pass has returned.
+Shutdown has one path (``shutdown``). SIGTERM or SIGINT sets the stop event, which cuts
+every wait short, and shuts the scheduler down. The pass in flight stops at its next unit
+boundary (each unit is one transaction, so it either committed or rolled back); if it has
+not within ``shutdown.GRACE_SECONDS``, the process exits anyway and the unit rolls back.
+Either way nothing is lost, and the exit status is 0, as systemd expects of a stop.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 
 import peewee
 import structlog
@@ -26,7 +27,7 @@ from apscheduler.events import (
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from poller import locks, progress, units
+from poller import locks, progress, shutdown, units
 from poller.config import Config, Secrets
 from poller.passes import connect_github, run_pass
 from poller.sync import PassOptions
@@ -35,9 +36,6 @@ log = structlog.get_logger(__name__)
 
 JOB_ID = "pass"
 MAX_BACKOFF = timedelta(minutes=30)
-# How long shutdown waits for the pass in flight. It stops at the next unit of work, which
-# is bounded by the HTTP and database timeouts; the unit's TimeoutStopSec is longer.
-STOP_WAIT_SECONDS = 60
 
 
 def notify_systemd(message: str) -> None:
@@ -54,7 +52,6 @@ def notify_systemd(message: str) -> None:
 class Daemon:
     def __init__(self, config: Config, secrets: Secrets) -> None:
         self.config = config
-        self.stop = threading.Event()
         self.in_pass = threading.Lock()
         self.failures = 0
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
@@ -76,20 +73,19 @@ class Daemon:
         )
 
     def one_pass(self) -> None:
-        if self.stop.is_set():
+        if shutdown.requested.is_set():
             return
         with self.in_pass:
             structlog.contextvars.clear_contextvars()
             started = time.monotonic()
             options = PassOptions(
                 backfill_budget=self.config.sync.backfill_runs_per_pass,
-                should_stop=self.stop.is_set,
                 progress=progress.for_terminal(False, self.config.sync.progress_seconds),
                 locks=self.locks,
             )
             try:
                 with units.session():
-                    reports = run_pass(self.config, self.gh, options)
+                    reports = [r for r in run_pass(self.config, self.gh, options) if not r.skipped]
                 failed = bool(reports) and all(report.error for report in reports)
             except peewee.PeeweeException as error:
                 log.error("daemon.pass_failed", error=f"database: {error}")
@@ -110,7 +106,7 @@ class Daemon:
             return
         self.failures += 1
         delay = min(self.interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, self.interval))
-        if self.stop.is_set():
+        if shutdown.requested.is_set():
             return
         log.warning("daemon.backing_off", failures=self.failures, retry_in=delay.total_seconds())
         self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + delay)
@@ -124,16 +120,13 @@ class Daemon:
             # run_pass contains its errors, so this is a bug; the daemon keeps going.
             log.error("daemon.pass_crashed", error=repr(getattr(event, "exception", None)))
 
-    def on_signal(self, signum: int, _: FrameType | None) -> None:
-        log.info("daemon.stopping", signal=signal.Signals(signum).name)
+    def on_stop(self, received: signal.Signals) -> None:
+        log.info("daemon.stopping", signal=received.name)
         notify_systemd("STOPPING=1")
-        self.stop.set()
-        self.gh.interrupt.set()
         self.scheduler.shutdown(wait=False)
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.on_signal)
-        signal.signal(signal.SIGINT, self.on_signal)
+        shutdown.install(self.on_stop)
         self.scheduler.add_job(
             self.one_pass,
             IntervalTrigger(
@@ -150,11 +143,14 @@ class Daemon:
         notify_systemd("READY=1")
         self.scheduler.start()
         # The scheduler has stopped; let the pass in flight reach its next unit boundary.
-        finished = self.in_pass.acquire(timeout=STOP_WAIT_SECONDS)
+        finished = self.in_pass.acquire(timeout=shutdown.GRACE_SECONDS)
+        # A unit that did not reach its boundary in time rolls back when we exit.
+        log.info("daemon.stopped", clean=finished)
+        if not finished:
+            shutdown.abandon(0)
         self.gh.close()
         self.locks.close()
-        log.info("daemon.stopped", clean=finished)
-        return 0 if finished else 1
+        return 0
 
 
 def run_daemon(config: Config, secrets: Secrets) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +30,9 @@ from github import Auth, Github, GithubException, GithubRetry
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Requester import Requester
 from requests.utils import parse_header_links
+from urllib3 import BaseHTTPResponse
 
+from poller import shutdown
 from poller.config import GitHubConfig
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,10 @@ log = structlog.get_logger(__name__)
 PER_PAGE = 100
 # GitHub only lets a filtered runs listing reach this many results.
 RESULT_CAP = 1000
+# A refused connection or a failed DNS lookup is retried briefly: unlike a 5xx, waiting a
+# minute rarely helps, and it would cost that minute on every repository of the pass.
+CONNECT_RETRIES = 2
+CONNECT_RETRY_SECONDS = 1.0
 
 
 class GitHubError(Exception):
@@ -53,8 +58,18 @@ class AuthFailed(GitHubError):
     pass
 
 
-class Interrupted(GitHubError):
-    """Shutdown was asked for while waiting for the rate limit to reset."""
+class InterruptibleRetry(GithubRetry):
+    """PyGithub's retry policy, but every wait between tries is cut short by a stop
+    request (urllib3 sleeps where no signal reaches), and waits after a connection
+    failure, which has no answer and so no Retry-After, are kept short."""
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        seconds = self.get_retry_after(response) if response else None
+        if not seconds:
+            seconds = self.get_backoff_time()
+            if self.history and self.history[-1].status is None:
+                seconds = min(seconds, CONNECT_RETRY_SECONDS)
+        shutdown.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,11 @@ class RequestStats:
     rate_remaining: int | None = None
     rate_limit: int | None = None
     rate_reset: int | None = None
+
+    @property
+    def spent(self) -> int:
+        """Requests that counted against the rate limit: all but the free 304s."""
+        return self.sent - self.not_modified
 
 
 class ResponseCache(Protocol):
@@ -109,14 +129,15 @@ def created_filter(low: datetime | None, high: datetime | None) -> str:
 
 class GitHub:
     def __init__(self, config: GitHubConfig, token: str | None) -> None:
-        retry = GithubRetry(
+        retry = InterruptibleRetry(
             total=config.max_retries,
+            connect=min(CONNECT_RETRIES, config.max_retries),
             backoff_factor=config.retry_backoff_seconds,
             # 429 is retried too; urllib3 honours its Retry-After (403's is handled by
             # GithubRetry itself), and 5xx are retried with exponential backoff.
             status_forcelist=[*range(500, 600), 429],
-            # GithubRetry's sleep cannot be interrupted by SIGTERM, so it may only wait
-            # briefly. Longer waits for a reset happen in wait_if_exhausted, which can.
+            # A wait inside a request holds a page half-fetched, so it stays short. Longer
+            # waits for a reset happen in wait_if_exhausted, between requests.
             max_rate_limit_wait=config.max_rate_limit_wait_seconds,
             secondary_rate_wait=config.secondary_rate_wait_seconds,
         )
@@ -146,8 +167,6 @@ class GitHub:
         # Where ETags and bodies are kept; passes.connect_github puts the database here.
         self.cache: ResponseCache | None = None
         self.config = config
-        # Set by the daemon on shutdown, to cut a wait for the rate limit reset short.
-        self.interrupt = threading.Event()
 
     def close(self) -> None:
         self._client.close()
@@ -241,8 +260,7 @@ class GitHub:
         log.warning(
             "github.waiting_for_reset", remaining=self.stats.rate_remaining, seconds=round(seconds)
         )
-        if self.interrupt.wait(seconds):
-            raise Interrupted("shutdown requested while waiting for the rate limit reset")
+        shutdown.sleep(seconds)
         self.stats.rate_remaining = None  # unknown until the next answer
 
     # --- endpoints ---

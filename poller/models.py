@@ -203,7 +203,8 @@ class SyncStatus(BaseModel):
     lastpass = peewee.DateTimeField(null=True)
     lastsuccess = peewee.DateTimeField(null=True)
     lasterror = peewee.TextField(null=True)
-    requests = peewee.IntegerField(null=True)
+    requests = peewee.IntegerField(null=True)  # rate-limited requests of the last pass
+    notmodified = peewee.IntegerField(null=True)  # its free 304 answers
     ratelimitremaining = peewee.IntegerField(null=True)
 
     class Meta:
@@ -265,32 +266,53 @@ def mysql_options(url: str, password: str | None) -> dict[str, Any]:
     return options
 
 
+class DatabaseMissing(Exception):
+    """A reader was pointed at a database that does not exist."""
+
+
 def open_database(
     url: str,
     password: str | None = None,
     *,
     autoconnect: bool = True,
     timeout_seconds: float = 60,
+    read_only: bool = False,
 ) -> peewee.Database:
-    """Make a peewee database for ``url`` and bind the models to it. Does not connect."""
+    """Make a peewee database for ``url`` and bind the models to it. Does not connect.
+
+    The poller, the one writer, creates a missing SQLite file and its directories. A
+    reader (``read_only``) opens an existing database only, and never writes to it.
+    """
     scheme = urlsplit(url).scheme
     options = parse_db_url(url)
     db: peewee.Database
     if scheme == "sqlite":
         path = options.pop("database")
-        if path != ":memory:":
+        pragmas: dict[str, Any] = {"busy_timeout": int(timeout_seconds * 1000)}
+        if read_only and path != ":memory:":
+            if not Path(path).is_file():
+                raise DatabaseMissing(
+                    f"database {path} does not exist (shark-poller creates it on its first pass)"
+                )
+            # A read-only connection: it cannot create, upgrade or write anything.
+            path = f"file:{Path(path).resolve()}?mode=ro"
+            options["uri"] = True
+        elif path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = peewee.SqliteDatabase(
-            path,
-            autoconnect=autoconnect,
-            timeout=timeout_seconds,
             # WAL lets dashboard readers query while the poller writes.
-            pragmas={"journal_mode": "wal", "busy_timeout": int(timeout_seconds * 1000)},
-            **options,
+            pragmas["journal_mode"] = "wal"
+            # A writer's transactions take the write lock when they begin. A deferred one
+            # that reads and then writes fails at once, without waiting, when another
+            # process wrote in between (SQLITE_BUSY_SNAPSHOT).
+            options["lock_type"] = "IMMEDIATE"
+        db = peewee.SqliteDatabase(
+            path, autoconnect=autoconnect, timeout=timeout_seconds, pragmas=pragmas, **options
         )
     elif scheme == "mysql":
         options = mysql_options(url, password)
         name = options.pop("database")
+        if read_only:
+            options["init_command"] = "SET SESSION TRANSACTION READ ONLY"
         db = peewee.MySQLDatabase(
             name,
             autoconnect=autoconnect,
@@ -331,9 +353,10 @@ def connect(config_path: str | os.PathLike[str] | None = None) -> peewee.Databas
     """Open the database named in ``config.toml`` for reading, as dashboard scripts do.
 
     The path defaults to ``$SHARK_POLLER_CONFIG``, else ``./config.toml``; the password
-    comes from ``$SHARK_POLLER_DB_PASSWORD`` when the url has none.
+    comes from ``$SHARK_POLLER_DB_PASSWORD`` when the url has none. The connection is
+    read-only, and a missing SQLite file raises :class:`DatabaseMissing`.
     """
     config = load(resolve_path(os.fspath(config_path) if config_path else None))
-    db = open_database(config.database.url, load_secrets().db_password)
+    db = open_database(config.database.url, load_secrets().db_password, read_only=True)
     db.connect(reuse_if_open=True)
     return db

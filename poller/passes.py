@@ -1,7 +1,9 @@
 """One pass over every configured repository, each under its lock.
 
 One failing repository never stops the others: its error is logged with ``repo=`` and
-recorded in ``sync_status``, and the pass goes on.
+recorded in ``sync_status``, and the pass goes on. The exception is a GitHub that does not
+answer at all (DNS, a refused or unreachable connection): once one repository has found
+that, the rest of the pass is not tried, rather than spending the same retries on each.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import requests
 import structlog
 from github import GithubException
 
-from poller import store, units
+from poller import shutdown, store, units
 from poller.config import Config, RepoConfig
-from poller.github import GitHub, GitHubError, Interrupted, describe
+from poller.github import GitHub, GitHubError, describe
 from poller.locks import LockLost
-from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync, Stopping, utcnow
+from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -30,20 +32,31 @@ def run_pass(
     options: PassOptions | None = None,
     *,
     now: datetime | None = None,
+    reports: list[RepoReport] | None = None,
 ) -> list[RepoReport]:
-    """Sync every configured repository once. One failing repository never stops the rest."""
+    """Sync every configured repository once. One failing repository never stops the rest.
+
+    Returns a report for each repository the pass reached, appended to ``reports`` as
+    each one ends, so that a caller that gives up waiting still knows which did. After a
+    stop request, the repositories the pass did not reach have none.
+    """
     options = options or PassOptions()
-    reports = []
+    reports = [] if reports is None else reports
+    unreachable: str | None = None
     for repo in config.repos:
-        if options.should_stop():
+        if shutdown.requested.is_set():
             break
         structlog.contextvars.bind_contextvars(repo=repo.name)
         try:
-            report = sync_repo(config, gh, repo, options, now or utcnow())
+            if unreachable is None:
+                report = sync_repo(config, gh, repo, options, now or utcnow())
+            else:
+                report = not_tried(repo, unreachable, now or utcnow())
         finally:
             structlog.contextvars.unbind_contextvars("repo")
-        if report is not None:
-            reports.append(report)
+        reports.append(report)
+        if report.unreachable and unreachable is None:
+            unreachable = report.error
     with contextlib.suppress(peewee.PeeweeException):
         store.prune_http_cache((now or utcnow()) - HTTP_CACHE_DAYS)
     return reports
@@ -53,64 +66,87 @@ def connect_github(config: Config, token: str | None) -> GitHub:
     """The GitHub client, with its ETags kept in the database."""
     gh = GitHub(config.github, token)
     gh.cache = store.HttpCacheStore(gh.identity)
+    if not gh.authenticated:
+        log.warning(
+            "github.unauthenticated",
+            message="GITHUB_TOKEN is not set: running unauthenticated, "
+            "which GitHub limits to 60 requests an hour",
+        )
     return gh
+
+
+def not_tried(repo: RepoConfig, reason: str | None, now: datetime) -> RepoReport:
+    report = RepoReport(repo.name, error=f"not tried: GitHub is unreachable ({reason})")
+    report.unreachable = True
+    log.error("sync.repo_failed", error=report.error)
+    _record(report, now, None)
+    return report
 
 
 def sync_repo(
     config: Config, gh: GitHub, repo: RepoConfig, options: PassOptions, now: datetime
-) -> RepoReport | None:
-    """One repository under its lock; None when another process holds the lock."""
+) -> RepoReport:
+    """One repository under its lock; skipped when another process holds the lock."""
     report = RepoReport(repo.name)
-    started, sent_before = time.monotonic(), gh.stats.sent
+    started = time.monotonic()
+    sent_before, free_before = gh.stats.sent, gh.stats.not_modified
     try:
         locked = options.locks.acquire(repo.name)
     except Exception as error:
         locked, report.error = False, f"could not take the repository lock: {error}"
     if not locked and report.error is None:
-        log.warning("sync.repo_skipped", reason="another shark-poller process holds its lock")
-        return None
-    progress = options.progress(repo.name)
-    stopped = False
+        report.skipped = "another shark-poller process holds its lock"
+        log.warning("sync.repo_skipped", reason=report.skipped)
+        return report
     if locked:
+        progress = options.progress(repo.name, lambda: gh.stats.sent - sent_before)
         guard = units.write_guard.set(lambda: options.locks.verify(repo.name))
         try:
             RepoSync(gh, config, repo, now, options=options, report=report, progress=progress).run()
-        except (Stopping, Interrupted):
-            stopped = True
+        except shutdown.Interrupted:
+            report.stopped = True
             log.info("sync.repo_stopped", reason="shutdown requested")
         except peewee.PeeweeException as error:
             report.error = f"database: {error}"
             log.error("sync.repo_failed", error=report.error)
         except Exception as error:
             report.error = describe(error)
+            report.unreachable = isinstance(error, requests.ConnectionError)
             log.error("sync.repo_failed", error=report.error, exc_info=not _expected(error))
         finally:
             units.write_guard.reset(guard)
             progress.close()
             options.locks.release(repo.name)
-    report.requests = gh.stats.sent - sent_before
+    report.requests_not_modified = gh.stats.not_modified - free_before
+    report.requests_spent = gh.stats.sent - sent_before - report.requests_not_modified
     report.seconds = round(time.monotonic() - started, 3)
-    if not stopped:
-        try:
-            store.record_pass(
-                repo.name,
-                now,
-                error=report.error,
-                requests=report.requests,
-                rate_remaining=gh.stats.rate_remaining,
-            )
-        except peewee.PeeweeException as error:
-            log.error("sync.status_not_saved", error=str(error))
+    if not report.stopped:
+        _record(report, now, gh.stats.rate_remaining)
     log.info(
         "sync.repo_done",
-        ok=report.error is None and not stopped,
+        ok=report.error is None and not report.stopped,
         counts=report.summary(),
-        requests=report.requests,
+        requests_spent=report.requests_spent,
+        requests_not_modified=report.requests_not_modified,
         rate_limit_remaining=gh.stats.rate_remaining,
         seconds=report.seconds,
         backfill_pending=report.backfill_pending,
     )
     return report
+
+
+def _record(report: RepoReport, now: datetime, rate_remaining: int | None) -> None:
+    try:
+        store.record_pass(
+            report.repo,
+            now,
+            error=report.error,
+            requests_spent=report.requests_spent,
+            requests_not_modified=report.requests_not_modified,
+            rate_remaining=rate_remaining,
+        )
+    except peewee.PeeweeException as error:
+        log.error("sync.status_not_saved", error=str(error))
 
 
 def _expected(error: Exception) -> bool:

@@ -1,9 +1,13 @@
-"""Progress of a long pass: a bar on a terminal, periodic log events otherwise."""
+"""Progress of a long pass: a bar on a terminal, timed log events otherwise.
+
+Both count what is fetched as it arrives (runs listed, jobs requests, all requests), not
+only what a committed page stored, so a long first page shows movement at once.
+"""
 
 from __future__ import annotations
 
-import functools
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -15,55 +19,91 @@ log = structlog.get_logger(__name__)
 
 
 class Progress(Protocol):
-    def advance(self, runs: int) -> None: ...
+    def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None: ...
     def close(self) -> None: ...
 
 
 class NoProgress:
-    def advance(self, runs: int) -> None:
+    def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
         pass
 
     def close(self) -> None:
         pass
 
 
+class Counters:
+    def __init__(self) -> None:
+        self.listed = self.jobs = self.stored = 0
+
+    def add(self, listed: int, jobs: int, stored: int) -> None:
+        self.listed += listed
+        self.jobs += jobs
+        self.stored += stored
+
+
 class BarProgress:
-    """A tqdm bar per repository, as the legacy backfill script showed."""
+    """A tqdm bar per repository, counting runs listed, with what was stored beside it."""
 
-    def __init__(self, repo: str) -> None:
-        self.bar = tqdm(desc=repo, unit=" runs", file=sys.stderr, leave=True)
+    def __init__(self, repo: str, requests: Callable[[], int]) -> None:
+        self.requests = requests
+        self.counters = Counters()
+        self.bar = tqdm(desc=repo, unit=" runs", file=sys.stderr, leave=True, mininterval=0.5)
 
-    def advance(self, runs: int) -> None:
-        self.bar.update(runs)
+    def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
+        self.counters.add(listed, jobs, stored)
+        self.bar.set_postfix(
+            stored=self.counters.stored,
+            jobs=self.counters.jobs,
+            requests=self.requests(),
+            refresh=False,
+        )
+        self.bar.update(listed)
 
     def close(self) -> None:
         self.bar.close()
 
 
 class LogProgress:
-    """A ``sync.progress`` event at most every ``every_seconds``: journald gets no bars."""
+    """A ``sync.progress`` event every ``every_seconds`` while the repository syncs, from a
+    timer: journald gets no bars, and a pass can sit on one slow request for a while."""
 
-    def __init__(self, repo: str, every_seconds: float = 10.0) -> None:
+    def __init__(self, repo: str, requests: Callable[[], int], every_seconds: float) -> None:
+        self.repo = repo
+        self.requests = requests
         self.every = every_seconds
-        self.runs = 0
-        self.started = self.last = time.monotonic()
+        self.counters = Counters()
+        self.started = time.monotonic()
+        self.closed = threading.Event()
+        self.timer = threading.Thread(target=self._tick, name="progress", daemon=True)
+        self.timer.start()
 
-    def advance(self, runs: int) -> None:
-        self.runs += runs
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
+    def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
+        self.counters.add(listed, jobs, stored)
+
+    def _tick(self) -> None:
+        while not self.closed.wait(self.every):
+            seconds = time.monotonic() - self.started
             log.info(
                 "sync.progress",
-                runs=self.runs,
-                runs_per_second=round(self.runs / (now - self.started), 1),
+                repo=self.repo,  # the timer's thread does not share the pass's context
+                runs_listed=self.counters.listed,
+                runs_stored=self.counters.stored,
+                jobs_fetched=self.counters.jobs,
+                requests=self.requests(),
+                seconds=round(seconds, 1),
             )
 
     def close(self) -> None:
-        pass
+        self.closed.set()
 
 
-def for_terminal(interactive: bool, every_seconds: float) -> Callable[[str], Progress]:
+def for_terminal(
+    interactive: bool, every_seconds: float
+) -> Callable[[str, Callable[[], int]], Progress]:
     if interactive:
         return BarProgress
-    return functools.partial(LogProgress, every_seconds=every_seconds)
+
+    def make(repo: str, requests: Callable[[], int]) -> Progress:
+        return LogProgress(repo, requests, every_seconds)
+
+    return make

@@ -1,6 +1,7 @@
 """``python -m poller status``: where each repository stands, read from the database.
 
-It spends at most one request, ``GET /rate_limit``, which GitHub does not count.
+It opens the database read-only, and spends at most one request, ``GET /rate_limit``,
+which GitHub does not count and which may fail without failing the command.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def repo_status(repo: RepoConfig) -> dict[str, Any]:
         "last_pass": _iso(status.lastpass) if status else None,
         "last_success": _iso(status.lastsuccess) if status else None,
         "last_error": status.lasterror if status else None,
+        # The last pass's requests: those the rate limit counted, and the free 304s.
+        "requests_spent": status.requests if status else None,
+        "requests_not_modified": status.notmodified if status else None,
         "runs_stored": stored,
         "runs_unfinished": unfinished,
         "backfill": backfill_state(repo, cursors, stored),
@@ -80,6 +84,8 @@ def render_table(report: dict[str, Any]) -> str:
         ("last_success", "LAST SUCCESS"),
         ("runs_stored", "RUNS"),
         ("runs_unfinished", "UNFINISHED"),
+        ("requests_spent", "SPENT"),
+        ("requests_not_modified", "304s"),
         ("backfill", "BACKFILL"),
         ("last_error", "LAST ERROR"),
     ]

@@ -357,7 +357,8 @@ def record_pass(
     now: datetime,
     *,
     error: str | None,
-    requests: int,
+    requests_spent: int,
+    requests_not_modified: int,
     rate_remaining: int | None,
 ) -> None:
     stored = SyncStatus.get_or_none(SyncStatus.repo == repo)
@@ -366,7 +367,8 @@ def record_pass(
         "lastpass": now,
         "lastsuccess": now if error is None else (stored.lastsuccess if stored else None),
         "lasterror": error,
-        "requests": requests,
+        "requests": requests_spent,
+        "notmodified": requests_not_modified,
         "ratelimitremaining": rate_remaining,
     }
     upsert(SyncStatus, [row], ["repo"])

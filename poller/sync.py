@@ -20,6 +20,7 @@ the last commit left off. ``passes`` runs this for every repository.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from poller import store, transform
+from poller import shutdown, store, transform
 from poller.config import Config, RepoConfig
 from poller.github import PER_PAGE, RESULT_CAP, GitHub, GitHubError, Response
 from poller.locks import NoLocks, RepoLocks
@@ -81,9 +82,17 @@ class RepoReport:
     repo: str
     counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
     error: str | None = None
-    requests: int = 0
+    # Requests that counted against the rate limit, and free 304 answers.
+    requests_spent: int = 0
+    requests_not_modified: int = 0
     seconds: float = 0.0
     backfill_pending: bool = False
+    # Why the repository was not synced at all this pass (another process's lock).
+    skipped: str | None = None
+    # A stop request ended its sync part-way.
+    stopped: bool = False
+    # GitHub could not be reached (no answer at all, unlike an error status).
+    unreachable: bool = False
 
     def summary(self) -> dict[str, dict[str, int]]:
         return {
@@ -97,17 +106,17 @@ class RepoReport:
         }
 
 
-class Stopping(Exception):
-    """Shutdown was asked for; raised between units of work, never inside one."""
+ProgressFactory = Callable[[str, Callable[[], int]], Progress]
 
 
 @dataclass
 class PassOptions:
-    """How a pass runs. ``backfill_budget`` of None means: finish the backfill."""
+    """How a pass runs. ``backfill_budget`` of None means: finish the backfill.
+    ``progress`` makes a repository's progress report from its name and a count of the
+    requests it has sent."""
 
     backfill_budget: int | None = None
-    should_stop: Callable[[], bool] = lambda: False
-    progress: Callable[[str], Progress] = lambda repo: NoProgress()
+    progress: ProgressFactory = lambda repo, requests: NoProgress()
     locks: RepoLocks = field(default_factory=NoLocks)
 
 
@@ -134,13 +143,12 @@ class RepoSync:
         # What the backfill may still store in this pass: runs (budget), new runs (room).
         self.budget: int | None = None
         self.room: int | None = None
-        self.should_stop = options.should_stop
         self.report = report
-        self.progress = progress.advance
+        self.progress = progress
 
     def check_stop(self) -> None:
-        if self.should_stop():
-            raise Stopping
+        """Between units of work: a stop request ends the sync here, never inside one."""
+        shutdown.check()
 
     def count(self, table: str, counts: Counts) -> None:
         self.report.counts[table].add(counts)
@@ -244,6 +252,7 @@ class RepoSync:
         the stored stretch are the backfill's business, and bounded by max_runs."""
         for status in ACTIVE_STATUSES:
             for page in self.gh.run_pages_by_status(self.name, status):
+                self.progress.advance(listed=len(page))
                 covered = [
                     run
                     for run in page
@@ -365,8 +374,10 @@ class RepoSync:
     def window_pages(
         self, first: Response, max_pages: int | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        yield list(first.data["workflow_runs"])
-        yield from self.gh.runs_next_pages(first, max_pages)
+        pages = self.gh.runs_next_pages(first, max_pages)
+        for page in itertools.chain([list(first.data["workflow_runs"])], pages):
+            self.progress.advance(listed=len(page))
+            yield page
 
     def store_runs(
         self,
@@ -394,6 +405,7 @@ class RepoSync:
                 self.defer_backfill()
                 break
             jobs = self.gh.jobs(self.name, run["id"])
+            self.progress.advance(jobs=1)
             run_rows.append(transform.run_row(run, jobs, self.name))
             attempt = run.get("run_attempt") or 1
             job_rows += [transform.job_row(job, self.name, attempt) for job in jobs]
@@ -417,7 +429,7 @@ class RepoSync:
         counts["workflowruns"].unchanged += len(runs) - len(run_rows)
         for table, table_counts in counts.items():
             self.count(table, table_counts)
-        self.progress(len(runs))
+        self.progress.advance(stored=len(runs))
         return runs
 
     def defer_backfill(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import ParamSpec, TypeVar
@@ -17,6 +16,7 @@ from typing import ParamSpec, TypeVar
 import peewee
 import structlog
 
+from poller import shutdown
 from poller.models import database
 
 log = structlog.get_logger(__name__)
@@ -95,7 +95,7 @@ def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
                 # The connection is already dead; close() still resets peewee's state.
                 with contextlib.suppress(peewee.PeeweeException):
                     database.close()
-                time.sleep(delay)
+                shutdown.sleep(delay)
         raise AssertionError("unreachable")
 
     return unit

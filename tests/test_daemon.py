@@ -64,7 +64,9 @@ def test_daemon_passes_on_schedule_and_stops_cleanly(fake: FakeGitHub, poller: P
     # Every event inside a pass carries the repository.
     assert all(event["repo"] == "octo/demo" for event in daemon.events("sync.repo_done"))
     done = daemon.events("sync.repo_done")[0]
-    assert {"counts", "requests", "rate_limit_remaining", "seconds"} <= set(done)
+    assert {"counts", "requests_spent", "requests_not_modified", "rate_limit_remaining"} <= set(
+        done
+    )
 
 
 def test_sigterm_mid_pass_exits_0_and_loses_nothing(

@@ -56,11 +56,14 @@ def test_status_reports_each_repository_for_one_free_request(fake: FakeGitHub, p
     assert "GitHub rate limit: " in table.stdout
 
 
-def test_backfill_pending_is_reported(fake: FakeGitHub, poller: PollerSetup):
+def test_a_repository_just_added_is_not_started(fake: FakeGitHub, poller: PollerSetup):
     history(fake, 5)
+    fake.add_repo("octo/new")
     poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    poller.repos.append({"name": "octo/new"})
     result = poller.run("status", "--json")
-    assert json.loads(result.stdout)["repos"][0]["backfill"] == "not started"
+    assert json.loads(result.stdout)["repos"][1]["backfill"] == "not started"
 
 
 def test_interactive_once_shows_a_progress_bar(fake: FakeGitHub, poller: PollerSetup):
@@ -102,5 +105,5 @@ def test_non_interactive_pass_logs_progress_events(fake: FakeGitHub, poller: Pol
     assert result.returncode == 0
     events = [json.loads(line) for line in result.stderr.splitlines() if '"sync.progress"' in line]
     assert events and all(event["repo"] == "octo/demo" for event in events)
-    assert events[-1]["runs"] > events[0]["runs"] or len(events) == 1
+    assert events[-1]["runs_listed"] > events[0]["runs_listed"] or len(events) == 1
     assert "\r" not in result.stderr  # no bar when stderr is not a terminal

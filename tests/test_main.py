@@ -1,0 +1,206 @@
+"""The command line as an operator meets it: every bad input is one line and the right
+exit status, readers never write, and the small things a terminal or a pipe shows."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from fake_github import FakeGitHub
+from poller import models
+from support import REPO_ROOT, Database, LogTail, PollerSetup
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *parts: str):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("shark-poller: error: ")
+    for part in parts:
+        assert part in lines[0]
+
+
+def run_config(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHARK_POLLER", "GITHUB"))}
+    return subprocess.run(
+        [os.sys.executable, "-m", "poller", "--config", str(config), *(args or ("--once",))],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+REPOS = '\n[[repos]]\nname = "octo/demo"\n'
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://x.db", "three or four slashes"),
+        ("sqlite:x.db", "three or four slashes"),
+        ("sqlite:///", "names no database file"),
+        ("mysql://u@127.0.0.1:notaport/db", "the port must be a number"),
+        ("mysql://u@127.0.0.1:3306/db?sslca=/x", "unknown parameter 'sslca'; accepted: ssl_ca"),
+        ("mysql://u@127.0.0.1:3306/db?ssl_verify_cert=yes", "must be true or false"),
+        ("mysql://u@host:3306", "the database name is missing"),
+        ("mysql://u:hunter2-secret@/db", "the host is missing"),
+        ("postgres://u@host/db", "must start with sqlite:/// or mysql://"),
+    ],
+)
+def test_a_bad_database_url_is_one_line_and_exit_2(tmp_path, url: str, message: str):
+    result = run_config(tmp_path, f'[database]\nurl = "{url}"\n' + REPOS)
+    assert_one_line_error(result, 2, "[database].url:", message)
+    assert "hunter2-secret" not in result.stderr
+    assert not (tmp_path / ".db").exists() and not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ('[repos]\nname = "octo/demo"\n', ["[repos]:", "[[repos]]"]),
+        ("[schedual]\ninterval_minutes = 5\n" + REPOS, ["config.toml: [schedual]: unknown key"]),
+        ("interval_minutes = 5\n" + REPOS, ["config.toml: interval_minutes: unknown key"]),
+        ('[[repos]]\nname = "octo/demo"\ndocker_workflows = "docker"\n', ["docker_workflows"]),
+    ],
+)
+def test_config_mistakes_name_the_key(tmp_path, text: str, parts: list[str]):
+    assert_one_line_error(run_config(tmp_path, text), 2, *parts)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--once", "--json"], "--json applies to status only"),
+        (["status", "--once"], "--once does not apply to status"),
+        (["--log-level", "loud"], "--log-level"),
+        (["stats"], "invalid choice"),
+    ],
+)
+def test_flags_that_do_not_apply_are_rejected(tmp_path, args: list[str], message: str):
+    assert_one_line_error(run_config(tmp_path, REPOS, *args), 2, message)
+
+
+def test_status_on_a_missing_sqlite_database_creates_nothing(tmp_path):
+    text = '[database]\nurl = "sqlite:///typo/dashbaord.db"\n' + REPOS
+    result = run_config(tmp_path, text, "status")
+    assert_one_line_error(result, 3, "typo/dashbaord.db does not exist")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_dashboard_connect_on_a_missing_database_creates_nothing(tmp_path, monkeypatch):
+    (tmp_path / "config.toml").write_text('[database]\nurl = "sqlite:///nope.db"\n' + REPOS)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(models.DatabaseMissing, match=r"nope\.db does not exist"):
+        models.connect(tmp_path / "config.toml")
+    assert list(tmp_path.iterdir()) == [tmp_path / "config.toml"]
+
+
+def test_readers_never_write_a_read_only_sqlite_file(fake: FakeGitHub, tmp_path, monkeypatch):
+    poller = PollerSetup(tmp_path, fake.url, Database(f"sqlite:///{tmp_path / 'dash.db'}"))
+    repo = fake.add_repo("octo/demo")
+    fake.add_run(repo, fake.add_workflow(repo, "CI"), created=NOW - timedelta(hours=1))
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    path = Path(poller.database.url.removeprefix("sqlite:///"))
+    path.chmod(0o444)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    status = poller.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert '"runs_stored": 1' in status.stdout
+    monkeypatch.chdir(poller.tmp_path)
+    db = models.connect(poller.config_path)
+    assert models.WorkflowRun.select().count() == 1
+    with pytest.raises(Exception, match="readonly"):
+        models.Repo.create(name="octo/other")
+    db.close()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_status_into_a_closed_pipe_is_quiet(fake: FakeGitHub, poller: PollerSetup):
+    """`status | head -1`: the reader leaves before the table is written."""
+    fake.add_repo("octo/demo")
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    process = subprocess.Popen(
+        poller.command("status"),
+        env=poller.env(),
+        cwd=poller.tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_status_shows_spent_requests_and_free_304s_apart(fake: FakeGitHub, poller: PollerSetup):
+    repo = fake.add_repo("octo/demo")
+    fake.add_run(repo, fake.add_workflow(repo, "CI"), created=NOW - timedelta(days=3))
+    poller.repos = [{"name": "octo/demo"}]
+    for _ in range(3):  # the third pass is idle: every listing answers 304
+        assert poller.run().returncode == 0
+    import json
+
+    status = poller.run("status", "--json")
+    [row] = json.loads(status.stdout)["repos"]
+    assert row["requests_spent"] == 0
+    assert row["requests_not_modified"] >= 5
+
+
+def test_the_daemon_says_it_runs_unauthenticated(fake: FakeGitHub, poller: PollerSetup):
+    fake.add_repo("octo/demo")
+    poller.repos = [{"name": "octo/demo"}]
+    poller.token = None
+    poller.schedule = {"interval_minutes": 10, "jitter_seconds": 0}
+    daemon = LogTail(poller.popen())
+    try:
+        daemon.wait_for("github.unauthenticated")
+        daemon.wait_for("daemon.pass_done")
+    finally:
+        daemon.process.terminate()
+        assert daemon.process.wait(timeout=30) == 0
+
+
+def test_progress_is_reported_on_a_timer_while_fetching(fake: FakeGitHub, poller: PollerSetup):
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    for i in range(150):
+        fake.add_run(repo, ci, created=NOW - timedelta(days=3, minutes=i))
+    fake.latency = 0.01  # about 2 s of jobs requests, inside the first page of runs
+    poller.repos = [{"name": "octo/demo"}]
+    poller.sync = {"progress_seconds": 0.4}
+    started = time.monotonic()
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    import json
+
+    events = [json.loads(line) for line in result.stderr.splitlines() if "sync.progress" in line]
+    assert len(events) >= 3, f"{len(events)} events in {time.monotonic() - started:.1f}s"
+    # The first ticks come while the first page's jobs are fetched, before it is stored.
+    assert events[0]["runs_listed"] == 100 and events[0]["runs_stored"] == 0
+    assert events[0]["jobs_fetched"] > 0 and events[0]["repo"] == "octo/demo"
+    assert [e["jobs_fetched"] for e in events] == sorted(e["jobs_fetched"] for e in events)
+
+
+def test_sqlite_lock_files_are_ignored_by_git():
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".shark_dashboard.db.0123456789abcdef.lock"],
+        cwd=REPO_ROOT,
+    )
+    assert ignored.returncode == 0
