@@ -79,8 +79,14 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    # Re-runs keep their created_at, so the live listing reaches this far back each pass.
+    # Runs this recent are re-read every pass (in fixed windows, free when unchanged), so a
+    # re-run or late change of a recent run is seen by the next pass.
     lookback_days: float = 2.0
+    # GitHub allows re-runs for 30 days: runs this recent are re-read, older ones never.
+    rerun_horizon_days: float = 30.0
+    # The part of the horizon older than lookback_days is re-read once per this many
+    # minutes, a slice per pass; 0 re-reads all of it every pass.
+    rerun_sweep_minutes: float = 60.0
     # Runs become visible in listings a little after their created_at.
     overlap_minutes: float = 10.0
     # How many runs the backfill may store per pass once the live work is done.
@@ -279,6 +285,8 @@ SECTIONS: dict[str, dict[str, Checker]] = {
     "schedule": {"interval_minutes": _positive_number, "jitter_seconds": _non_negative_number},
     "sync": {
         "lookback_days": _non_negative_number,
+        "rerun_horizon_days": _non_negative_number,
+        "rerun_sweep_minutes": _non_negative_number,
         "overlap_minutes": _non_negative_number,
         "backfill_runs_per_pass": _positive_int,
         "progress_seconds": _positive_number,

@@ -80,6 +80,7 @@ class Daemon:
             started = time.monotonic()
             options = PassOptions(
                 backfill_budget=self.config.sync.backfill_runs_per_pass,
+                sweep_share=sweep_share(self.config),
                 progress=progress.for_terminal(False, self.config.sync.progress_seconds),
                 locks=self.locks,
             )
@@ -151,6 +152,13 @@ class Daemon:
         self.gh.close()
         self.locks.close()
         return 0
+
+
+def sweep_share(config: Config) -> float:
+    """The share of the re-run horizon each pass re-reads, so that all of it is re-read
+    once per ``rerun_sweep_minutes`` (0: all of it every pass)."""
+    sweep = config.sync.rerun_sweep_minutes
+    return 1.0 if sweep <= 0 else min(1.0, config.schedule.interval_minutes / sweep)
 
 
 def run_daemon(config: Config, secrets: Secrets) -> int:

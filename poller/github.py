@@ -106,6 +106,7 @@ class ResponseCache(Protocol):
     def lookup(self, url: str) -> tuple[str, bytes] | None: ...
     def save(self, url: str, etag: str, body: bytes, now: datetime) -> None: ...
     def touch(self, url: str, now: datetime) -> None: ...
+    def known(self, url: str) -> bool: ...
 
 
 def _utcnow() -> datetime:
@@ -310,18 +311,24 @@ class GitHub:
     def runs_first_page(
         self, full_name: str, low: datetime | None, high: datetime | None
     ) -> Response:
-        return self.get(
-            f"/repos/{full_name}/actions/runs",
-            {"created": created_filter(low, high), "per_page": PER_PAGE},
-            kind="runs",
+        return self.get(*self._runs_listing(full_name, low, high), kind="runs")
+
+    def runs_listing_primed(
+        self, full_name: str, low: datetime | None, high: datetime | None
+    ) -> bool:
+        """Whether the listing's first page has a stored ETag, so a re-read may be free."""
+        url, params = self._runs_listing(full_name, low, high)
+        return self.cache is not None and self.cache.known(
+            Requester.add_parameters_to_url(url, params)
         )
 
-    def run_pages_by_status(self, full_name: str, status: str) -> Iterator[list[dict[str, Any]]]:
-        return self.list_items(
+    @staticmethod
+    def _runs_listing(
+        full_name: str, low: datetime | None, high: datetime | None
+    ) -> tuple[str, dict[str, Any]]:
+        return (
             f"/repos/{full_name}/actions/runs",
-            {"status": status},
-            key="workflow_runs",
-            kind="runs",
+            {"created": created_filter(low, high), "per_page": PER_PAGE},
         )
 
     def runs_next_pages(

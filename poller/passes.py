@@ -21,7 +21,8 @@ from poller import shutdown, store, units
 from poller.config import Config, RepoConfig
 from poller.github import GitHub, GitHubError, describe
 from poller.locks import LockLost
-from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync, utcnow
+from poller.runs import utcnow
+from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync
 
 log = structlog.get_logger(__name__)
 

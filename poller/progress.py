@@ -42,7 +42,8 @@ class Counters:
 
 
 class BarProgress:
-    """A tqdm bar per repository, counting runs listed, with what was stored beside it."""
+    """A tqdm bar per repository. It counts runs fetched (one jobs request each: what a
+    backfill spends its time on), with the runs listed and stored beside it."""
 
     def __init__(self, repo: str, requests: Callable[[], int]) -> None:
         self.requests = requests
@@ -52,12 +53,12 @@ class BarProgress:
     def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
         self.counters.add(listed, jobs, stored)
         self.bar.set_postfix(
+            listed=self.counters.listed,
             stored=self.counters.stored,
-            jobs=self.counters.jobs,
             requests=self.requests(),
             refresh=False,
         )
-        self.bar.update(listed)
+        self.bar.update(jobs)
 
     def close(self) -> None:
         self.bar.close()

@@ -13,7 +13,7 @@ from typing import Any
 from poller.config import Config, RepoConfig
 from poller.github import GitHub, describe
 from poller.models import SyncCursor, SyncStatus, WorkflowRun, database
-from poller.sync import HISTORY_START, OLDEST, REACHED, backfill_done
+from poller.runs import HISTORY_START, OLDEST, REACHED, backfill_done
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:

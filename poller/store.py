@@ -15,7 +15,7 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import peewee
@@ -323,6 +323,21 @@ def count_runs(repo: str) -> int:
     return int(WorkflowRun.select().where(WorkflowRun.repo == repo).count())
 
 
+@unit_of_work
+def runs_per_day(repo: str, since: datetime) -> dict[date, int]:
+    """Stored runs per UTC day of ``created_at``, from ``since``: what sizes the windows."""
+    day = peewee.fn.DATE(WorkflowRun.createtime)
+    query = (
+        WorkflowRun.select(day.alias("day"), peewee.fn.COUNT(WorkflowRun.id).alias("runs"))
+        .where((WorkflowRun.repo == repo) & (WorkflowRun.createtime >= since))
+        .group_by(day)
+        .dicts()
+    )
+    # SQLite's DATE() gives text, MySQL's a date.
+    rows: list[dict[str, Any]] = list(query)  # type: ignore[arg-type]
+    return {date.fromisoformat(str(row["day"])[:10]): int(row["runs"]) for row in rows}
+
+
 # --- cursors and status ---
 
 
@@ -395,11 +410,19 @@ class HttpCacheStore:
     def touch(self, url: str, now: datetime) -> None:
         _cache_touch(self.key(url), now)
 
+    def known(self, url: str) -> bool:
+        return _cache_known(self.key(url))
+
 
 @bookkeeping
 def _cache_lookup(key: str) -> tuple[str, bytes] | None:
     row = HttpCache.get_or_none(HttpCache.key == key)
     return (row.etag, zlib.decompress(bytes(row.body))) if row else None
+
+
+@bookkeeping
+def _cache_known(key: str) -> bool:
+    return bool(HttpCache.select(HttpCache.id).where(HttpCache.key == key).exists())
 
 
 @bookkeeping

@@ -414,6 +414,13 @@ class FakeGitHub:
             max(when, datetime.fromisoformat(run["updated_at"].replace("Z", "+00:00")))
         )
 
+    def start_run(self, repo: FakeRepo, run_id: int, *, at: datetime) -> None:
+        """A queued run gets a runner."""
+        with self.lock:
+            run = repo.runs[run_id]
+            run["status"] = "in_progress"
+            self._touch(run, at)
+
     def complete_run(
         self, repo: FakeRepo, run_id: int, *, conclusion: str = "success", job_seconds: int = 120
     ) -> None:

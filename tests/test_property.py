@@ -5,8 +5,10 @@ The passes run in-process (``sync.run_pass``) for speed, against the same fake G
 HTTP, the real PyGithub client and real databases that the subprocess tests use.
 
 The generated changes stay within what the design promises to see: runs may show up
-late by up to the lookback window, and a re-run of a run older than the lookback is seen
-while it is active (through the status listings) and then until it completes.
+late by up to the lookback window, and a run anywhere in the re-run horizon may be re-run,
+and finish, between two passes. Passes re-read half the horizon's older windows each, as
+the daemon spreads its sweep, so the sweep's rotation is part of what is checked: the
+sequence ends with two passes, one full sweep.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fake_github import FakeGitHub
 from poller import config as config_module
 from poller.passes import connect_github, run_pass
 from poller.schema import ensure_schema
+from poller.sync import PassOptions
 from support import PollerSetup, mirror
 
 LABELS = [["ubuntu-22.04"], ["windows-2022"], ["macos-14"], ["self-hosted", "Linux"]]
@@ -45,9 +48,8 @@ change = st.one_of(
 )
 
 
-def apply(fake: FakeGitHub, repo, workflows: list[int], step: tuple, unseen: set[int]) -> None:
-    """Apply one change. ``unseen`` holds re-runs of old runs no pass has seen yet: they
-    may not complete before a pass sees them active (the documented limit)."""
+def apply(fake: FakeGitHub, repo, workflows: list[int], step: tuple) -> None:
+    """Apply one change to the fake GitHub."""
     now = datetime.now(UTC).replace(microsecond=0)
     runs = sorted(repo.runs)
     kind = step[0]
@@ -62,16 +64,13 @@ def apply(fake: FakeGitHub, repo, workflows: list[int], step: tuple, unseen: set
         )
     elif kind == "complete" and runs:
         run = runs[step[1] % len(runs)]
-        if repo.runs[run]["status"] != "completed" and run not in unseen:
+        if repo.runs[run]["status"] != "completed":
             fake.complete_run(repo, run, conclusion=step[2])
     elif kind == "rerun" and runs:
         run = runs[step[1] % len(runs)]
-        created = datetime.fromisoformat(repo.runs[run]["created_at"].replace("Z", "+00:00"))
-        finished = step[2] and now - created < timedelta(days=2)
         if repo.runs[run]["status"] == "completed":
-            fake.rerun(repo, run, at=now, conclusion="success" if finished else None)
-            if not finished:
-                unseen.add(run)
+            # Finished at once (a quick re-run between two passes), or left running.
+            fake.rerun(repo, run, at=now, conclusion="success" if step[2] else None)
     elif kind == "commit" and step[1] in repo.branches:
         fake.add_commit(repo, step[1], message=f"change {len(repo.commits)} ✨")
     elif kind == "branch":
@@ -100,7 +99,8 @@ def test_incremental_passes_equal_a_from_scratch_sync(
     fake.add_commit(repo, "main", message="root")
     fake.create_branch(repo, "dev")
     now = datetime.now(UTC).replace(microsecond=0)
-    for days in (4, 6, 9):  # history older than the lookback, some of it unfinished
+    # History across the re-run horizon (30 days), older than the lookback, some unfinished.
+    for days in (3, 6, 10, 17, 24, 29):
         fake.add_run(
             repo,
             workflows[0],
@@ -117,13 +117,12 @@ def test_incremental_passes_equal_a_from_scratch_sync(
         with incremental.open() as db:
             ensure_schema(db)
             assert not any(r.error for r in run_pass(settings_, gh))
-            unseen: set[int] = set()
-            for step in [*steps, ("pass",)]:
+            half_sweep = PassOptions(sweep_share=0.5)
+            for step in [*steps, ("pass",), ("pass",)]:
                 if step == ("pass",):
-                    assert not any(r.error for r in run_pass(settings_, gh))
-                    unseen.clear()
+                    assert not any(r.error for r in run_pass(settings_, gh, half_sweep))
                 else:
-                    apply(fake, repo, workflows, step, unseen)
+                    apply(fake, repo, workflows, step)
         with scratch.open() as db:
             ensure_schema(db)
             assert not any(r.error for r in run_pass(settings_, gh))

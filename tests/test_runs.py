@@ -1,0 +1,78 @@
+"""Run discovery, end to end: re-runs anywhere in the 30-day horizon, found by re-reading
+fixed windows that cost nothing while unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fake_github import FakeGitHub
+from poller.models import Job, WorkflowRun, WorkflowRunAttempt
+from support import PollerSetup, mirror
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def test_quick_reruns_of_old_runs_are_mirrored_with_their_attempts(
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+):
+    """Runs 3, 10 and 29 days old fail, are re-run and succeed between two passes: no
+    pass ever sees them active. The next `--once` mirrors each, with both attempts."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main", when=NOW - timedelta(days=40))
+    old = {}
+    for days in (3, 10, 29):
+        for hour in range(0, 24, 2):  # a little history around each
+            fake.add_run(repo, ci, created=NOW - timedelta(days=days, hours=hour, minutes=7))
+        old[days] = fake.add_run(repo, ci, created=NOW - timedelta(days=days), conclusion="failure")
+    poller.repos = [{"name": "octo/demo"}]
+    first = poller.run()
+    assert first.returncode == 0, first.stderr
+
+    fake.reset_counts()
+    idle = poller.run()  # the first pass after the backfill: every listing is primed
+    assert idle.returncode == 0, idle.stderr
+    assert fake.count() == 0
+
+    for days, run in old.items():
+        fake.rerun(repo, run, at=NOW - timedelta(minutes=days), labels=[["macos-14"]])
+    fake.reset_counts()
+    second = poller.run()
+    assert second.returncode == 0, second.stderr
+    # Three changed windows, and one jobs request per re-run: nothing else is spent.
+    assert fake.count("/jobs") == 3
+    assert fake.count() == 6
+
+    with poller.database.open():
+        for run in old.values():
+            row = WorkflowRun.get(WorkflowRun.gitid == run)
+            assert (row.runattempt, row.conclusion, row.os) == (2, "success", "macos")
+            attempts = {
+                a.attempt: a.conclusion
+                for a in WorkflowRunAttempt.select().where(WorkflowRunAttempt.runid == run)
+            }
+            assert attempts == {1: "failure", 2: "success"}
+            assert {j.runattempt for j in Job.select().where(Job.runid == run)} == {1, 2}
+
+    scratch = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
+    scratch.tmp_path.mkdir()
+    assert scratch.run().returncode == 0
+    assert mirror(poller.database) == mirror(scratch.database)
+
+
+def test_runs_beyond_the_horizon_are_not_re_read(fake: FakeGitHub, poller: PollerSetup):
+    """GitHub allows re-runs for 30 days; older history is never listed again."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main", when=NOW - timedelta(days=90))
+    for days in (35, 50, 80):
+        fake.add_run(repo, ci, created=NOW - timedelta(days=days))
+    fake.add_run(repo, ci, created=NOW - timedelta(days=12))
+    poller.repos = [{"name": "octo/demo"}]
+    poller.sync = {"rerun_horizon_days": 14}
+    assert poller.run().returncode == 0
+    fake.reset_counts()
+    assert poller.run().returncode == 0
+    created = [r.query["created"] for r in fake.requests if "created" in r.query]
+    horizon = (NOW - timedelta(days=15)).strftime("%Y-%m-%d")
+    assert created and all(value[:10] >= horizon for value in created)

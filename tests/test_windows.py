@@ -1,0 +1,95 @@
+"""The fixed windows: stable bounds, no gaps, one page each, and a sweep that visits
+every window once per cycle."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from poller import windows
+from poller.windows import Window
+
+DAY0 = datetime(2026, 11, 1)
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(0, 1), (60, 1), (61, 2), (180, 3), (181, 4), (576, 12), (1441, 48), (10**6, 96)],
+)
+def test_a_day_is_cut_into_the_fewest_pieces_of_about_60_runs(count, expected):
+    assert windows.pieces(count) == expected
+
+
+day_counts = st.dictionaries(
+    st.integers(0, 9).map(lambda d: (DAY0 + timedelta(days=d)).date()),
+    st.integers(0, 3000),
+)
+moments = st.integers(0, 10 * 24 * 3600).map(lambda s: DAY0 + timedelta(seconds=s))
+
+
+@given(counts=day_counts, a=moments, b=moments, keep=moments)
+def test_windows_tile_the_range_newest_first(counts: dict[date, int], a, b, keep):
+    low, high = min(a, b), max(a, b)
+    cut = windows.partition(low, high, counts, keep_empty_after=keep)
+    assert cut == sorted(cut, reverse=True)
+    for newer, older in itertools.pairwise(cut):
+        assert older.high <= newer.low
+    covered = sum((w.high - w.low for w in cut), timedelta())
+    skipped = timedelta()
+    day = windows.floor_day(low)
+    while day < high:
+        if not counts.get(day.date()) and day + windows.DAY <= keep:
+            skipped += min(day + windows.DAY, high) - max(day, low)
+        day += windows.DAY
+    assert covered + skipped == high - low
+    for window in cut:
+        assert window.high - window.low <= windows.DAY
+
+
+@given(counts=day_counts, a=moments, b=moments)
+def test_bounds_do_not_move_when_the_range_grows(counts: dict[date, int], a, b):
+    """The next pass's range reaches further: every window that was whole stays as it was,
+    so its URL, and the ETag stored for it, stay valid."""
+    high, later = min(a, b), max(a, b)
+    low = DAY0
+    before = windows.partition(low, high, counts, keep_empty_after=low)
+    after = set(windows.partition(low, later, counts, keep_empty_after=low))
+    for window in before[1:]:  # the newest may have been clipped by ``high``
+        assert window in after
+
+
+def test_a_window_fits_one_page_for_an_evenly_busy_day():
+    counts = {DAY0.date(): 576}  # 24 runs an hour
+    cut = windows.partition(DAY0, DAY0 + windows.DAY, counts, keep_empty_after=DAY0)
+    assert len(cut) == 12 and cut[-1] == Window(DAY0, DAY0 + timedelta(hours=2))
+
+
+def test_piece_of_finds_the_window_that_holds_a_moment():
+    counts = {DAY0.date(): 576}
+    moment = DAY0 + timedelta(hours=5, minutes=59)
+    assert windows.piece_of(moment, counts) == Window(
+        DAY0 + timedelta(hours=4), DAY0 + timedelta(hours=6)
+    )
+    assert windows.piece_of(moment, {}) == Window(DAY0, DAY0 + windows.DAY)
+
+
+@given(size=st.integers(1, 200), share=st.floats(0.01, 1.0))
+def test_the_sweep_visits_every_window_once_per_cycle(size: int, share: float):
+    older = [Window(DAY0 - timedelta(hours=i + 1), DAY0 - timedelta(hours=i)) for i in range(size)]
+    count = math.ceil(size * share)
+    position = None
+    seen: list[Window] = []
+    passes = 0
+    while True:
+        chosen, position = windows.sweep_slice(older, position, count)
+        seen += chosen
+        passes += 1
+        if position is None:
+            break
+    assert seen == older
+    assert passes == math.ceil(size / count)
