@@ -47,9 +47,13 @@ class ConfigError(Exception):
 class GitHubConfig:
     api_url: str = "https://api.github.com"
     timeout_seconds: float = 30.0
-    # PyGithub's own default is 0.25 s. We keep it: it keeps requests serial and well
-    # under GitHub's secondary limit of 900 points a minute. Tests set it to 0.
-    seconds_between_requests: float = 0.25
+    # GitHub's secondary limit is about 900 points a minute per token or installation,
+    # 304s included: the governor keeps the whole process below this budget.
+    requests_per_minute: float = 800.0
+    # Requests in flight at once (and repositories synced at once). See the README.
+    concurrency: int = 4
+    # A fixed pause per request, on top of the budget; 0 lets the budget alone pace.
+    seconds_between_requests: float = 0.0
     max_retries: int = 5
     retry_backoff_seconds: float = 2.0
     # The backfill stops when fewer requests than this are left before the reset; live
@@ -89,6 +93,9 @@ class SyncConfig:
     rerun_sweep_minutes: float = 60.0
     # Runs become visible in listings a little after their created_at.
     overlap_minutes: float = 10.0
+    # The daemon re-reads repository metadata, workflows and branches when a new run shows
+    # a push, and at least this often.
+    metadata_minutes: float = 60.0
     # How many runs the backfill may store per pass once the live work is done.
     backfill_runs_per_pass: int = 500
     # How often a pass that is not on a terminal logs a sync.progress event.
@@ -158,6 +165,13 @@ def _non_negative_int(value: Any) -> int:
     if value < 0:
         raise ValueError(f"must be 0 or more, got {value}")
     return value
+
+
+def _concurrency(value: Any) -> int:
+    number = _positive_int(value)
+    if number > 16:
+        raise ValueError(f"must be at most 16, got {number}: GitHub asks for few at once")
+    return number
 
 
 def _http_url(value: Any) -> str:
@@ -271,6 +285,8 @@ SECTIONS: dict[str, dict[str, Checker]] = {
     "github": {
         "api_url": _http_url,
         "timeout_seconds": _positive_number,
+        "requests_per_minute": _positive_number,
+        "concurrency": _concurrency,
         "seconds_between_requests": _non_negative_number,
         "max_retries": _non_negative_int,
         "retry_backoff_seconds": _non_negative_number,
@@ -287,6 +303,7 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "lookback_days": _non_negative_number,
         "rerun_horizon_days": _non_negative_number,
         "rerun_sweep_minutes": _non_negative_number,
+        "metadata_minutes": _non_negative_number,
         "overlap_minutes": _non_negative_number,
         "backfill_runs_per_pass": _positive_int,
         "progress_seconds": _positive_number,

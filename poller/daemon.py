@@ -81,6 +81,7 @@ class Daemon:
             options = PassOptions(
                 backfill_budget=self.config.sync.backfill_runs_per_pass,
                 sweep_share=sweep_share(self.config),
+                metadata_minutes=self.config.sync.metadata_minutes,
                 progress=progress.for_terminal(False, self.config.sync.progress_seconds),
                 locks=self.locks,
             )

@@ -15,8 +15,10 @@ Everything returned is plain JSON (dicts), which ``transform`` turns into rows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import queue
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from urllib3 import BaseHTTPResponse
 
 from poller import shutdown
 from poller.config import GitHubConfig
+from poller.governor import Governor
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +132,9 @@ def created_filter(low: datetime | None, high: datetime | None) -> str:
 
 
 class GitHub:
-    def __init__(self, config: GitHubConfig, token: str | None) -> None:
+    def __init__(
+        self, config: GitHubConfig, token: str | None, governor: Governor | None = None
+    ) -> None:
         retry = InterruptibleRetry(
             total=config.max_retries,
             connect=min(CONNECT_RETRIES, config.max_retries),
@@ -164,6 +169,8 @@ class GitHub:
             seconds_between_requests=config.seconds_between_requests,
         )
         self._requester: Requester = self._client.requester
+        # Shared by every client of the process: GitHub's secondary limits are per token.
+        self.governor = governor or Governor(config.requests_per_minute, config.concurrency)
         self.stats = RequestStats()
         # Where ETags and bodies are kept; passes.connect_github puts the database here.
         self.cache: ResponseCache | None = None
@@ -194,9 +201,10 @@ class GitHub:
         while True:
             self.wait_if_exhausted(kind)
             try:
-                status, response_headers, body = self._requester.requestJson(
-                    "GET", full_url, None, headers
-                )
+                with self.governor.request():
+                    status, response_headers, body = self._requester.requestJson(
+                        "GET", full_url, None, headers
+                    )
                 break
             except RateLimitExceededExceedsMaxWait as error:
                 # Longer than GithubRetry may sleep: wait here, where a shutdown can
@@ -349,6 +357,14 @@ class GitHub:
         except github.UnknownObjectException:
             return None
 
+    def run_attempt(self, full_name: str, run_id: int, attempt: int) -> dict[str, Any] | None:
+        """A run as it was at one of its attempts, or None when GitHub no longer has it."""
+        try:
+            path = f"/repos/{full_name}/actions/runs/{run_id}/attempts/{attempt}"
+            return dict(self.get(path, kind="run").data)
+        except github.UnknownObjectException:
+            return None
+
     def jobs(self, full_name: str, run_id: int) -> list[dict[str, Any]]:
         """Jobs of every attempt of a run: one request unless it has over 100 jobs."""
         jobs: list[dict[str, Any]] = []
@@ -363,6 +379,51 @@ class GitHub:
         ):
             jobs.extend(page)
         return jobs
+
+
+class GitHubClients:
+    """One PyGithub client per worker thread (PyGithub's requester keeps per-client state),
+    all behind one governor and one ETag store."""
+
+    def __init__(self, clients: list[GitHub]) -> None:
+        self.clients = clients
+        self.free: queue.SimpleQueue[GitHub] = queue.SimpleQueue()
+        for client in clients:
+            self.free.put(client)
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[GitHub]:
+        gh = self.free.get()
+        try:
+            yield gh
+        finally:
+            self.free.put(gh)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.clients[0].authenticated
+
+    @property
+    def stats(self) -> RequestStats:
+        """The clients' counts added up; the rate limit is the one the clients last saw,
+        the lowest being the latest (it only falls until the reset)."""
+        remaining = [
+            c.stats.rate_remaining for c in self.clients if c.stats.rate_remaining is not None
+        ]
+        return RequestStats(
+            sent=sum(c.stats.sent for c in self.clients),
+            not_modified=sum(c.stats.not_modified for c in self.clients),
+            rate_remaining=min(remaining) if remaining else None,
+            rate_limit=self.clients[0].stats.rate_limit,
+            rate_reset=self.clients[0].stats.rate_reset,
+        )
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
 
 def describe(error: Exception) -> str:

@@ -15,6 +15,7 @@ lock without waiting; if another process holds it, the repository is skipped thi
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -53,14 +54,18 @@ class MySQLLocks:
             "autocommit": True,
         }
         self.connection: pymysql.Connection[Any] | None = None
+        # One session holds the locks of every repository the process syncs at once, and
+        # pymysql's connection is not safe to share between threads unguarded.
+        self.guard = threading.RLock()
 
     def _query(self, sql: str, *params: Any) -> Any:
-        if self.connection is None or not self.connection.open:
-            self.connection = pymysql.connect(**self.options)
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            (value,) = cursor.fetchone()
-            return value
+        with self.guard:
+            if self.connection is None or not self.connection.open:
+                self.connection = pymysql.connect(**self.options)
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                (value,) = cursor.fetchone()
+                return value
 
     def acquire(self, repo: str) -> bool:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import peewee
@@ -19,7 +20,8 @@ from github import GithubException
 
 from poller import shutdown, store, units
 from poller.config import Config, RepoConfig
-from poller.github import GitHub, GitHubError, describe
+from poller.github import GitHub, GitHubClients, GitHubError, describe
+from poller.governor import Governor
 from poller.locks import LockLost
 from poller.runs import utcnow
 from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync
@@ -29,13 +31,14 @@ log = structlog.get_logger(__name__)
 
 def run_pass(
     config: Config,
-    gh: GitHub,
+    github: GitHub | GitHubClients,
     options: PassOptions | None = None,
     *,
     now: datetime | None = None,
     reports: list[RepoReport] | None = None,
 ) -> list[RepoReport]:
-    """Sync every configured repository once. One failing repository never stops the rest.
+    """Sync every configured repository once, as many at once as there are clients. One
+    failing repository never stops the rest.
 
     Returns a report for each repository the pass reached, appended to ``reports`` as
     each one ends, so that a caller that gives up waiting still knows which did. After a
@@ -43,37 +46,56 @@ def run_pass(
     """
     options = options or PassOptions()
     reports = [] if reports is None else reports
-    unreachable: str | None = None
-    for repo in config.repos:
+    clients = github if isinstance(github, GitHubClients) else GitHubClients([github])
+    moment = now or utcnow()
+    unreachable: list[str | None] = []  # the first error that found GitHub unreachable
+
+    def one(repo: RepoConfig) -> None:
         if shutdown.requested.is_set():
-            break
+            return
+        # Each worker thread has its own context, its own connection and its own client.
         structlog.contextvars.bind_contextvars(repo=repo.name)
         try:
-            if unreachable is None:
-                report = sync_repo(config, gh, repo, options, now or utcnow())
-            else:
-                report = not_tried(repo, unreachable, now or utcnow())
+            with units.session(), clients.client() as gh:
+                if unreachable:
+                    report = not_tried(repo, unreachable[0], moment)
+                else:
+                    report = sync_repo(config, gh, repo, options, moment)
+            reports.append(report)
+            if report.unreachable and not unreachable:
+                unreachable.append(report.error)
         finally:
             structlog.contextvars.unbind_contextvars("repo")
-        reports.append(report)
-        if report.unreachable and unreachable is None:
-            unreachable = report.error
+
+    if len(clients) == 1:
+        for repo in config.repos:
+            one(repo)
+    else:
+        with ThreadPoolExecutor(len(clients), thread_name_prefix="repo") as executor:
+            for future in [executor.submit(one, repo) for repo in config.repos]:
+                future.result()
     with contextlib.suppress(peewee.PeeweeException):
-        store.prune_http_cache((now or utcnow()) - HTTP_CACHE_DAYS)
+        store.prune_http_cache(moment - HTTP_CACHE_DAYS)
     return reports
 
 
-def connect_github(config: Config, token: str | None) -> GitHub:
-    """The GitHub client, with its ETags kept in the database."""
-    gh = GitHub(config.github, token)
-    gh.cache = store.HttpCacheStore(gh.identity)
-    if not gh.authenticated:
+def connect_github(config: Config, token: str | None) -> GitHubClients:
+    """One client per repository synced at once, sharing a governor and the ETags kept
+    in the database."""
+    governor = Governor(config.github.requests_per_minute, config.github.concurrency)
+    clients = []
+    for _ in range(config.github.concurrency):
+        gh = GitHub(config.github, token, governor)
+        gh.cache = store.HttpCacheStore(gh.identity)
+        clients.append(gh)
+    pool = GitHubClients(clients)
+    if not pool.authenticated:
         log.warning(
             "github.unauthenticated",
             message="GITHUB_TOKEN is not set: running unauthenticated, "
             "which GitHub limits to 60 requests an hour",
         )
-    return gh
+    return pool
 
 
 def not_tried(repo: RepoConfig, reason: str | None, now: datetime) -> RepoReport:

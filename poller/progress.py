@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import structlog
 from tqdm import tqdm
@@ -45,10 +45,24 @@ class BarProgress:
     """A tqdm bar per repository. It counts runs fetched (one jobs request each: what a
     backfill spends its time on), with the runs listed and stored beside it."""
 
+    # Repositories sync several at once; each bar keeps a terminal line of its own.
+    lines: ClassVar[set[int]] = set()
+    lines_lock = threading.Lock()
+
     def __init__(self, repo: str, requests: Callable[[], int]) -> None:
         self.requests = requests
         self.counters = Counters()
-        self.bar = tqdm(desc=repo, unit=" runs", file=sys.stderr, leave=True, mininterval=0.5)
+        with self.lines_lock:
+            self.line = min(set(range(len(self.lines) + 1)) - self.lines)
+            self.lines.add(self.line)
+        self.bar = tqdm(
+            desc=repo,
+            unit=" runs",
+            file=sys.stderr,
+            leave=True,
+            mininterval=0.5,
+            position=self.line,
+        )
 
     def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
         self.counters.add(listed, jobs, stored)
@@ -62,6 +76,8 @@ class BarProgress:
 
     def close(self) -> None:
         self.bar.close()
+        with self.lines_lock:
+            self.lines.discard(self.line)
 
 
 class LogProgress:

@@ -54,6 +54,8 @@ HISTORY_START = "runs.history_start"
 SWEEP = "runs.sweep"
 REACHED = "reached"
 SECOND = timedelta(seconds=1)
+# Events whose runs mean that something was pushed (branches, commits, workflow files).
+PUSH_EVENTS = frozenset({"push", "pull_request", "pull_request_target", "merge_group"})
 
 
 def utcnow() -> datetime:
@@ -119,6 +121,8 @@ class RunDiscovery:
         # What the backfill may still store in this pass: runs (budget), new runs (room).
         self.budget: int | None = None
         self.room: int | None = None
+        # Whether a run new to us shows a push (see sync.RepoSync.run).
+        self.pushed = False
 
     def run(self, repo_created: datetime) -> None:
         stretch = self.stretch()
@@ -145,6 +149,9 @@ class RunDiscovery:
         lookback = self.now - timedelta(days=self.settings.lookback_days)
         cut = windows.partition(max(horizon, oldest), live_start, counts, keep_empty_after=lookback)
         recent, older = windows.split(cut, lookback)
+        if recent and windows.runs_since(recent[-1].low, counts) <= windows.TARGET_RUNS:
+            # A quiet repository: one live listing from the lookback's start holds it all.
+            live_start, recent = recent[-1].low, []
         return Stretch(oldest, newest, live_start, recent, older)
 
     def sweep_slice(self, older: list[Window]) -> list[Window]:
@@ -349,6 +356,7 @@ class RunDiscovery:
             old = stored.get(run["id"])
             if old is not None and not run_moved(old, run):
                 continue
+            self.pushed = self.pushed or (old is None and run.get("event") in PUSH_EVENTS)
             shutdown.check()
             if backfill_cursor is not None and self.gh.budget_low():
                 runs = runs[:index]
@@ -356,11 +364,17 @@ class RunDiscovery:
                 break
             jobs = self.gh.jobs(self.name, run["id"])
             self.progress.advance(jobs=1)
+            # Rare: an earlier attempt that ran no job leaves no trace in the jobs.
+            earlier = {
+                number: payload
+                for number in transform.attempts_without_jobs(run, jobs)
+                if (payload := self.gh.run_attempt(self.name, run["id"], number))
+            }
             run_rows.append(transform.run_row(run, jobs, self.name))
             attempt = run.get("run_attempt") or 1
             job_rows += [transform.job_row(job, self.name, attempt) for job in jobs]
             attempt_rows += [
-                {**row, "repo": self.name} for row in transform.attempt_rows(run, jobs)
+                {**row, "repo": self.name} for row in transform.attempt_rows(run, jobs, earlier)
             ]
         cursors = {}
         created = [t for run in runs if (t := transform.parse_time(run.get("created_at")))]

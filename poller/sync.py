@@ -17,12 +17,14 @@ from poller.config import Config, RepoConfig
 from poller.github import GitHub
 from poller.locks import NoLocks, RepoLocks
 from poller.progress import NoProgress, Progress
-from poller.runs import RunDiscovery
+from poller.runs import RunDiscovery, from_cursor, to_cursor
 from poller.store import Counts
 
 log = structlog.get_logger(__name__)
 
 HTTP_CACHE_DAYS = timedelta(days=7)
+REPO_CREATED = "repo.created"
+METADATA = "repo.metadata"  # when the repository, workflows and branches were last read
 TABLES = ("workflows", "branches", "commits", "workflowruns", "jobs", "workflowrun_attempts")
 
 
@@ -63,11 +65,14 @@ class PassOptions:
     """How a pass runs. ``backfill_budget`` of None means: finish the backfill.
     ``sweep_share`` is the share of the re-run horizon's older windows re-read this pass
     (1: all of it, as ``--once`` does; the daemon spreads it over ``rerun_sweep_minutes``).
+    ``metadata_minutes`` is how stale repository metadata may be before it is re-read.
     ``progress`` makes a repository's progress report from its name and a count of the
     requests it has sent."""
 
     backfill_budget: int | None = None
     sweep_share: float = 1.0
+    # None: re-read repository, workflows and branches every pass (``--once``).
+    metadata_minutes: float | None = None
     progress: ProgressFactory = lambda repo, requests: NoProgress()
     locks: RepoLocks = field(default_factory=NoLocks)
 
@@ -103,9 +108,38 @@ class RepoSync:
         self.report.counts[table].add(counts)
 
     def run(self) -> None:
-        info = self.gh.repository(self.name)
-        self.repo_created = transform.parse_time(info.get("created_at")) or datetime(2008, 1, 1)
         store.ensure_repo(self.name)
+        metadata_due = self.metadata_due()
+        if metadata_due:
+            self.sync_metadata()
+        discovery = RunDiscovery(
+            self.gh,
+            self.sync,
+            self.repo,
+            self.now,
+            report=self.report,
+            progress=self.progress,
+            backfill_budget=self.options.backfill_budget,
+            sweep_share=self.options.sweep_share,
+        )
+        created = from_cursor(store.get_cursor(self.name, REPO_CREATED))
+        discovery.run(created or datetime(2008, 1, 1))
+        if discovery.pushed and not metadata_due:
+            # A new run of a push or a pull request: something was pushed, so branches,
+            # commits and perhaps workflow files moved. Nothing else would tell us.
+            self.sync_metadata()
+
+    def metadata_due(self) -> bool:
+        """Repository, workflows and branches change only with a push: the daemon re-reads
+        them when a run shows one, and at least every ``metadata_minutes``."""
+        every = self.options.metadata_minutes
+        last = from_cursor(store.get_cursor(self.name, METADATA))
+        return every is None or last is None or self.now - last >= timedelta(minutes=every)
+
+    def sync_metadata(self) -> None:
+        info = self.gh.repository(self.name)
+        created = transform.parse_time(info.get("created_at")) or datetime(2008, 1, 1)
+        store.set_cursors(self.name, {REPO_CREATED: to_cursor(created)}, self.now)
         self.sync_workflows()
         heads = self.sync_branches()
         default_branch = info.get("default_branch")
@@ -116,16 +150,7 @@ class RepoSync:
                 log.warning("sync.branch_missing", branch=branch)
                 continue
             self.sync_commits(branch, heads[branch])
-        RunDiscovery(
-            self.gh,
-            self.sync,
-            self.repo,
-            self.now,
-            report=self.report,
-            progress=self.progress,
-            backfill_budget=self.options.backfill_budget,
-            sweep_share=self.options.sweep_share,
-        ).run(self.repo_created)
+        store.set_cursors(self.name, {METADATA: to_cursor(self.now)}, self.now)
 
     # --- workflows, branches, commits ---
 

@@ -112,25 +112,34 @@ def job_row(job: Payload, repo: str, run_attempt: int = 1) -> Row:
     }
 
 
-def attempt_rows(run: Payload, jobs: Iterable[Payload]) -> list[Row]:
-    """One ``workflowrun_attempts`` row per attempt seen in the jobs, plus the current one.
+def attempt_rows(
+    run: Payload, jobs: Iterable[Payload], earlier: Mapping[int, Payload] | None = None
+) -> list[Row]:
+    """One ``workflowrun_attempts`` row per attempt, the current one included.
 
-    The current attempt's status and conclusion come from the run; an earlier attempt's
-    are derived from its jobs, so keeping that history costs no extra request.
+    The current attempt's status and conclusion come from the run. An earlier attempt's
+    come from ``earlier`` (the run as it was then) when given, else they are derived from
+    its jobs, so keeping that history usually costs no extra request. An earlier attempt
+    with neither is unknown, and gets no row.
     """
     by_attempt: dict[int, list[Payload]] = {}
     current = run.get("run_attempt") or 1
     for job in jobs:
         by_attempt.setdefault(job.get("run_attempt") or current, []).append(job)
-    by_attempt.setdefault(current, [])
+    earlier = earlier or {}
     rows = []
-    for attempt, attempt_jobs in sorted(by_attempt.items()):
+    for attempt in range(1, current + 1):
+        attempt_jobs = by_attempt.get(attempt, [])
         starts = [t for job in attempt_jobs if (t := parse_time(job.get("started_at")))]
         ends = [t for job in attempt_jobs if (t := parse_time(job.get("completed_at")))]
         if attempt == current:
             status, conclusion = run.get("status"), run.get("conclusion")
-        else:
+        elif attempt in earlier:
+            status, conclusion = earlier[attempt].get("status"), earlier[attempt].get("conclusion")
+        elif attempt_jobs:
             status, conclusion = "completed", _derived_conclusion(attempt_jobs)
+        else:
+            continue
         rows.append(
             {
                 "runid": run["id"],
@@ -142,6 +151,12 @@ def attempt_rows(run: Payload, jobs: Iterable[Payload]) -> list[Row]:
             }
         )
     return rows
+
+
+def attempts_without_jobs(run: Payload, jobs: Iterable[Payload]) -> list[int]:
+    """Earlier attempts that no job shows: their outcome must be asked for."""
+    seen = {job.get("run_attempt") for job in jobs}
+    return [a for a in range(1, (run.get("run_attempt") or 1)) if a not in seen]
 
 
 def _derived_conclusion(jobs: list[Payload]) -> str | None:

@@ -57,6 +57,11 @@ def piece_of(moment: datetime, counts: Mapping[date, int]) -> Window:
     return Window(day + index * size, day + (index + 1) * size)
 
 
+def runs_since(moment: datetime, counts: Mapping[date, int]) -> int:
+    """Stored runs of the days from ``moment``'s on (an upper bound for ``[moment, ...)``)."""
+    return sum(count for day, count in counts.items() if day >= moment.date())
+
+
 def partition(
     low: datetime, high: datetime, counts: Mapping[date, int], *, keep_empty_after: datetime
 ) -> list[Window]:

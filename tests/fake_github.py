@@ -113,6 +113,8 @@ class FakeRepo:
     commits: dict[str, Commit] = field(default_factory=dict)
     runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # Each run's earlier attempts, as GET .../runs/{id}/attempts/{n} shows them.
+    attempts: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
 
 class FakeGitHub:
@@ -452,6 +454,7 @@ class FakeGitHub:
         """A new attempt: same id and created_at, new status, jobs and updated_at."""
         with self.lock:
             run = repo.runs[run_id]
+            repo.attempts.setdefault(run_id, {})[run["run_attempt"]] = copy.deepcopy(run)
             run["run_attempt"] += 1
             run["previous_attempt_url"] = f"{run['url']}/attempts/{run['run_attempt'] - 1}"
             run["run_started_at"] = iso(at)
@@ -612,6 +615,12 @@ class FakeGitHub:
                 if query.get("filter", "latest") == "latest":
                     jobs = [j for j in jobs if j["run_attempt"] == run["run_attempt"]]
                 return self._paginate(jobs, "jobs", path, query, origin, per_page, page)
+            if len(rest) == 5 and rest[3] == "attempts" and rest[4].isdigit():
+                number = int(rest[4])
+                if number == run["run_attempt"]:
+                    return 200, run, None
+                earlier = repo.attempts.get(run["id"], {}).get(number)
+                return (200, earlier, None) if earlier else (404, {"message": "Not Found"}, None)
             if rest[3:] == ["timing"]:
                 return 200, self._timing(repo, run), None
         return 404, {"message": "Not Found"}, None

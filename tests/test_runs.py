@@ -76,3 +76,28 @@ def test_runs_beyond_the_horizon_are_not_re_read(fake: FakeGitHub, poller: Polle
     created = [r.query["created"] for r in fake.requests if "created" in r.query]
     horizon = (NOW - timedelta(days=15)).strftime("%Y-%m-%d")
     assert created and all(value[:10] >= horizon for value in created)
+
+
+def test_an_earlier_attempt_that_ran_no_job_is_asked_for(
+    fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
+):
+    """`filter=all` jobs show no trace of an attempt that ran no job; one request to
+    .../attempts/1 tells its outcome, so a from-scratch sync agrees with the incremental
+    one (a case the property test found)."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    run = fake.add_run(repo, ci, created=NOW - timedelta(hours=3), labels=[], conclusion="failure")
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    fake.rerun(repo, run, at=NOW - timedelta(hours=1))
+    fake.reset_counts()
+    assert poller.run().returncode == 0
+    assert fake.count(f"/runs/{run}/attempts/1") == 1
+
+    scratch = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
+    scratch.tmp_path.mkdir()
+    assert scratch.run().returncode == 0
+    assert mirror(poller.database) == mirror(scratch.database)
+    with scratch.database.open():
+        attempts = WorkflowRunAttempt.select().where(WorkflowRunAttempt.runid == run)
+        assert {(a.attempt, a.conclusion) for a in attempts} == {(1, "failure"), (2, "success")}
