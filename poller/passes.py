@@ -9,6 +9,7 @@ that, the rest of the pass is not tried, rather than spending the same retries o
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -48,15 +49,18 @@ def run_pass(
     reports = [] if reports is None else reports
     clients = github if isinstance(github, GitHubClients) else GitHubClients([github])
     moment = now or utcnow()
+    caller = threading.current_thread()
     unreachable: list[str | None] = []  # the first error that found GitHub unreachable
 
     def one(repo: RepoConfig) -> None:
         if shutdown.requested.is_set():
             return
-        # Each worker thread has its own context, its own connection and its own client.
+        # Each worker thread has its own context, its own connection and its own client;
+        # run inline, the caller's connection is the caller's to close.
         structlog.contextvars.bind_contextvars(repo=repo.name)
+        own_session = units.session() if threading.current_thread() is not caller else None
         try:
-            with units.session(), clients.client() as gh:
+            with own_session or contextlib.nullcontext(), clients.client() as gh:
                 if unreachable:
                     report = not_tried(repo, unreachable[0], moment)
                 else:

@@ -1,0 +1,113 @@
+"""An idle daemon pass over many quiet repositories, against a fake GitHub that answers
+in 100 ms: how long it takes, and what it costs per repository.
+
+The repositories are backfilled first (fast, unmeasured). Then the real pass logic runs
+daemon passes, with the daemon's options and the default governor (800 requests a minute,
+4 in flight), and the script prints each measured pass beside the serial figure
+(concurrency 1) and the theoretical floor that the budget sets.
+
+    scripts/idle-pass [--repos 100] [--latency-ms 100] [--runs-per-repo 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_github import FakeGitHub  # noqa: E402
+from poller import config as config_module  # noqa: E402
+from poller import logs  # noqa: E402
+from poller.config import Config  # noqa: E402
+from poller.daemon import sweep_share  # noqa: E402
+from poller.passes import connect_github, run_pass  # noqa: E402
+from poller.schema import ensure_schema  # noqa: E402
+from poller.sync import PassOptions  # noqa: E402
+from support import TOKEN, Database, PollerSetup  # noqa: E402
+
+
+def daemon_pass(config: Config, now: datetime) -> tuple[float, int, int]:
+    """One daemon pass: seconds, rate-limited requests, all requests."""
+    clients = connect_github(config, TOKEN)
+    options = PassOptions(
+        backfill_budget=config.sync.backfill_runs_per_pass,
+        sweep_share=sweep_share(config),
+        metadata_minutes=config.sync.metadata_minutes,
+    )
+    started = time.monotonic()
+    try:
+        reports = run_pass(config, clients, options, now=now)
+    finally:
+        clients.close()
+    assert not any(r.error for r in reports), [r.error for r in reports if r.error]
+    stats = clients.stats
+    return time.monotonic() - started, stats.spent, stats.sent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repos", type=int, default=100)
+    parser.add_argument("--latency-ms", type=float, default=100)
+    parser.add_argument("--runs-per-repo", type=int, default=8)
+    parser.add_argument("--passes", type=int, default=3)
+    args = parser.parse_args()
+    logs.configure("warning")
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    fake = FakeGitHub(token=TOKEN).start()
+    fake.rate_limit = fake.rate_remaining = 10**9
+    names = [f"quiet/repo-{i:04d}" for i in range(args.repos)]
+    for name in names:
+        repo = fake.add_repo(name)
+        workflow = fake.add_workflow(repo, "CI")
+        fake.add_commit(repo, "main", when=(now - timedelta(days=40)).replace(tzinfo=UTC))
+        for day in range(args.runs_per_repo):
+            created = now - timedelta(days=1 + 20 * day / args.runs_per_repo)
+            fake.add_run(repo, workflow, created=created.replace(tzinfo=UTC))
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        database = Database(f"sqlite:///{work / 'idle.db'}")
+        setup = PollerSetup(work, fake.url, database, repos=[{"name": n} for n in names])
+        fast = config_module.load(setup.write())
+        fast = dataclasses.replace(fast, github=dataclasses.replace(fast.github, concurrency=16))
+        with database.open() as db:
+            ensure_schema(db)
+            run_pass(fast, connect_github(fast, TOKEN), now=now)  # the backfill, unmeasured
+            fake.latency = args.latency_ms / 1000
+            for concurrency in (4, 1):
+                setup.github = {"requests_per_minute": 800, "concurrency": concurrency}
+                config = config_module.load(setup.write())
+                for index in range(args.passes):
+                    moment = now + timedelta(minutes=5 * (len(rows) + 1))
+                    fake.reset_counts()
+                    seconds, spent, sent = daemon_pass(config, moment)
+                    rows.append((concurrency, index + 1, seconds, spent, sent))
+    fake.stop()
+    print(
+        f"Idle daemon passes: {args.repos} quiet repositories ({args.runs_per_repo} runs "
+        f"each over 20 days), {args.latency_ms:g} ms a request, 800 requests a minute.\n"
+    )
+    print("| concurrency | pass | seconds | rate-limited requests | all requests | per repo |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for concurrency, number, seconds, spent, sent in rows:
+        print(
+            f"| {concurrency} | {number} | {seconds:.1f} | {spent} | {sent} | "
+            f"{sent / args.repos:.2f} |"
+        )
+    floor = rows[0][4] / (800 / 60)
+    print(
+        f"\nFloor set by the budget for the first pass's {rows[0][4]} requests: "
+        f"{floor:.1f} s (at 800 a minute, after a burst of 4)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
