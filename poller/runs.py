@@ -88,7 +88,6 @@ class Stretch:
     """Where a pass stands: the stored stretch, and how it is cut into listings."""
 
     oldest: datetime
-    newest: datetime
     live_start: datetime
     recent: list[Window]  # re-read every pass
     older: list[Window]  # re-read a slice per pass
@@ -152,7 +151,7 @@ class RunDiscovery:
         if recent and windows.runs_since(recent[-1].low, counts) <= windows.TARGET_RUNS:
             # A quiet repository: one live listing from the lookback's start holds it all.
             live_start, recent = recent[-1].low, []
-        return Stretch(oldest, newest, live_start, recent, older)
+        return Stretch(oldest, live_start, recent, older)
 
     def sweep_slice(self, older: list[Window]) -> list[Window]:
         """This pass's share of the older windows, continuing where the last pass stopped."""
