@@ -21,10 +21,18 @@ import peewee
 import structlog
 
 from poller import locks, logs, progress, shutdown, status, units
-from poller.config import Config, ConfigError, Secrets, load, load_secrets, resolve_path
+from poller.config import (
+    Config,
+    ConfigError,
+    RepoConfig,
+    Secrets,
+    load,
+    load_secrets,
+    resolve_path,
+)
 from poller.github import GitHub
 from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
-from poller.passes import connect_github, run_pass
+from poller.passes import connect_github, resolve_repos, run_pass
 from poller.schema import ensure_schema
 from poller.sync import PassOptions, RepoReport
 
@@ -160,10 +168,12 @@ def run_once(config: Config, secrets: Secrets) -> int:
         locks=repo_locks,
     )
     reports: list[RepoReport] = []
+    repos: list[RepoConfig] = list(config.repos)
 
     def work() -> None:
         with units.session():
-            run_pass(config, gh, options, reports=reports)
+            repos[:] = resolve_repos(config, gh, reports)
+            run_pass(config, gh, options, reports=reports, repos=repos)
 
     shutdown.install(lambda received: log.info("pass.stopping", signal=received.name))
     finished = shutdown.run_in_worker(work, "pass")
@@ -175,7 +185,7 @@ def run_once(config: Config, secrets: Secrets) -> int:
         log.warning(
             "pass.interrupted",
             signal=received.name if received else None,
-            unfinished=[repo.name for repo in config.repos if repo.name not in done],
+            unfinished=[repo.name for repo in repos if repo.name not in done],
             failed=failed,
             # A unit of work that did not reach its boundary in time rolls back.
             abandoned_unit=not finished,

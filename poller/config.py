@@ -36,6 +36,7 @@ MYSQL_URL_PARAMETERS = (
 )
 MYSQL_BOOLEAN_PARAMETERS = ("ssl_verify_cert", "ssl_verify_identity", "ssl_disabled")
 
+ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 
 
@@ -115,6 +116,18 @@ class RepoConfig:
 
 
 @dataclass(frozen=True)
+class OrgConfig:
+    """Every repository of an organisation whose name matches ``include`` and not
+    ``exclude`` (globs on the name without the owner), archived ones skipped, each with
+    the bounds in ``template``."""
+
+    name: str
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    template: RepoConfig = RepoConfig(name="")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     github: GitHubConfig = GitHubConfig()
@@ -122,6 +135,7 @@ class Config:
     schedule: ScheduleConfig = ScheduleConfig()
     sync: SyncConfig = SyncConfig()
     repos: tuple[RepoConfig, ...] = ()
+    orgs: tuple[OrgConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -249,6 +263,12 @@ def _repo_name(value: Any) -> str:
     return value
 
 
+def _org_name(value: Any) -> str:
+    if not isinstance(value, str) or not ORG_NAME.match(value):
+        raise ValueError(f"must be an organisation's login, like 'iree-org', got {value!r}")
+    return value
+
+
 def _since(value: Any) -> datetime:
     # TOML has native dates ("since = 2024-01-01"); accept those and quoted ISO strings.
     if isinstance(value, datetime):
@@ -317,6 +337,12 @@ REPO_KEYS: dict[str, Checker] = {
     "branches": _branch_list,
     "docker_workflows": _pattern_list,
 }
+ORG_KEYS: dict[str, Checker] = {
+    **{key: checker for key, checker in REPO_KEYS.items() if key != "name"},
+    "name": _org_name,
+    "include": _pattern_list,
+    "exclude": _pattern_list,
+}
 
 
 def resolve_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Path:
@@ -342,7 +368,7 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         return ConfigError(f"{path}: {where}: {problem}")
 
     for key, value in document.items():
-        if key not in SECTIONS and key != "repos":
+        if key not in SECTIONS and key not in ("repos", "orgs"):
             raise fail(f"[{key}]" if isinstance(value, dict) else key, "unknown key")
 
     sections: dict[str, dict[str, Any]] = {}
@@ -352,26 +378,10 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
             raise fail(f"[{section}]", "must be a table")
         sections[section] = _check_table(table, checkers, f"[{section}]", fail)
 
-    repo_tables = document.get("repos")
-    if isinstance(repo_tables, dict):
-        raise fail(
-            "[repos]", "must be an array of tables: write [[repos]] (two brackets) per repository"
-        )
-    if not isinstance(repo_tables, list) or not repo_tables:
-        raise fail("[[repos]]", "at least one repository is required")
-    repos: list[RepoConfig] = []
-    for index, table in enumerate(repo_tables):
-        where = f"[[repos]] #{index + 1}"
-        if not isinstance(table, dict):
-            raise fail(where, "must be a table")
-        if "name" not in table:
-            raise fail(f"{where}.name", "missing")
-        values = _check_table(table, REPO_KEYS, where, fail)
-        repos.append(RepoConfig(**values))
-    names = [repo.name.lower() for repo in repos]
-    for name in names:
-        if names.count(name) > 1:
-            raise fail("[[repos]].name", f"{name!r} is listed twice")
+    repos = _parse_repos(document.get("repos", []), fail)
+    orgs = _parse_orgs(document.get("orgs", []), fail)
+    if not repos and not orgs:
+        raise fail("[[repos]]", "at least one repository (or [[orgs]]) is required")
 
     app_keys = [
         key
@@ -391,7 +401,53 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         schedule=ScheduleConfig(**sections["schedule"]),
         sync=SyncConfig(**sections["sync"]),
         repos=tuple(repos),
+        orgs=tuple(orgs),
     )
+
+
+def _tables(value: Any, key: str, fail: Callable[[str, str], ConfigError]) -> list[Any]:
+    if isinstance(value, dict):
+        raise fail(
+            f"[{key}]", f"must be an array of tables: write [[{key}]] (two brackets) for each"
+        )
+    if not isinstance(value, list):
+        raise fail(f"[[{key}]]", "must be an array of tables")
+    return value
+
+
+def _parse_repos(value: Any, fail: Callable[[str, str], ConfigError]) -> list[RepoConfig]:
+    repos: list[RepoConfig] = []
+    for index, table in enumerate(_tables(value, "repos", fail)):
+        where = f"[[repos]] #{index + 1}"
+        if not isinstance(table, dict):
+            raise fail(where, "must be a table")
+        if "name" not in table:
+            raise fail(f"{where}.name", "missing")
+        repos.append(RepoConfig(**_check_table(table, REPO_KEYS, where, fail)))
+    names = [repo.name.lower() for repo in repos]
+    for name in names:
+        if names.count(name) > 1:
+            raise fail("[[repos]].name", f"{name!r} is listed twice")
+    return repos
+
+
+def _parse_orgs(value: Any, fail: Callable[[str, str], ConfigError]) -> list[OrgConfig]:
+    orgs: list[OrgConfig] = []
+    for index, table in enumerate(_tables(value, "orgs", fail)):
+        where = f"[[orgs]] #{index + 1}"
+        if not isinstance(table, dict):
+            raise fail(where, "must be a table")
+        if "name" not in table:
+            raise fail(f"{where}.name", "missing")
+        values = _check_table(table, ORG_KEYS, where, fail)
+        name = values.pop("name")
+        patterns = {key: values.pop(key) for key in ("include", "exclude") if key in values}
+        orgs.append(OrgConfig(name, **patterns, template=RepoConfig(name="", **values)))
+    names = [org.name.lower() for org in orgs]
+    for name in names:
+        if names.count(name) > 1:
+            raise fail("[[orgs]].name", f"{name!r} is listed twice")
+    return orgs
 
 
 def _check_table(

@@ -301,6 +301,18 @@ class GitHub:
             yield list(response.data[key] if key else response.data)
             next_url, query = response.next_url, None
 
+    def org_repositories(self, org: str) -> Iterator[dict[str, Any]]:
+        """An organisation's repositories, 100 a page, with ``archived`` and ``pushed_at``."""
+        try:
+            for page in self.list_items(
+                f"/orgs/{org}/repos", {"type": "all"}, key=None, kind="org"
+            ):
+                yield from page
+        except github.UnknownObjectException:
+            raise GitHubError(
+                f"{org}: organisation not found (404), or the token cannot see it"
+            ) from None
+
     def workflows(self, full_name: str) -> Iterator[dict[str, Any]]:
         for page in self.list_items(
             f"/repos/{full_name}/actions/workflows", {}, key="workflows", kind="workflows"

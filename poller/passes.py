@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -19,7 +20,7 @@ import requests
 import structlog
 from github import GithubException
 
-from poller import shutdown, store, units
+from poller import orgs, shutdown, store, units
 from poller.config import Config, RepoConfig
 from poller.github import GitHub, GitHubClients, GitHubError, describe
 from poller.governor import Governor
@@ -37,13 +38,15 @@ def run_pass(
     *,
     now: datetime | None = None,
     reports: list[RepoReport] | None = None,
+    repos: Sequence[RepoConfig] | None = None,
 ) -> list[RepoReport]:
     """Sync every configured repository once, as many at once as there are clients. One
     failing repository never stops the rest.
 
     Returns a report for each repository the pass reached, appended to ``reports`` as
     each one ends, so that a caller that gives up waiting still knows which did. After a
-    stop request, the repositories the pass did not reach have none.
+    stop request, the repositories the pass did not reach have none. ``repos`` is the
+    list to sync, when the caller has resolved ``[[orgs]]`` already.
     """
     options = options or PassOptions()
     reports = [] if reports is None else reports
@@ -71,16 +74,31 @@ def run_pass(
         finally:
             structlog.contextvars.unbind_contextvars("repo")
 
+    if repos is None:
+        repos = resolve_repos(config, clients, reports)
     if len(clients) == 1:
-        for repo in config.repos:
+        for repo in repos:
             one(repo)
     else:
         with ThreadPoolExecutor(len(clients), thread_name_prefix="repo") as executor:
-            for future in [executor.submit(one, repo) for repo in config.repos]:
+            for future in [executor.submit(one, repo) for repo in repos]:
                 future.result()
     with contextlib.suppress(peewee.PeeweeException):
         store.prune_http_cache(moment - HTTP_CACHE_DAYS)
     return reports
+
+
+def resolve_repos(
+    config: Config, clients: GitHubClients, reports: list[RepoReport]
+) -> list[RepoConfig]:
+    """``[[repos]]`` and the matching repositories of ``[[orgs]]``. An organisation that
+    cannot be listed is reported as failed, as ``org/*``, so that ``--once`` says so."""
+    if not config.orgs:
+        return list(config.repos)
+    with clients.client() as gh:
+        repos, failed = orgs.resolve(config, gh)
+    reports += [RepoReport(f"{org}/*", error=error) for org, error in failed.items()]
+    return repos
 
 
 def connect_github(config: Config, token: str | None) -> GitHubClients:

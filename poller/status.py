@@ -6,6 +6,7 @@ which GitHub does not count and which may fail without failing the command.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -68,9 +69,25 @@ def rate_limit(gh: GitHub) -> dict[str, Any]:
     return {"remaining": core["remaining"], "limit": core["limit"], "reset": _iso(reset)}
 
 
+def followed(config: Config) -> list[RepoConfig]:
+    """``[[repos]]``, and the repositories of ``[[orgs]]`` that a pass has synced (status
+    reads the database, and does not ask GitHub which repositories an organisation has)."""
+    repos = list(config.repos)
+    named = {repo.name.lower() for repo in repos}
+    for org in config.orgs:
+        synced = SyncStatus.select(SyncStatus.repo).where(
+            SyncStatus.repo.startswith(f"{org.name}/")
+        )
+        for row in synced.order_by(SyncStatus.repo):
+            if row.repo.lower() not in named:
+                repos.append(dataclasses.replace(org.template, name=row.repo))
+                named.add(row.repo.lower())
+    return repos
+
+
 def collect(config: Config, gh: GitHub) -> dict[str, Any]:
     with database.connection_context():
-        repos = [repo_status(repo) for repo in config.repos]
+        repos = [repo_status(repo) for repo in followed(config)]
     return {"repos": repos, "rate_limit": rate_limit(gh)}
 
 

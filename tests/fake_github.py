@@ -107,6 +107,7 @@ class FakeRepo:
     full_name: str
     created_at: datetime
     default_branch: str = "main"
+    archived: bool = False
     workflows: dict[int, dict[str, Any]] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     protected: set[str] = field(default_factory=set)
@@ -579,6 +580,17 @@ class FakeGitHub:
 
     def _route(self, path: str, query: dict[str, str], origin: str) -> tuple[int, Any, str | None]:
         segments = path.strip("/").split("/")
+        if len(segments) == 3 and segments[0] == "orgs" and segments[2] == "repos":
+            owned = [
+                r for name, r in sorted(self.repos.items()) if name.split("/")[0] == segments[1]
+            ]
+            if not owned:
+                return 404, {"message": "Not Found"}, None
+            items = [self._repo_body(r) for r in owned]
+            per_page = min(int(query.get("per_page", 30)), 100)
+            return self._paginate(
+                items, None, path, query, origin, per_page, int(query.get("page", 1))
+            )
         if len(segments) < 3 or segments[0] != "repos":
             return 404, {"message": "Not Found"}, None
         repo = self.repos.get(f"{segments[1]}/{segments[2]}")
@@ -685,6 +697,7 @@ class FakeGitHub:
             "full_name": repo.full_name,
             "owner": {"login": owner},
             "default_branch": repo.default_branch,
+            "archived": repo.archived,
             "created_at": iso(repo.created_at),
             "html_url": f"https://github.com/{repo.full_name}",
         }

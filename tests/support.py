@@ -45,6 +45,7 @@ class PollerSetup:
     api_url: str
     database: Database
     repos: list[dict[str, Any]] = field(default_factory=list)
+    orgs: list[dict[str, Any]] = field(default_factory=list)
     sync: dict[str, Any] = field(default_factory=dict)
     github: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +78,8 @@ class PollerSetup:
                 lines += [f"[{section}]", *_toml_items(values), ""]
         for repo in self.repos:
             lines += ["[[repos]]", *_toml_items(repo), ""]
+        for org in self.orgs:
+            lines += ["[[orgs]]", *_toml_items(org), ""]
         self.config_path.write_text("\n".join(lines))
         return self.config_path
 

@@ -73,7 +73,7 @@ branches = ["main", "release"]
         ('[database]\nurl = "postgres://x/y"\n' + MINIMAL, "url: must start with sqlite:///"),
         ("[schedule]\ninterval_minutes = -1\n" + MINIMAL, "interval_minutes: must be greater"),
         ('[github]\napi_url = "api.github.com"\n' + MINIMAL, "api_url: must be an http(s) URL"),
-        ("", "[[repos]]: at least one repository is required"),
+        ("", "[[repos]]: at least one repository (or [[orgs]]) is required"),
         ("[[repos]]\nmax_runs = 3\n", "[[repos]] #1.name: missing"),
         (MINIMAL + MINIMAL, "is listed twice"),
         ("[[repos]\n", "not valid TOML"),

@@ -1,0 +1,90 @@
+"""`[[orgs]]`: every matching repository of an organisation, new ones picked up by the next
+pass, archived ones skipped, and one named in `[[repos]]` too synced once, its way."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fake_github import FakeGitHub
+from poller.config import OrgConfig
+from poller.models import WorkflowRun
+from poller.orgs import wanted
+from support import PollerSetup, repo_done_events
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def add(fake: FakeGitHub, name: str, runs: int = 3, *, archived: bool = False):
+    repo = fake.add_repo(name)
+    repo.archived = archived
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main", when=NOW - timedelta(days=5))
+    for i in range(runs):
+        fake.add_run(repo, ci, created=NOW - timedelta(days=2, hours=i))
+    return repo
+
+
+def synced(result) -> list[str]:
+    return sorted(event["repo"] for event in repo_done_events(result.stderr))
+
+
+def runs_of(poller: PollerSetup, name: str) -> int:
+    with poller.database.open():
+        return WorkflowRun.select().where(WorkflowRun.repo == name).count()
+
+
+def test_an_organisation_is_followed_as_it_changes(fake: FakeGitHub, poller: PollerSetup):
+    add(fake, "octo/api", runs=4)
+    web = add(fake, "octo/web")
+    add(fake, "octo/old", archived=True)
+    add(fake, "octo/docs-site")
+    add(fake, "other/thing")
+    poller.repos = [{"name": "octo/api", "max_runs": 1}]
+    poller.orgs = [{"name": "octo", "exclude": ["docs-*"], "max_runs": 2}]
+    run = poller.run
+
+    first = run("--once")
+    assert first.returncode == 0, first.stderr
+    assert synced(first) == ["octo/api", "octo/web"]  # once each; archived, excluded skipped
+    assert runs_of(poller, "octo/api") == 1  # [[repos]]'s max_runs, not the org's
+    assert runs_of(poller, "octo/web") == 2  # the org's max_runs
+
+    add(fake, "octo/new")
+    web.archived = True
+    second = run("--once")
+    assert second.returncode == 0, second.stderr
+    assert synced(second) == ["octo/api", "octo/new"]
+    assert runs_of(poller, "octo/web") == 2  # an archived repository keeps its rows
+
+    status = run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    listed = [repo["repo"] for repo in json.loads(status.stdout)["repos"]]
+    assert listed == ["octo/api", "octo/new", "octo/web"]
+
+
+def test_an_organisation_that_cannot_be_listed_fails_alone(fake: FakeGitHub, poller: PollerSetup):
+    add(fake, "octo/api")
+    poller.repos = [{"name": "octo/api"}]
+    poller.orgs = [{"name": "ghost"}]
+    result = poller.run("--once")
+    assert result.returncode == 1
+    assert synced(result) == ["octo/api"]
+    [failed] = [line for line in result.stderr.splitlines() if "sync.org_failed" in line]
+    assert "ghost: organisation not found (404)" in failed
+
+
+@pytest.mark.parametrize(
+    ("item", "include", "exclude", "expected"),
+    [
+        ({"full_name": "o/api"}, ("*",), (), True),
+        ({"full_name": "o/api", "archived": True}, ("*",), (), False),
+        ({"full_name": "o/API"}, ("api",), (), True),
+        ({"full_name": "o/docs-site"}, ("*",), ("docs-*",), False),
+        ({"full_name": "o/web"}, ("api*", "sdk-*"), (), False),
+    ],
+)
+def test_which_repositories_of_an_organisation_are_followed(item, include, exclude, expected):
+    assert wanted(OrgConfig("o", include, exclude), item) is expected
