@@ -405,48 +405,41 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
     )
 
 
-def _tables(value: Any, key: str, fail: Callable[[str, str], ConfigError]) -> list[Any]:
+def _named_tables(
+    value: Any, key: str, checkers: Mapping[str, Checker], fail: Callable[[str, str], ConfigError]
+) -> list[dict[str, Any]]:
+    """The checked values of each ``[[key]]`` table, which must have a unique ``name``."""
     if isinstance(value, dict):
         raise fail(
             f"[{key}]", f"must be an array of tables: write [[{key}]] (two brackets) for each"
         )
     if not isinstance(value, list):
         raise fail(f"[[{key}]]", "must be an array of tables")
-    return value
+    tables = []
+    for index, table in enumerate(value):
+        where = f"[[{key}]] #{index + 1}"
+        if not isinstance(table, dict):
+            raise fail(where, "must be a table")
+        if "name" not in table:
+            raise fail(f"{where}.name", "missing")
+        tables.append(_check_table(table, checkers, where, fail))
+    names = [table["name"].lower() for table in tables]
+    for name in names:
+        if names.count(name) > 1:
+            raise fail(f"[[{key}]].name", f"{name!r} is listed twice")
+    return tables
 
 
 def _parse_repos(value: Any, fail: Callable[[str, str], ConfigError]) -> list[RepoConfig]:
-    repos: list[RepoConfig] = []
-    for index, table in enumerate(_tables(value, "repos", fail)):
-        where = f"[[repos]] #{index + 1}"
-        if not isinstance(table, dict):
-            raise fail(where, "must be a table")
-        if "name" not in table:
-            raise fail(f"{where}.name", "missing")
-        repos.append(RepoConfig(**_check_table(table, REPO_KEYS, where, fail)))
-    names = [repo.name.lower() for repo in repos]
-    for name in names:
-        if names.count(name) > 1:
-            raise fail("[[repos]].name", f"{name!r} is listed twice")
-    return repos
+    return [RepoConfig(**values) for values in _named_tables(value, "repos", REPO_KEYS, fail)]
 
 
 def _parse_orgs(value: Any, fail: Callable[[str, str], ConfigError]) -> list[OrgConfig]:
-    orgs: list[OrgConfig] = []
-    for index, table in enumerate(_tables(value, "orgs", fail)):
-        where = f"[[orgs]] #{index + 1}"
-        if not isinstance(table, dict):
-            raise fail(where, "must be a table")
-        if "name" not in table:
-            raise fail(f"{where}.name", "missing")
-        values = _check_table(table, ORG_KEYS, where, fail)
+    orgs = []
+    for values in _named_tables(value, "orgs", ORG_KEYS, fail):
         name = values.pop("name")
         patterns = {key: values.pop(key) for key in ("include", "exclude") if key in values}
         orgs.append(OrgConfig(name, **patterns, template=RepoConfig(name="", **values)))
-    names = [org.name.lower() for org in orgs]
-    for name in names:
-        if names.count(name) > 1:
-            raise fail("[[orgs]].name", f"{name!r} is listed twice")
     return orgs
 
 
