@@ -29,7 +29,7 @@ def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int
     return f"pending: reached {oldest}, going back to {target}"
 
 
-def repo_status(repo: RepoConfig) -> dict[str, Any]:
+def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
     cursors = {
         row.resource: row.position
         for row in SyncCursor.select().where(SyncCursor.repo == repo.name)
@@ -40,8 +40,11 @@ def repo_status(repo: RepoConfig) -> dict[str, Any]:
     unfinished = runs.where(
         (WorkflowRun.status != "completed") | WorkflowRun.status.is_null()
     ).count()
+    last_success = status.lastsuccess if status else None
     return {
         "repo": repo.name,
+        # How old the state we hold is: everything up to the last successful pass is in.
+        "freshness_seconds": int((now - last_success).total_seconds()) if last_success else None,
         "last_pass": _iso(status.lastpass) if status else None,
         "last_success": _iso(status.lastsuccess) if status else None,
         "last_error": status.lasterror if status else None,
@@ -85,10 +88,31 @@ def followed(config: Config) -> list[RepoConfig]:
     return repos
 
 
-def collect(config: Config, gh: GitHub) -> dict[str, Any]:
+def collect(config: Config, gh: GitHub, now: datetime | None = None) -> dict[str, Any]:
+    """Each repository's state, the stalest first (never synced counts as stalest)."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     with database.connection_context():
-        repos = [repo_status(repo) for repo in followed(config)]
+        repos = [repo_status(repo, now) for repo in followed(config)]
+    repos.sort(
+        key=lambda repo: (
+            -(repo["freshness_seconds"] if repo["freshness_seconds"] is not None else 2**62)
+        )
+    )
     return {"repos": repos, "rate_limit": rate_limit(gh)}
+
+
+def age(seconds: int | None) -> str:
+    """``3d4h``, ``2h05m``, ``4m12s``: how long ago, for the table."""
+    if seconds is None:
+        return "never"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s"
 
 
 def render_json(report: dict[str, Any]) -> str:
@@ -98,6 +122,7 @@ def render_json(report: dict[str, Any]) -> str:
 def render_table(report: dict[str, Any]) -> str:
     columns = [
         ("repo", "REPO"),
+        ("age", "AGE"),
         ("last_success", "LAST SUCCESS"),
         ("runs_stored", "RUNS"),
         ("runs_unfinished", "UNFINISHED"),
@@ -108,7 +133,7 @@ def render_table(report: dict[str, Any]) -> str:
     ]
     rows = [
         [str(repo[key] if repo[key] is not None else "-") for key, _ in columns]
-        for repo in report["repos"]
+        for repo in ({**r, "age": age(r["freshness_seconds"])} for r in report["repos"])
     ]
     header = [title for _, title in columns]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]

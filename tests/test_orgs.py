@@ -4,6 +4,7 @@ pass, archived ones skipped, and one named in `[[repos]]` too synced once, its w
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -54,6 +55,7 @@ def test_an_organisation_is_followed_as_it_changes(fake: FakeGitHub, poller: Pol
 
     add(fake, "octo/new")
     web.archived = True
+    time.sleep(1.1)  # freshness counts whole seconds: let the archived one fall behind
     second = run("--once")
     assert second.returncode == 0, second.stderr
     assert synced(second) == ["octo/api", "octo/new"]
@@ -61,8 +63,10 @@ def test_an_organisation_is_followed_as_it_changes(fake: FakeGitHub, poller: Pol
 
     status = run("status", "--json")
     assert status.returncode == 0, status.stderr
-    listed = [repo["repo"] for repo in json.loads(status.stdout)["repos"]]
-    assert listed == ["octo/api", "octo/new", "octo/web"]
+    repos = json.loads(status.stdout)["repos"]
+    # The stalest first: the archived repository was last synced a pass ago.
+    assert [repo["repo"] for repo in repos] == ["octo/web", "octo/api", "octo/new"]
+    assert repos[0]["freshness_seconds"] >= repos[1]["freshness_seconds"] >= 0
 
 
 def test_an_organisation_that_cannot_be_listed_fails_alone(fake: FakeGitHub, poller: PollerSetup):

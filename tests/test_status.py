@@ -11,7 +11,10 @@ import subprocess
 import termios
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from fake_github import FakeGitHub
+from poller import status
 from support import PollerSetup
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -39,8 +42,10 @@ def test_status_reports_each_repository_for_one_free_request(fake: FakeGitHub, p
     result = poller.run("status", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    demo, missing = report["repos"]
-    assert demo["repo"] == "octo/demo"
+    # The stalest first: the repository that never synced leads.
+    missing, demo = report["repos"]
+    assert (missing["repo"], missing["freshness_seconds"]) == ("octo/missing", None)
+    assert demo["repo"] == "octo/demo" and demo["freshness_seconds"] >= 0
     assert demo["runs_stored"] == 10 and demo["runs_unfinished"] == 2
     assert demo["backfill"] == "done (10 runs)"
     assert demo["last_success"] and demo["last_error"] is None
@@ -63,7 +68,8 @@ def test_a_repository_just_added_is_not_started(fake: FakeGitHub, poller: Poller
     assert poller.run().returncode == 0
     poller.repos.append({"name": "octo/new"})
     result = poller.run("status", "--json")
-    assert json.loads(result.stdout)["repos"][1]["backfill"] == "not started"
+    repos = {repo["repo"]: repo for repo in json.loads(result.stdout)["repos"]}
+    assert repos["octo/new"]["backfill"] == "not started"
 
 
 def test_interactive_once_shows_a_progress_bar(fake: FakeGitHub, poller: PollerSetup):
@@ -107,3 +113,11 @@ def test_non_interactive_pass_logs_progress_events(fake: FakeGitHub, poller: Pol
     assert events and all(event["repo"] == "octo/demo" for event in events)
     assert events[-1]["runs_listed"] > events[0]["runs_listed"] or len(events) == 1
     assert "\r" not in result.stderr  # no bar when stderr is not a terminal
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "never"), (0, "0m00s"), (252, "4m12s"), (7500, "2h05m"), (273600, "3d4h")],
+)
+def test_age_reads_at_a_glance(seconds, text):
+    assert status.age(seconds) == text
