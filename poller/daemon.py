@@ -1,4 +1,8 @@
-"""The long-running service: one pass at start, then one every ``interval_minutes``.
+"""The long-running service: every repository synced once per ``interval_minutes``.
+
+The daemon wakes five times per interval and syncs the repositories that are due, each
+under a lease in the database (``schedule``): a busy repository never waits behind quiet
+ones, and several daemons on one database divide the repositories between them.
 
 Shutdown has one path (``shutdown``). SIGTERM or SIGINT sets the stop event, which cuts
 every wait short, and shuts the scheduler down. The pass in flight stops at its next unit
@@ -30,11 +34,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from poller import locks, progress, shutdown, units
 from poller.config import Config, Secrets
 from poller.passes import connect_github, run_pass
+from poller.schedule import RepoSchedule
 from poller.sync import PassOptions
 
 log = structlog.get_logger(__name__)
 
 JOB_ID = "pass"
+TICKS_PER_INTERVAL = 5
 MAX_BACKOFF = timedelta(minutes=30)
 
 
@@ -55,6 +61,10 @@ class Daemon:
         self.in_pass = threading.Lock()
         self.failures = 0
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
+        # Waking more often than the interval lets a repository be synced soon after it
+        # is due, and lets a second poller pick up what falls due between our passes.
+        self.tick = max(self.interval / TICKS_PER_INTERVAL, timedelta(seconds=0.2))
+        self.schedule = RepoSchedule(self.interval)
         self.gh = connect_github(config, secrets.github_token)
         self.locks = locks.for_database(config.database.url, secrets.db_password)
         self.scheduler = BlockingScheduler(
@@ -65,7 +75,7 @@ class Daemon:
                 "max_instances": 1,
                 "coalesce": True,
                 # APScheduler's default of 1 s silently drops a pass that starts late.
-                "misfire_grace_time": max(1, int(self.interval.total_seconds())),
+                "misfire_grace_time": max(1, int(self.tick.total_seconds())),
             },
         )
         self.scheduler.add_listener(
@@ -84,6 +94,7 @@ class Daemon:
                 metadata_minutes=self.config.sync.metadata_minutes,
                 progress=progress.for_terminal(False, self.config.sync.progress_seconds),
                 locks=self.locks,
+                schedule=self.schedule,
             )
             try:
                 with units.session():
@@ -91,11 +102,15 @@ class Daemon:
                 failed = bool(reports) and all(report.error for report in reports)
             except peewee.PeeweeException as error:
                 log.error("daemon.pass_failed", error=f"database: {error}")
-                failed = True
+                reports, failed = [], True
+            if not reports and not failed:
+                notify_systemd("WATCHDOG=1")  # alive; nothing was due
+                return
             log.info(
                 "daemon.pass_done",
                 seconds=round(time.monotonic() - started, 3),
                 ok=not failed,
+                repos=len(reports),
                 rate_limit_remaining=self.gh.stats.rate_remaining,
             )
             self.after_pass(failed)
@@ -132,7 +147,8 @@ class Daemon:
         self.scheduler.add_job(
             self.one_pass,
             IntervalTrigger(
-                seconds=self.interval.total_seconds(), jitter=self.config.schedule.jitter_seconds
+                seconds=self.tick.total_seconds(),
+                jitter=min(self.config.schedule.jitter_seconds, self.tick.total_seconds() / 2),
             ),
             next_run_time=datetime.now(UTC),
             id=JOB_ID,

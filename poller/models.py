@@ -211,6 +211,20 @@ class SyncStatus(BaseModel):
         table_name = "sync_status"
 
 
+class SyncSchedule(BaseModel):
+    """When each repository is due for the daemon, and which poller holds it now. Pollers
+    on one database claim due repositories here, so they divide the work."""
+
+    id = peewee.AutoField(column_name="Id")
+    repo = peewee.CharField(NAME, unique=True)
+    due = peewee.DateTimeField()
+    leaseowner = peewee.CharField(NAME, null=True)
+    leaseuntil = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "sync_schedule"
+
+
 class LongBlobField(peewee.BlobField):
     # MySQL's BLOB stops at 64 KiB; a cached page of runs can be larger.
     field_type = "LONGBLOB"
@@ -239,6 +253,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     SyncCursor,
     SyncStatus,
     HttpCache,
+    SyncSchedule,
 )
 
 # utf8mb4: commit messages carry emoji. unicode_ci: case-insensitive like the legacy

@@ -64,10 +64,15 @@ def run_pass(
         own_session = units.session() if threading.current_thread() is not caller else None
         try:
             with own_session or contextlib.nullcontext(), clients.client() as gh:
+                schedule = options.schedule
+                if schedule is not None and not schedule.claim(repo.name):
+                    return  # not due, or another poller has it
                 if unreachable:
                     report = not_tried(repo, unreachable[0], moment)
                 else:
                     report = sync_repo(config, gh, repo, options, moment)
+                if schedule is not None:
+                    schedule.done(repo.name, finished=not report.stopped)
             reports.append(report)
             if report.unreachable and not unreachable:
                 unreachable.append(report.error)

@@ -28,6 +28,7 @@ from poller.models import (
     Job,
     Repo,
     SyncCursor,
+    SyncSchedule,
     SyncStatus,
     Workflow,
     WorkflowRun,
@@ -387,6 +388,33 @@ def record_pass(
         "ratelimitremaining": rate_remaining,
     }
     upsert(SyncStatus, [row], ["repo"])
+
+
+# --- the daemon's schedule and leases ---
+
+
+@bookkeeping
+def claim_repo(repo: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+    """Lease ``repo`` to ``owner`` if it is due and unleased; True if this call won."""
+    # Whole seconds: MySQL 8 would round a fraction up, into the future.
+    SyncSchedule.insert(repo=repo, due=now.replace(microsecond=0)).on_conflict_ignore().execute()
+    claimed = (
+        SyncSchedule.update(leaseowner=owner, leaseuntil=lease_until)
+        .where(
+            (SyncSchedule.repo == repo)
+            & (SyncSchedule.due <= now)
+            & (SyncSchedule.leaseuntil.is_null() | (SyncSchedule.leaseuntil < now))
+        )
+        .execute()
+    )
+    return bool(claimed == 1)
+
+
+@bookkeeping
+def release_repo(repo: str, owner: str, due: datetime) -> None:
+    SyncSchedule.update(due=due, leaseowner=None, leaseuntil=None).where(
+        (SyncSchedule.repo == repo) & (SyncSchedule.leaseowner == owner)
+    ).execute()
 
 
 # --- conditional requests ---

@@ -18,6 +18,7 @@ from poller.github import GitHub
 from poller.locks import NoLocks, RepoLocks
 from poller.progress import NoProgress, Progress
 from poller.runs import RunDiscovery, from_cursor, to_cursor
+from poller.schedule import RepoSchedule
 from poller.store import Counts
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,8 @@ class PassOptions:
     sweep_share: float = 1.0
     # None: re-read repository, workflows and branches every pass (``--once``).
     metadata_minutes: float | None = None
+    # The daemon's: sync only the repositories due, under a lease. None: all (--once).
+    schedule: RepoSchedule | None = None
     progress: ProgressFactory = lambda repo, requests: NoProgress()
     locks: RepoLocks = field(default_factory=NoLocks)
 

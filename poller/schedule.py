@@ -1,0 +1,55 @@
+"""Per-repository schedule and leases: when each repository is due, and which poller is
+syncing it, kept in the database the pollers already share (``sync_schedule``).
+
+The daemon wakes several times per interval and syncs only the repositories that are due,
+so a busy repository never waits behind a thousand quiet ones, and pollers on one
+database divide the repositories among themselves: a repository is claimed by one
+conditional ``UPDATE`` (due, and no live lease), which exactly one poller can win on
+MariaDB, MySQL and SQLite alike. A claim holds a lease of two intervals; after a sync the
+repository is due again one interval after the claim, so no repository is synced twice
+within an interval. A poller that dies leaves its leases to expire, and the others take
+its repositories over within about two intervals.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from poller import store
+
+
+def utcnow_exact() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ceil_second(moment: datetime) -> datetime:
+    """Databases keep whole seconds; rounding up keeps "not before" true."""
+    floor = moment.replace(microsecond=0)
+    return floor if floor == moment else floor + timedelta(seconds=1)
+
+
+class RepoSchedule:
+    def __init__(self, interval: timedelta, owner: str | None = None) -> None:
+        self.interval = interval
+        self.lease = max(2 * interval, timedelta(seconds=2))
+        # Whose leases these are: unique per process, readable in the table.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.claimed: dict[str, datetime] = {}
+
+    def claim(self, repo: str) -> bool:
+        """Take the repository if it is due and nobody holds it."""
+        now = utcnow_exact()
+        won = store.claim_repo(repo, self.owner, now, ceil_second(now + self.lease))
+        if won:
+            self.claimed[repo] = now
+        return won
+
+    def done(self, repo: str, *, finished: bool) -> None:
+        """Release the repository: due an interval after its claim, or at once when a
+        stop request cut its sync short."""
+        claimed_at = self.claimed.pop(repo)
+        due = ceil_second(claimed_at + self.interval) if finished else claimed_at
+        store.release_repo(repo, self.owner, due)

@@ -1,0 +1,72 @@
+"""Several daemons on one MariaDB database divide the repositories through leases and due
+times: none is synced twice within an interval, and a killed poller's repositories are
+taken over. Real processes, a real SIGKILL."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from collections import defaultdict
+from datetime import datetime
+
+import pytest
+
+from fake_github import FakeGitHub
+from mariadb import MariaDB
+from support import LogTail, PollerSetup
+from test_daemon import small_repo
+
+INTERVAL = 3.0  # seconds
+
+
+def syncs(daemon: LogTail) -> list[tuple[str, float]]:
+    return [
+        (event["repo"], datetime.fromisoformat(event["timestamp"]).timestamp())
+        for event in daemon.events("sync.repo_done")
+    ]
+
+
+@pytest.mark.mariadb
+def test_pollers_divide_the_work_and_take_over_a_killed_one(
+    fake: FakeGitHub, tmp_path, mariadb_server: MariaDB
+):
+    names = [f"octo/r{i}" for i in range(8)]
+    for name in names:
+        small_repo(fake, name, runs=2)
+    database = mariadb_server.create_database("divide")
+    daemons = []
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        setup = PollerSetup(
+            tmp_path / label, fake.url, database, repos=[{"name": n} for n in names]
+        )
+        setup.schedule = {"interval_minutes": INTERVAL / 60, "jitter_seconds": 0}
+        daemons.append(LogTail(setup.popen()))
+        time.sleep(INTERVAL / 2)  # different phases, as two VMs would have
+    a, b = daemons
+    time.sleep(4 * INTERVAL)
+    a.process.send_signal(signal.SIGKILL)
+    a.process.wait(timeout=10)
+    killed = time.time()
+    time.sleep(3 * INTERVAL)
+    b.process.send_signal(signal.SIGTERM)
+    assert b.process.wait(timeout=30) == 0
+
+    by_repo: dict[str, list[float]] = defaultdict(list)
+    for repo, moment in syncs(a) + syncs(b):
+        by_repo[repo].append(moment)
+    # Both pollers took a share of the repositories, and between them covered them all.
+    share_a = {repo for repo, _ in syncs(a)}
+    share_b = {repo for repo, moment in syncs(b) if moment < killed}
+    assert share_a and share_b and share_a | share_b == set(names)
+    for repo, moments in by_repo.items():
+        moments.sort()
+        gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+        # Claims are an interval apart at least; the logged end of a sync may vary a bit.
+        assert all(gap >= INTERVAL - 0.5 for gap in gaps), (repo, gaps)
+    # After the kill, the survivor syncs every repository within two intervals (a lease
+    # held by the dead poller runs out after two).
+    for name in names:
+        after = [moment for repo, moment in syncs(b) if repo == name and moment > killed]
+        assert after and after[0] - killed <= 2 * INTERVAL + 1.5, (name, after)
