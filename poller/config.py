@@ -8,14 +8,14 @@ errors: a typo such as ``max_run = 20`` must never be silently ignored.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+from poller import checks
 
 DEFAULT_CONFIG_PATH = "config.toml"
 CONFIG_ENV = "SHARK_POLLER_CONFIG"
@@ -24,20 +24,6 @@ DB_PASSWORD_ENV = "SHARK_POLLER_DB_PASSWORD"
 # systemd's LoadCredential= puts these files under $CREDENTIALS_DIRECTORY.
 TOKEN_CREDENTIAL = "github_token"
 DB_PASSWORD_CREDENTIAL = "db_password"
-
-# What a mysql:// url may add to pymysql's connect(); TLS is what Azure needs.
-MYSQL_URL_PARAMETERS = (
-    "ssl_ca",
-    "ssl_cert",
-    "ssl_key",
-    "ssl_verify_cert",
-    "ssl_verify_identity",
-    "ssl_disabled",
-)
-MYSQL_BOOLEAN_PARAMETERS = ("ssl_verify_cert", "ssl_verify_identity", "ssl_disabled")
-
-ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
-REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 
 
 class ConfigError(Exception):
@@ -146,202 +132,52 @@ class Secrets:
     db_password: str | None = field(default=None, repr=False)
 
 
-# --- value checkers: each returns the converted value or raises ValueError(reason) ---
-
-
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"must be a number, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"must be greater than 0, got {value}")
-    return float(value)
-
-
-def _non_negative_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"must be a number, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"must be 0 or more, got {value}")
-    return float(value)
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, not {value!r}")
-    if value <= 0:
-        raise ValueError(f"must be greater than 0, got {value}")
-    return value
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, not {value!r}")
-    if value < 0:
-        raise ValueError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _concurrency(value: Any) -> int:
-    number = _positive_int(value)
-    if number > 16:
-        raise ValueError(f"must be at most 16, got {number}: GitHub asks for few at once")
-    return number
-
-
-def _http_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")
-
-
-def _readable_file(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a file path")
-    if not os.access(value, os.R_OK):
-        raise ValueError(f"cannot read {value}")
-    return value
-
-
-def _database_url(value: Any) -> str:
-    """The whole url is checked here, so a typo is a config error (exit 2), never a
-    traceback from the driver. Messages never repeat the url: it may hold a password."""
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    parts = urlsplit(value)
-    if parts.scheme == "sqlite":
-        _check_sqlite_url(value, parts)
-    elif parts.scheme == "mysql":
-        _check_mysql_url(parts)
-    else:
-        raise ValueError(f"must start with sqlite:/// or mysql://, got scheme {parts.scheme!r}")
-    return value
-
-
-def _check_sqlite_url(value: str, parts: SplitResult) -> None:
-    if not value.startswith("sqlite:///") or parts.netloc:
-        raise ValueError(
-            f"{value!r} is not a sqlite url: write sqlite:///relative/path.db "
-            "or sqlite:////absolute/path.db (three or four slashes)"
-        )
-    path = parts.path[1:]
-    if not path or path.endswith("/"):
-        raise ValueError(f"{value!r} names no database file")
-    if parts.query:
-        raise ValueError("a sqlite url takes no parameters")
-
-
-def _check_mysql_url(parts: SplitResult) -> None:
-    example = "mysql://user@host:3306/database"
-    if not parts.hostname:
-        raise ValueError(f"the host is missing: write {example}")
-    try:
-        parts.port  # noqa: B018  (urllib checks the port when it is read)
-    except ValueError:
-        raise ValueError("the port must be a number from 1 to 65535") from None
-    database = parts.path[1:]
-    if not database:
-        raise ValueError(f"the database name is missing: write {example}")
-    if "/" in database:
-        raise ValueError(f"the database name cannot contain '/': write {example}")
-    for key, setting in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in MYSQL_URL_PARAMETERS:
-            raise ValueError(
-                f"unknown parameter {key!r}; accepted: {', '.join(MYSQL_URL_PARAMETERS)}"
-            )
-        if key in MYSQL_BOOLEAN_PARAMETERS and setting.lower() not in ("true", "false"):
-            raise ValueError(f"parameter {key} must be true or false")
-        if not setting:
-            raise ValueError(f"parameter {key} has no value")
-
-
-def _repo_name(value: Any) -> str:
-    if not isinstance(value, str) or not REPO_NAME.match(value):
-        raise ValueError(f"must be 'owner/name', got {value!r}")
-    return value
-
-
-def _org_name(value: Any) -> str:
-    if not isinstance(value, str) or not ORG_NAME.match(value):
-        raise ValueError(f"must be an organisation's login, like 'iree-org', got {value!r}")
-    return value
-
-
-def _since(value: Any) -> datetime:
-    # TOML has native dates ("since = 2024-01-01"); accept those and quoted ISO strings.
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"must be a date like 2024-01-01, got {value!r}") from None
-    else:
-        raise ValueError(f"must be a date like 2024-01-01, got {value!r}")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def _branch_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(b, str) and b for b in value):
-        raise ValueError("must be a list of branch names")
-    return tuple(dict.fromkeys(value))
-
-
-def _pattern_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
-        raise ValueError('must be a list of patterns, like ["*docker*", "publish.yml"]')
-    return tuple(dict.fromkeys(value))
-
-
 Checker = Callable[[Any], Any]
 
 SECTIONS: dict[str, dict[str, Checker]] = {
     "github": {
-        "api_url": _http_url,
-        "timeout_seconds": _positive_number,
-        "requests_per_minute": _positive_number,
-        "concurrency": _concurrency,
-        "seconds_between_requests": _non_negative_number,
-        "max_retries": _non_negative_int,
-        "retry_backoff_seconds": _non_negative_number,
-        "rate_limit_reserve": _non_negative_int,
-        "max_rate_limit_wait_seconds": _non_negative_number,
-        "secondary_rate_wait_seconds": _non_negative_number,
-        "app_id": _positive_int,
-        "installation_id": _positive_int,
-        "private_key_file": _readable_file,
+        "api_url": checks.http_url,
+        "timeout_seconds": checks.positive_number,
+        "requests_per_minute": checks.positive_number,
+        "concurrency": checks.concurrency,
+        "seconds_between_requests": checks.non_negative_number,
+        "max_retries": checks.non_negative_int,
+        "retry_backoff_seconds": checks.non_negative_number,
+        "rate_limit_reserve": checks.non_negative_int,
+        "max_rate_limit_wait_seconds": checks.non_negative_number,
+        "secondary_rate_wait_seconds": checks.non_negative_number,
+        "app_id": checks.positive_int,
+        "installation_id": checks.positive_int,
+        "private_key_file": checks.readable_file,
     },
-    "database": {"url": _database_url},
-    "schedule": {"interval_minutes": _positive_number, "jitter_seconds": _non_negative_number},
+    "database": {"url": checks.database_url},
+    "schedule": {
+        "interval_minutes": checks.positive_number,
+        "jitter_seconds": checks.non_negative_number,
+    },
     "sync": {
-        "lookback_days": _non_negative_number,
-        "rerun_horizon_days": _non_negative_number,
-        "rerun_sweep_minutes": _non_negative_number,
-        "metadata_minutes": _non_negative_number,
-        "overlap_minutes": _non_negative_number,
-        "backfill_runs_per_pass": _positive_int,
-        "progress_seconds": _positive_number,
+        "lookback_days": checks.non_negative_number,
+        "rerun_horizon_days": checks.non_negative_number,
+        "rerun_sweep_minutes": checks.non_negative_number,
+        "metadata_minutes": checks.non_negative_number,
+        "overlap_minutes": checks.non_negative_number,
+        "backfill_runs_per_pass": checks.positive_int,
+        "progress_seconds": checks.positive_number,
     },
 }
 REPO_KEYS: dict[str, Checker] = {
-    "name": _repo_name,
-    "max_runs": _positive_int,
-    "since": _since,
-    "max_commits": _positive_int,
-    "branches": _branch_list,
-    "docker_workflows": _pattern_list,
+    "name": checks.repo_name,
+    "max_runs": checks.positive_int,
+    "since": checks.since,
+    "max_commits": checks.positive_int,
+    "branches": checks.branch_list,
+    "docker_workflows": checks.pattern_list,
 }
 ORG_KEYS: dict[str, Checker] = {
     **{key: checker for key, checker in REPO_KEYS.items() if key != "name"},
-    "name": _org_name,
-    "include": _pattern_list,
-    "exclude": _pattern_list,
+    "name": checks.org_name,
+    "include": checks.pattern_list,
+    "exclude": checks.pattern_list,
 }
 
 

@@ -20,7 +20,7 @@ import hashlib
 import json
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,7 +109,7 @@ class ResponseCache(Protocol):
     def lookup(self, url: str) -> tuple[str, bytes] | None: ...
     def save(self, url: str, etag: str, body: bytes, now: datetime) -> None: ...
     def touch(self, url: str, now: datetime) -> None: ...
-    def known(self, url: str) -> bool: ...
+    def known(self, urls: Sequence[str]) -> set[str]: ...
 
 
 def _utcnow() -> datetime:
@@ -333,14 +333,17 @@ class GitHub:
     ) -> Response:
         return self.get(*self._runs_listing(full_name, low, high), kind="runs")
 
-    def runs_listing_primed(
-        self, full_name: str, low: datetime | None, high: datetime | None
-    ) -> bool:
-        """Whether the listing's first page has a stored ETag, so a re-read may be free."""
-        url, params = self._runs_listing(full_name, low, high)
-        return self.cache is not None and self.cache.known(
-            Requester.add_parameters_to_url(url, params)
-        )
+    def runs_listings_primed(
+        self, full_name: str, ranges: Sequence[tuple[datetime | None, datetime | None]]
+    ) -> list[bool]:
+        """For each ``created`` range, whether its listing's first page has a stored ETag,
+        so that re-reading it may be free."""
+        urls = [
+            Requester.add_parameters_to_url(*self._runs_listing(full_name, low, high))
+            for low, high in ranges
+        ]
+        known = self.cache.known(urls) if self.cache is not None else set()
+        return [url in known for url in urls]
 
     @staticmethod
     def _runs_listing(

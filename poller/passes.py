@@ -20,7 +20,7 @@ import requests
 import structlog
 from github import GithubException
 
-from poller import orgs, shutdown, store, units
+from poller import cache, orgs, shutdown, store, units
 from poller.config import Config, RepoConfig
 from poller.github import GitHub, GitHubClients, GitHubError, describe
 from poller.governor import Governor
@@ -89,7 +89,7 @@ def run_pass(
             for future in [executor.submit(one, repo) for repo in repos]:
                 future.result()
     with contextlib.suppress(peewee.PeeweeException):
-        store.prune_http_cache(moment - HTTP_CACHE_DAYS)
+        cache.prune_http_cache(moment - HTTP_CACHE_DAYS)
     return reports
 
 
@@ -113,7 +113,7 @@ def connect_github(config: Config, token: str | None) -> GitHubClients:
     clients = []
     for _ in range(config.github.concurrency):
         gh = GitHub(config.github, token, governor)
-        gh.cache = store.HttpCacheStore(gh.identity)
+        gh.cache = cache.HttpCacheStore(gh.identity)
         clients.append(gh)
     pool = GitHubClients(clients)
     if not pool.authenticated:

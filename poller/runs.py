@@ -202,14 +202,15 @@ class RunDiscovery:
         if self.report.backfill_pending:
             return  # the stretch still grows; prime once it is whole for this pass
         stretch = self.stretch()
-        if not self.gh.runs_listing_primed(self.name, stretch.live_start, None):
+        fixed = stretch.recent + stretch.older
+        live, *windows_primed = self.gh.runs_listings_primed(
+            self.name,
+            [(stretch.live_start, None), *((w.low, w.high - SECOND) for w in fixed)],
+        )
+        if not live:
             self.sync_live_runs(stretch.live_start, stretch.oldest)
         self.check_windows(
-            [
-                window
-                for window in stretch.recent + stretch.older
-                if not self.gh.runs_listing_primed(self.name, window.low, window.high - SECOND)
-            ]
+            [window for window, primed in zip(fixed, windows_primed, strict=True) if not primed]
         )
 
     # --- backfill ---

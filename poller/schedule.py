@@ -18,7 +18,8 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from poller import store
+from poller.models import SyncSchedule
+from poller.units import bookkeeping
 
 
 def utcnow_exact() -> datetime:
@@ -42,7 +43,7 @@ class RepoSchedule:
     def claim(self, repo: str) -> bool:
         """Take the repository if it is due and nobody holds it."""
         now = utcnow_exact()
-        won = store.claim_repo(repo, self.owner, now, ceil_second(now + self.lease))
+        won = claim_repo(repo, self.owner, now, ceil_second(now + self.lease))
         if won:
             self.claimed[repo] = now
         return won
@@ -52,4 +53,28 @@ class RepoSchedule:
         stop request cut its sync short."""
         claimed_at = self.claimed.pop(repo)
         due = ceil_second(claimed_at + self.interval) if finished else claimed_at
-        store.release_repo(repo, self.owner, due)
+        release_repo(repo, self.owner, due)
+
+
+@bookkeeping
+def claim_repo(repo: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+    """Lease ``repo`` to ``owner`` if it is due and unleased; True if this call won."""
+    # Whole seconds: MySQL 8 would round a fraction up, into the future.
+    SyncSchedule.insert(repo=repo, due=now.replace(microsecond=0)).on_conflict_ignore().execute()
+    claimed = (
+        SyncSchedule.update(leaseowner=owner, leaseuntil=lease_until)
+        .where(
+            (SyncSchedule.repo == repo)
+            & (SyncSchedule.due <= now)
+            & (SyncSchedule.leaseuntil.is_null() | (SyncSchedule.leaseuntil < now))
+        )
+        .execute()
+    )
+    return bool(claimed == 1)
+
+
+@bookkeeping
+def release_repo(repo: str, owner: str, due: datetime) -> None:
+    SyncSchedule.update(due=due, leaseowner=None, leaseuntil=None).where(
+        (SyncSchedule.repo == repo) & (SyncSchedule.leaseowner == owner)
+    ).execute()

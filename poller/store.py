@@ -10,9 +10,7 @@ a retry or a crash can neither skip nor duplicate anything.
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,11 +22,9 @@ import structlog
 from poller.models import (
     Branch,
     Commit,
-    HttpCache,
     Job,
     Repo,
     SyncCursor,
-    SyncSchedule,
     SyncStatus,
     Workflow,
     WorkflowRun,
@@ -36,7 +32,7 @@ from poller.models import (
     database,
 )
 from poller.transform import Row
-from poller.units import bookkeeping, unit_of_work
+from poller.units import unit_of_work
 
 log = structlog.get_logger(__name__)
 
@@ -388,86 +384,3 @@ def record_pass(
         "ratelimitremaining": rate_remaining,
     }
     upsert(SyncStatus, [row], ["repo"])
-
-
-# --- the daemon's schedule and leases ---
-
-
-@bookkeeping
-def claim_repo(repo: str, owner: str, now: datetime, lease_until: datetime) -> bool:
-    """Lease ``repo`` to ``owner`` if it is due and unleased; True if this call won."""
-    # Whole seconds: MySQL 8 would round a fraction up, into the future.
-    SyncSchedule.insert(repo=repo, due=now.replace(microsecond=0)).on_conflict_ignore().execute()
-    claimed = (
-        SyncSchedule.update(leaseowner=owner, leaseuntil=lease_until)
-        .where(
-            (SyncSchedule.repo == repo)
-            & (SyncSchedule.due <= now)
-            & (SyncSchedule.leaseuntil.is_null() | (SyncSchedule.leaseuntil < now))
-        )
-        .execute()
-    )
-    return bool(claimed == 1)
-
-
-@bookkeeping
-def release_repo(repo: str, owner: str, due: datetime) -> None:
-    SyncSchedule.update(due=due, leaseowner=None, leaseuntil=None).where(
-        (SyncSchedule.repo == repo) & (SyncSchedule.leaseowner == owner)
-    ).execute()
-
-
-# --- conditional requests ---
-
-
-class HttpCacheStore:
-    """ETags and bodies of polled URLs, kept per token identity (ETags are per token)."""
-
-    def __init__(self, identity: str) -> None:
-        self.identity = identity
-
-    def key(self, url: str) -> str:
-        return hashlib.sha256(f"{self.identity}\n{url}".encode()).hexdigest()
-
-    def lookup(self, url: str) -> tuple[str, bytes] | None:
-        return _cache_lookup(self.key(url))
-
-    def save(self, url: str, etag: str, body: bytes, now: datetime) -> None:
-        _cache_save(self.key(url), url, etag, zlib.compress(body), now)
-
-    def touch(self, url: str, now: datetime) -> None:
-        _cache_touch(self.key(url), now)
-
-    def known(self, url: str) -> bool:
-        return _cache_known(self.key(url))
-
-
-@bookkeeping
-def _cache_lookup(key: str) -> tuple[str, bytes] | None:
-    row = HttpCache.get_or_none(HttpCache.key == key)
-    return (row.etag, zlib.decompress(bytes(row.body))) if row else None
-
-
-@bookkeeping
-def _cache_known(key: str) -> bool:
-    return bool(HttpCache.select(HttpCache.id).where(HttpCache.key == key).exists())
-
-
-@bookkeeping
-def _cache_save(key: str, url: str, etag: str, body: bytes, now: datetime) -> None:
-    upsert(
-        HttpCache,
-        [{"key": key, "url": url, "etag": etag, "body": body, "updatetime": now}],
-        ["key"],
-    )
-
-
-@bookkeeping
-def _cache_touch(key: str, now: datetime) -> None:
-    HttpCache.update(updatetime=now).where(HttpCache.key == key).execute()
-
-
-@bookkeeping
-def prune_http_cache(older_than: datetime) -> int:
-    """URLs move on (a new day's live window, finished backfills); forget the ones no pass used."""
-    return int(HttpCache.delete().where(HttpCache.updatetime < older_than).execute())

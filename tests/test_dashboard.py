@@ -17,7 +17,7 @@ from fake_github import FakeGitHub, FakeRepo
 from mariadb import MariaDB
 from poller.models import Branch
 from support import REPO_ROOT, Database, PollerSetup
-from test_schema import LEGACY_DDL
+from test_schema import LEGACY_DDL, LEGACY_RUN_COLUMNS
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REPO = "iree-org/iree"
@@ -33,23 +33,6 @@ DASHBOARD_QUERIES = [
     "SELECT LOWER(workflowname), COUNT(*) FROM workflowruns "
     "WHERE workflowname LIKE '%test%' OR workflowname LIKE '%doc%' "
     "GROUP BY LOWER(workflowname) ORDER BY 1",
-]
-LEGACY_COLUMNS = [
-    "gitid",
-    "author",
-    "runtime",
-    "createtime",
-    "starttime",
-    "endtime",
-    "queuetime",
-    "status",
-    "conclusion",
-    "url",
-    "branchname",
-    "commithash",
-    "workflowname",
-    "repo",
-    "os",
 ]
 
 
@@ -101,7 +84,7 @@ def legacy_copy(server: MariaDB, source: Database, name: str) -> list[Any]:
     """The poller's workflowruns, copied into a database with the legacy DDL (latin1, the
     server's case-insensitive default collation): the answers the dashboard used to get."""
     legacy = server.create_database(name)
-    columns = ", ".join(LEGACY_COLUMNS)
+    columns = ", ".join(LEGACY_RUN_COLUMNS)
     with source.open() as db:
         rows = db.execute_sql(f"SELECT {columns} FROM workflowruns").fetchall()
     dbname = legacy.url.rsplit("/", 1)[1]
@@ -109,7 +92,7 @@ def legacy_copy(server: MariaDB, source: Database, name: str) -> list[Any]:
         with connection.cursor() as cursor:
             for ddl in LEGACY_DDL:
                 cursor.execute(ddl)
-            marks = ", ".join(["%s"] * len(LEGACY_COLUMNS))
+            marks = ", ".join(["%s"] * len(LEGACY_RUN_COLUMNS))
             cursor.executemany(f"INSERT INTO workflowruns ({columns}) VALUES ({marks})", rows)
         return answers(connection)
 
