@@ -29,7 +29,6 @@ covers them commit in one transaction, so a crash resumes where the last commit 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +51,7 @@ NEWEST = "runs.newest"
 OLDEST = "runs.oldest"
 HISTORY_START = "runs.history_start"
 SWEEP = "runs.sweep"
+SWEEP_CREDIT = "runs.sweep_credit"  # windows earned toward the next slice
 REACHED = "reached"
 SECOND = timedelta(seconds=1)
 # Events whose runs mean that something was pushed (branches, commits, workflow files).
@@ -146,7 +146,10 @@ class RunDiscovery:
         overlap = timedelta(minutes=self.settings.overlap_minutes)
         live_start = max(oldest, windows.piece_of(newest - overlap, counts).low)
         lookback = self.now - timedelta(days=self.settings.lookback_days)
-        cut = windows.partition(max(horizon, oldest), live_start, counts, keep_empty_after=lookback)
+        low = max(horizon, oldest)
+        cut = windows.partition(
+            low, live_start, counts, keep_empty_after=lookback, merge_before=lookback
+        )
         recent, older = windows.split(cut, lookback)
         if recent and windows.runs_since(recent[-1].low, counts) <= windows.TARGET_RUNS:
             # A quiet repository: one live listing from the lookback's start holds it all.
@@ -157,10 +160,16 @@ class RunDiscovery:
         """This pass's share of the older windows, continuing where the last pass stopped."""
         if not older:
             return []
-        count = math.ceil(len(older) * min(1.0, self.sweep_share))
+        saved = store.get_cursor(self.name, SWEEP_CREDIT)
+        credit = float(saved) if saved else windows.sweep_phase(self.name)
+        count, credit = windows.sweep_count(len(older), self.sweep_share, credit)
         position = from_cursor(store.get_cursor(self.name, SWEEP))
         chosen, following = windows.sweep_slice(older, position, count)
-        store.set_cursors(self.name, {SWEEP: to_cursor(following) if following else ""}, self.now)
+        store.set_cursors(
+            self.name,
+            {SWEEP: to_cursor(following) if following else "", SWEEP_CREDIT: f"{credit:.6f}"},
+            self.now,
+        )
         return chosen
 
     # --- live runs, windows, unfinished runs ---

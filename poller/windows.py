@@ -11,13 +11,22 @@ database.
 The bounds must not move from pass to pass, and each window should fit one page. So each
 UTC day is cut into 1, 2, 3, 4, 6, 8, 12, 24, 48 or 96 equal pieces, the fewest that hold
 about :data:`TARGET_RUNS` stored runs each. The cut depends only on the day and its
-stored count, which stops changing once the day is past. Everything here is pure.
+stored count, which stops changing once the day is past.
+
+Quiet days before ``merge_before`` are merged instead, into aligned blocks of 2, 4, 8, 16
+or 32 days (the largest that hold at most :data:`TARGET_RUNS`), so that a quiet
+repository's whole re-run horizon is one or two windows, not thirty. The blocks are
+aligned to the calendar's day numbers, so they too depend only on counts of past days.
+A block holds a day exactly when it is the largest valid block around that day, and any
+smaller block inside a valid one is valid, so the blocks tile without overlap.
+Everything here is pure.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,6 +36,8 @@ PIECES_PER_DAY = (1, 2, 3, 4, 6, 8, 12, 24, 48, 96)
 # Runs a window is sized for: a page holds 100, and a day may run busier than its count.
 TARGET_RUNS = 60
 DAY = timedelta(days=1)
+# Sizes, in days, of the aligned blocks that quiet days are merged into, largest first.
+BLOCK_DAYS = (32, 16, 8, 4, 2)
 
 
 @dataclass(frozen=True, order=True)
@@ -62,18 +73,47 @@ def runs_since(moment: datetime, counts: Mapping[date, int]) -> int:
     return sum(count for day, count in counts.items() if day >= moment.date())
 
 
-def partition(
-    low: datetime, high: datetime, counts: Mapping[date, int], *, keep_empty_after: datetime
-) -> list[Window]:
-    """Windows covering the days of ``[low, high)``, newest first: the days' pieces,
-    clipped to the range. Only the clipped ends move when ``low`` or ``high`` do.
+def block_of(day: date, counts: Mapping[date, int], limit: date) -> tuple[date, int]:
+    """The largest aligned block of days around ``day`` that ends by ``limit`` and holds at
+    most :data:`TARGET_RUNS` stored runs, as (first day, days); ``(day, 1)`` if none."""
+    for size in BLOCK_DAYS:
+        first = date.fromordinal(day.toordinal() - day.toordinal() % size)
+        days = [first + timedelta(days=i) for i in range(size)]
+        if days[-1] < limit and sum(counts.get(d, 0) for d in days) <= TARGET_RUNS:
+            return first, size
+    return day, 1
 
-    A day with no stored run before ``keep_empty_after`` gets no window: a re-run needs a
-    run to re-run. Later days keep theirs, to catch runs that show up in listings late.
+
+def partition(
+    low: datetime,
+    high: datetime,
+    counts: Mapping[date, int],
+    *,
+    keep_empty_after: datetime,
+    merge_before: datetime | None = None,
+) -> list[Window]:
+    """Windows covering the days of ``[low, high)``, newest first: the days' pieces, and
+    blocks of quiet days that end by ``merge_before``'s day, clipped to the range. Only the
+    clipped ends move when ``low`` or ``high`` do.
+
+    A day (or block) with no stored run before ``keep_empty_after`` gets no window: a
+    re-run needs a run to re-run. Later days keep theirs, to catch runs that show up in
+    listings late.
     """
     windows: list[Window] = []
+    limit = floor_day(merge_before).date() if merge_before is not None else date.min
     day = floor_day(high - timedelta(microseconds=1)) if high > low else floor_day(low)
     while day + DAY > low and high > low:
+        first, days = block_of(day.date(), counts, limit)
+        if days > 1:
+            start = datetime.combine(first, datetime.min.time())
+            block = Window(start, start + days * DAY)
+            stored = sum(counts.get(first + timedelta(days=i), 0) for i in range(days))
+            clipped = Window(max(block.low, low), min(block.high, high))
+            if (stored or block.high > keep_empty_after) and clipped.low < clipped.high:
+                windows.append(clipped)
+            day = block.low - DAY
+            continue
         if not counts.get(day.date()) and day + DAY <= keep_empty_after:
             day -= DAY
             continue
@@ -93,6 +133,8 @@ def sweep_slice(
     """The next ``count`` of the ``older`` windows (newest first) below ``position``, and
     where the next slice starts; None once the sweep has reached the oldest and starts
     over from the newest."""
+    if count <= 0:
+        return [], position
     pending = [w for w in older if position is None or w.low < position]
     chosen = pending[:count]
     if len(chosen) == len(pending):
@@ -107,3 +149,21 @@ def split(windows: Iterable[Window], since: datetime) -> tuple[list[Window], lis
     for window in windows:
         (recent if window.high > since else older).append(window)
     return recent, older
+
+
+def sweep_count(windows_total: int, share: float, credit: float) -> tuple[int, float]:
+    """How many windows this pass sweeps, and the credit carried to the next.
+
+    Each pass earns ``windows_total * share`` windows; the fraction carries over, so over
+    a cycle the sweep reads each window once, not the at least one per pass that rounding
+    up would cost a quiet repository.
+    """
+    earned = credit + windows_total * min(1.0, share)
+    count = min(windows_total, math.floor(earned + 1e-9))
+    return count, max(0.0, earned - count) if count < windows_total else 0.0
+
+
+def sweep_phase(name: str) -> float:
+    """A repository's first credit, fixed by its name, so that repositories sharing a
+    sweep period spread their sweeps over it instead of all sweeping in the same pass."""
+    return zlib.crc32(name.encode()) % 1000 / 1000

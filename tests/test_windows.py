@@ -78,18 +78,91 @@ def test_piece_of_finds_the_window_that_holds_a_moment():
     assert windows.piece_of(moment, {}) == Window(DAY0, DAY0 + windows.DAY)
 
 
-@given(size=st.integers(1, 200), share=st.floats(0.01, 1.0))
-def test_the_sweep_visits_every_window_once_per_cycle(size: int, share: float):
+@given(size=st.integers(1, 200), share=st.floats(0.01, 1.0), phase=st.floats(0, 0.999))
+def test_the_sweep_visits_every_window_once_per_cycle(size: int, share: float, phase: float):
     older = [Window(DAY0 - timedelta(hours=i + 1), DAY0 - timedelta(hours=i)) for i in range(size)]
-    count = math.ceil(size * share)
     position = None
+    credit = phase
     seen: list[Window] = []
     passes = 0
     while True:
+        count, credit = windows.sweep_count(size, share, credit)
         chosen, position = windows.sweep_slice(older, position, count)
         seen += chosen
         passes += 1
-        if position is None:
+        if position is None and chosen:
             break
     assert seen == older
-    assert passes == math.ceil(size / count)
+    # A cycle takes the passes the share implies, not one per window and no fewer.
+    assert passes <= math.ceil(1 / share) + 1
+
+
+def test_a_repository_with_one_window_sweeps_it_once_per_sweep_period():
+    credit = windows.sweep_phase("iree-org/quiet")
+    counts = []
+    for _ in range(36):
+        count, credit = windows.sweep_count(1, 5 / 60, credit)
+        counts.append(count)
+    assert sum(counts) == 3  # 36 passes of 5 minutes, once an hour
+    assert max(counts) == 1
+
+
+def test_repositories_start_their_sweeps_at_different_passes():
+    phases = {windows.sweep_phase(f"org/repo-{i}") for i in range(100)}
+    assert len(phases) > 80
+
+
+MERGE = DAY0 + timedelta(days=8)
+
+
+@given(counts=day_counts, a=moments, b=moments, keep=moments)
+def test_blocks_of_quiet_days_tile_the_range(counts: dict[date, int], a, b, keep):
+    low, high = min(a, b), max(a, b)
+    cut = windows.partition(low, high, counts, keep_empty_after=keep, merge_before=MERGE)
+    assert cut == sorted(cut, reverse=True)
+    for newer, older in itertools.pairwise(cut):
+        assert older.high <= newer.low
+    for window in cut:
+        assert low <= window.low < window.high <= high
+        if window.high - window.low > windows.DAY:
+            days = (window.high - window.low).days + 1
+            held = [window.low.date() + timedelta(days=i) for i in range(days)]
+            assert sum(counts.get(day, 0) for day in held) <= windows.TARGET_RUNS
+            assert window.high <= MERGE
+    # Every stored run, and everything after ``keep``, is inside a window.
+    day = windows.floor_day(low)
+    while day < high:
+        if counts.get(day.date()) or day + windows.DAY > keep:
+            start, end = max(day, low), min(day + windows.DAY, high)
+            inside = sum(
+                (
+                    min(w.high, end) - max(w.low, start)
+                    for w in cut
+                    if w.low < end and w.high > start
+                ),
+                timedelta(),
+            )
+            assert inside == end - start
+        day += windows.DAY
+
+
+@given(counts=day_counts, a=moments, b=moments)
+def test_block_bounds_do_not_move_when_the_range_grows(counts: dict[date, int], a, b):
+    high, later = min(a, b), max(a, b)
+    before = windows.partition(DAY0, high, counts, keep_empty_after=DAY0, merge_before=MERGE)
+    after = set(windows.partition(DAY0, later, counts, keep_empty_after=DAY0, merge_before=MERGE))
+    for window in before[1:]:
+        assert window in after
+
+
+def test_a_quiet_month_is_a_few_windows():
+    start = datetime(2026, 10, 1)
+    counts = {(start + timedelta(days=d)).date(): 1 for d in range(30)}
+    merged = windows.partition(
+        start, start + timedelta(days=30), counts, keep_empty_after=start, merge_before=MERGE
+    )
+    assert len(merged) <= 3
+    assert (
+        len(windows.partition(start, start + timedelta(days=30), counts, keep_empty_after=start))
+        == 30
+    )
