@@ -13,6 +13,7 @@ Either way nothing is lost, and the exit status is 0, as systemd expects of a st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -32,10 +33,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from poller import locks, progress, shutdown, units
-from poller.config import Config, Secrets
-from poller.passes import connect_github, run_pass
+from poller.config import Config, RepoConfig, Secrets
+from poller.passes import connect_github, resolve_repos, run_pass
 from poller.schedule import RepoSchedule
-from poller.sync import PassOptions
+from poller.sync import PassOptions, RepoReport
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,8 @@ class Daemon:
         # is due, and lets a second poller pick up what falls due between our passes.
         self.tick = max(self.interval / TICKS_PER_INTERVAL, timedelta(seconds=0.2))
         self.schedule = RepoSchedule(self.interval)
+        self.listed: tuple[float, list[RepoConfig]] | None = None  # [[orgs]], when listed
+        self.pollers = 1  # daemons sharing the database, and so the request budget
         self.gh = connect_github(config, secrets.github_token)
         self.locks = locks.for_database(config.database.url, secrets.db_password)
         self.scheduler = BlockingScheduler(
@@ -98,7 +101,10 @@ class Daemon:
             )
             try:
                 with units.session():
-                    reports = [r for r in run_pass(self.config, self.gh, options) if not r.skipped]
+                    self.share_budget()
+                    repos, unlisted = self.repos_to_sync()
+                    passed = run_pass(self.config, self.gh, options, repos=repos)
+                    reports = unlisted + [r for r in passed if not r.skipped]
                 failed = bool(reports) and all(report.error for report in reports)
             except peewee.PeeweeException as error:
                 log.error("daemon.pass_failed", error=f"database: {error}")
@@ -114,6 +120,35 @@ class Daemon:
                 rate_limit_remaining=self.gh.stats.rate_remaining,
             )
             self.after_pass(failed)
+
+    def share_budget(self) -> None:
+        """Pollers on one database spend one installation's request budget: count the
+        live ones (a killed one counts until its leases would have run out) and take a
+        part."""
+        pollers = self.schedule.heartbeat(self.schedule.lease)
+        if pollers != self.pollers:
+            self.pollers = pollers
+            self.gh.governor.share(pollers)
+            log.info(
+                "daemon.budget_shared",
+                pollers=pollers,
+                requests_per_minute=round(self.config.github.requests_per_minute / pollers, 1),
+            )
+
+    def repos_to_sync(self) -> tuple[list[RepoConfig], list[RepoReport]]:
+        """``[[repos]]`` and the repositories of ``[[orgs]]``, and a report for each
+        organisation that could not be listed. Organisations are listed once an interval,
+        not at every tick: a new repository is picked up within an interval, at a fifth of
+        the requests. After a failed listing, the next tick lists again."""
+        if not self.config.orgs:
+            return list(self.config.repos), []
+        now = time.monotonic()
+        if self.listed is not None and now - self.listed[0] < self.interval.total_seconds():
+            return self.listed[1], []
+        unlisted: list[RepoReport] = []
+        repos = resolve_repos(self.config, self.gh, unlisted)
+        self.listed = None if unlisted else (now, repos)
+        return repos, unlisted
 
     def after_pass(self, failed: bool) -> None:
         """Back off after passes where everything failed (GitHub or the database down)."""
@@ -166,6 +201,8 @@ class Daemon:
         log.info("daemon.stopped", clean=finished)
         if not finished:
             shutdown.abandon(0)
+        with units.session(), contextlib.suppress(peewee.PeeweeException):
+            self.schedule.leave()
         self.gh.close()
         self.locks.close()
         return 0

@@ -422,6 +422,10 @@ class GitHubClients:
         return self.clients[0].authenticated
 
     @property
+    def governor(self) -> Governor:
+        return self.clients[0].governor
+
+    @property
     def stats(self) -> RequestStats:
         """The clients' counts added up; the rate limit is the one the clients last saw,
         the lowest being the latest (it only falls until the reset)."""

@@ -7,7 +7,9 @@ both with a token bucket refilled at ``per_minute`` and a bounded number of requ
 flight, so that pacing follows from the budget instead of a fixed sleep per request.
 
 The bucket holds ``concurrency`` tokens and refills at ``(per_minute - concurrency) / 60``
-a second, so no rolling minute sees more than ``per_minute`` requests. Waits go through
+a second, so no rolling minute sees more than ``per_minute`` requests. Several pollers on
+one database spend one installation's budget: each takes ``1 / pollers`` of it
+(``share``), counting the pollers by their heartbeats in the database. Waits go through
 ``shutdown.sleep`` and end at once on a stop request.
 """
 
@@ -29,6 +31,7 @@ class Governor:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.per_minute = per_minute
         self.concurrency = concurrency
         self.capacity = float(concurrency)
         self.rate = max(per_minute - concurrency, 1.0) / 60.0  # tokens a second
@@ -37,6 +40,13 @@ class Governor:
         self.updated = clock()
         self.lock = threading.Lock()
         self.in_flight = threading.BoundedSemaphore(concurrency)
+
+    def share(self, pollers: int) -> None:
+        """Take a part of the budget: ``pollers`` processes spend one installation's.
+        Each keeps its own burst of ``concurrency``, so a rolling minute sees at most
+        ``per_minute`` from all of them together."""
+        with self.lock:
+            self.rate = max(self.per_minute / max(pollers, 1) - self.concurrency, 1.0) / 60.0
 
     def _reserve(self) -> float:
         """Take a token; how long to wait before using it (tokens may go negative, which

@@ -225,6 +225,18 @@ class SyncSchedule(BaseModel):
         table_name = "sync_schedule"
 
 
+class PollerHeartbeat(BaseModel):
+    """Each running daemon and when it last woke: the pollers on one database share one
+    installation's request budget, each taking its part of it."""
+
+    id = peewee.AutoField(column_name="Id")
+    owner = peewee.CharField(NAME, unique=True)
+    seen = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "sync_pollers"
+
+
 class LongBlobField(peewee.BlobField):
     # MySQL's BLOB stops at 64 KiB; a cached page of runs can be larger.
     field_type = "LONGBLOB"
@@ -254,6 +266,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     SyncStatus,
     HttpCache,
     SyncSchedule,
+    PollerHeartbeat,
 )
 
 # utf8mb4: commit messages carry emoji. unicode_ci: case-insensitive like the legacy

@@ -81,6 +81,8 @@ def run_pass(
 
     if repos is None:
         repos = resolve_repos(config, clients, reports)
+    if options.schedule is not None:
+        repos = options.schedule.due(repos)
     if len(clients) == 1:
         for repo in repos:
             one(repo)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from poller.models import SyncSchedule
+from poller.config import RepoConfig
+from poller.models import PollerHeartbeat, SyncSchedule
 from poller.units import bookkeeping
 
 
@@ -39,6 +41,29 @@ class RepoSchedule:
         # Whose leases these are: unique per process, readable in the table.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.claimed: dict[str, datetime] = {}
+
+    def due(self, repos: Sequence[RepoConfig]) -> list[RepoConfig]:
+        """The repositories worth claiming now: due and not leased, new ones first, then
+        the longest overdue. One read, so that a tick over a thousand repositories that
+        are not due costs the database one query rather than a thousand claims."""
+        now = utcnow_exact()
+        schedule = scheduled()
+        never = datetime.min
+        waiting = []
+        for repo in repos:
+            due, lease_until = schedule.get(repo.name.lower(), (never, None))
+            if due <= now and (lease_until is None or lease_until < now):
+                waiting.append((due, repo))
+        return [repo for _, repo in sorted(waiting, key=lambda pair: pair[0])]
+
+    def heartbeat(self, alive_for: timedelta) -> int:
+        """Record that this poller is alive; how many pollers are, counting those seen
+        within ``alive_for`` (this one included)."""
+        return beat(self.owner, utcnow_exact().replace(microsecond=0), alive_for)
+
+    def leave(self) -> None:
+        """On a clean stop: the other pollers take back its share of the budget at once."""
+        remove_poller(self.owner)
 
     def claim(self, repo: str) -> bool:
         """Take the repository if it is due and nobody holds it."""
@@ -78,3 +103,25 @@ def release_repo(repo: str, owner: str, due: datetime) -> None:
     SyncSchedule.update(due=due, leaseowner=None, leaseuntil=None).where(
         (SyncSchedule.repo == repo) & (SyncSchedule.leaseowner == owner)
     ).execute()
+
+
+@bookkeeping
+def scheduled() -> dict[str, tuple[datetime, datetime | None]]:
+    """Every scheduled repository (lower case) with its due time and lease end."""
+    query = SyncSchedule.select(SyncSchedule.repo, SyncSchedule.due, SyncSchedule.leaseuntil)
+    return {row.repo.lower(): (row.due, row.leaseuntil) for row in query}
+
+
+@bookkeeping
+def beat(owner: str, now: datetime, alive_for: timedelta) -> int:
+    PollerHeartbeat.insert(owner=owner, seen=now).on_conflict_ignore().execute()
+    PollerHeartbeat.update(seen=now).where(PollerHeartbeat.owner == owner).execute()
+    # A poller not seen for a day is gone for good; its row goes, rather than pile up.
+    PollerHeartbeat.delete().where(PollerHeartbeat.seen < now - timedelta(days=1)).execute()
+    alive = PollerHeartbeat.select().where(PollerHeartbeat.seen >= now - alive_for).count()
+    return max(1, int(alive))
+
+
+@bookkeeping
+def remove_poller(owner: str) -> None:
+    PollerHeartbeat.delete().where(PollerHeartbeat.owner == owner).execute()

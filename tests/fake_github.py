@@ -9,7 +9,10 @@ The real PyGithub client in a real ``python -m poller`` subprocess talks to it t
   listings (``total_count`` still tells the truth), ``created`` range syntax;
 * ``x-ratelimit-*`` headers, a primary limit that runs out and resets, ETags with
   ``If-None-Match`` answered by a free 304;
-* injected failures: 5xx bursts and secondary limits with ``retry-after``.
+* injected failures: 5xx bursts and secondary limits with ``retry-after``;
+* optionally, GitHub's secondary limit itself (``SecondaryLimit``): too many requests in a
+  rolling minute, or too many in flight, are answered 403 with ``retry-after``;
+* a configurable latency per request.
 
 Tests change the state between passes (new runs, completions, re-runs, deleted branches)
 and read ``requests`` to count what the poller spent.
@@ -17,6 +20,7 @@ and read ``requests`` to count what the poller spent.
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import itertools
@@ -86,11 +90,54 @@ class Request:
     query: dict[str, str]
     status: int
     conditional: bool
+    refused: bool = False  # by the secondary limit
+    at: float = field(default_factory=time.time)
 
     @property
     def rate_limited(self) -> bool:
         """Counted against the primary limit: everything but 304s and /rate_limit."""
         return self.status != 304 and self.path != "/rate_limit"
+
+
+class SecondaryLimit:
+    """GitHub's secondary limit for one token or installation: at most ``requests`` in any
+    rolling ``window`` seconds (900 a minute) and ``concurrency`` in flight (100). Every
+    request counts, 304s included; one over either limit gets a 403 with ``retry-after``.
+    Tests shrink the window to see the limit in seconds."""
+
+    def __init__(
+        self,
+        requests: int = 900,
+        *,
+        window: float = 60.0,
+        concurrency: int = 100,
+        retry_after: int = 60,
+    ) -> None:
+        self.requests = requests
+        self.window = window
+        self.concurrency = concurrency
+        self.retry_after = retry_after
+        self.lock = threading.Lock()
+        self.recent: collections.deque[float] = collections.deque()
+        self.in_flight = 0
+        self.answers = 0  # requests refused
+
+    def enter(self) -> bool:
+        """Admit one request (True) or refuse it; every admitted request must ``leave``."""
+        now = time.monotonic()
+        with self.lock:
+            while self.recent and self.recent[0] <= now - self.window:
+                self.recent.popleft()
+            self.recent.append(now)
+            if len(self.recent) > self.requests or self.in_flight >= self.concurrency:
+                self.answers += 1
+                return False
+            self.in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
 
 @dataclass
@@ -108,6 +155,7 @@ class FakeRepo:
     created_at: datetime
     default_branch: str = "main"
     archived: bool = False
+    pushed_at: datetime | None = None  # moves with every commit, branch and workflow
     workflows: dict[int, dict[str, Any]] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     protected: set[str] = field(default_factory=set)
@@ -128,6 +176,7 @@ class FakeGitHub:
         self.rate_remaining = rate_limit
         self.rate_reset = int(time.time()) + 3600
         self.latency = 0.0
+        self.secondary: SecondaryLimit | None = None
         self.ids = itertools.count(1_000_000)
         # Each failure is (path fragment, status, headers, body, times left).
         self.failures: list[list[Any]] = []
@@ -269,6 +318,7 @@ class FakeGitHub:
                 html_url=f"https://github.com/{repo.full_name}/blob/main/.github/workflows/{slug}.yml",
             )
             repo.workflows[workflow_id] = payload
+            repo.pushed_at = datetime.now(UTC)
             return workflow_id
 
     def add_commit(
@@ -287,15 +337,18 @@ class FakeGitHub:
             when = when or datetime.now(UTC).replace(microsecond=0)
             repo.commits[sha] = Commit(sha, message, author, when, parent)
             repo.branches[branch] = sha
+            repo.pushed_at = datetime.now(UTC)
             return sha
 
     def create_branch(self, repo: FakeRepo, name: str, *, from_branch: str = "main") -> None:
         with self.lock:
             repo.branches[name] = repo.branches[from_branch]
+            repo.pushed_at = datetime.now(UTC)
 
     def delete_branch(self, repo: FakeRepo, name: str) -> None:
         with self.lock:
             del repo.branches[name]
+            repo.pushed_at = datetime.now(UTC)
 
     def add_run(
         self,
@@ -513,17 +566,28 @@ class FakeGitHub:
     def handle(
         self, raw_path: str, headers: dict[str, str], origin: str
     ) -> tuple[int, dict[str, str], Any]:
-        if self.latency:
-            time.sleep(self.latency)
         parts = urlsplit(raw_path)
         path = parts.path.removeprefix("/api/v3")
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         lowered = {key.lower(): value for key, value in headers.items()}
         conditional = "if-none-match" in lowered
-        with self.lock:
-            status, extra, body = self._respond(path, query, lowered, origin)
-            self.requests.append(Request(path, query, status, conditional))
-            return status, extra, body
+        limit = self.secondary
+        admitted = limit is None or limit.enter()
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            with self.lock:
+                if admitted:
+                    status, extra, body = self._respond(path, query, lowered, origin)
+                else:
+                    status, body = 403, SECONDARY_LIMIT_BODY
+                    assert limit is not None
+                    extra = {**self._rate_headers(), "retry-after": str(limit.retry_after)}
+                self.requests.append(Request(path, query, status, conditional, not admitted))
+                return status, extra, body
+        finally:
+            if admitted and limit is not None:
+                limit.leave()
 
     def _rate_headers(self) -> dict[str, str]:
         return {
@@ -699,6 +763,7 @@ class FakeGitHub:
             "default_branch": repo.default_branch,
             "archived": repo.archived,
             "created_at": iso(repo.created_at),
+            "pushed_at": iso(repo.pushed_at or repo.created_at),
             "html_url": f"https://github.com/{repo.full_name}",
         }
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
+from fake_github import FakeGitHub, SecondaryLimit
 from poller import shutdown
 from poller.governor import Governor
+from support import TOKEN, PollerSetup
 
 
 class Clock:
@@ -62,3 +67,74 @@ def test_requests_in_flight_are_bounded():
     for thread in threads:
         thread.join()
     assert peak == 3
+
+
+def test_the_fake_enforces_the_secondary_limit():
+    """The limit the scale benchmark holds the poller to is real: a client that ignores it
+    is refused, by the rolling window and by the bound on requests in flight."""
+    fake = FakeGitHub(token=TOKEN).start()
+    try:
+        fake.add_repo("octo/api")
+        fake.latency = 0.05
+        fake.secondary = SecondaryLimit(10, window=5.0, concurrency=3, retry_after=7)
+
+        def get() -> requests.Response:
+            return requests.get(
+                f"{fake.url}/repos/octo/api", headers={"Authorization": f"token {TOKEN}"}
+            )
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: get(), range(6)))
+        crowded = [a for a in answers if a.status_code == 403]
+        assert crowded and all(a.headers["retry-after"] == "7" for a in crowded)
+        assert fake.secondary.answers == len(crowded)
+        serial = [get().status_code for _ in range(10)]
+        assert serial.count(403) >= 6  # 16 requests in 5 s where 10 are allowed
+    finally:
+        fake.stop()
+
+
+def test_a_pass_paced_by_the_governor_is_never_refused(fake: FakeGitHub, poller: PollerSetup):
+    """A real ``--once`` over several repositories, four at a time, against a fake GitHub
+    that refuses more than 20 requests in 2 s or more than 4 in flight: the governor's
+    budget (480 a minute, so at most 4 + 2 x 7.9 in any 2 s) keeps every answer a 200/304."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    for index in range(8):
+        repo = fake.add_repo(f"octo/repo-{index}")
+        ci = fake.add_workflow(repo, "CI")
+        fake.add_commit(repo, "main", when=now - timedelta(days=3))
+        for hour in range(2):
+            fake.add_run(repo, ci, created=now - timedelta(hours=hour + 1))
+        poller.repos.append({"name": f"octo/repo-{index}"})
+    fake.latency = 0.02
+    fake.secondary = SecondaryLimit(20, window=2.0, concurrency=4, retry_after=1)
+    poller.github = {"requests_per_minute": 480, "concurrency": 4}
+    result = poller.run("--once")
+    assert result.returncode == 0, result.stderr
+    assert fake.count() > 40  # enough requests that an unpaced pass would be refused
+    assert fake.secondary.answers == 0
+
+
+def test_pollers_sharing_a_budget_each_take_their_part(monkeypatch):
+    clock = Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    monkeypatch.setattr(shutdown, "sleep", sleep)
+    governor = Governor(per_minute=900, concurrency=4, clock=clock)
+    governor.share(3)
+    starts = []
+    for _ in range(1000):
+        with governor.request():
+            starts.append(clock.now)
+    # Three such pollers together stay within 900 in any minute.
+    busiest = max(sum(1 for s in starts[i:] if s < start + 60) for i, start in enumerate(starts))
+    assert busiest <= 300
+    governor.share(1)
+    clock.now += 60
+    again = []
+    for _ in range(100):
+        with governor.request():
+            again.append(clock.now)
+    assert again[-1] - again[0] < 60 * 100 / 800  # the whole budget back

@@ -14,6 +14,7 @@ import pytest
 
 from fake_github import FakeGitHub
 from mariadb import MariaDB
+from poller.models import PollerHeartbeat
 from support import LogTail, PollerSetup
 from test_daemon import small_repo
 
@@ -46,12 +47,20 @@ def test_pollers_divide_the_work_and_take_over_a_killed_one(
         time.sleep(INTERVAL / 2)  # different phases, as two VMs would have
     a, b = daemons
     time.sleep(4 * INTERVAL)
+    with database.open():
+        assert PollerHeartbeat.select().count() == 2
     a.process.send_signal(signal.SIGKILL)
     a.process.wait(timeout=10)
     killed = time.time()
     time.sleep(3 * INTERVAL)
     b.process.send_signal(signal.SIGTERM)
     assert b.process.wait(timeout=30) == 0
+    # The two shared the request budget, and the survivor took all of it back once the
+    # killed one's heartbeat ran out; a clean stop removes the poller's own heartbeat.
+    shared = [event["pollers"] for event in b.events("daemon.budget_shared")]
+    assert shared[-2:] == [2, 1], shared
+    with database.open():
+        assert PollerHeartbeat.select().count() == 1  # the killed one's, until it expires
 
     by_repo: dict[str, list[float]] = defaultdict(list)
     for repo, moment in syncs(a) + syncs(b):
