@@ -99,6 +99,9 @@ class RepoConfig:
     branches: tuple[str, ...] = ()
     # Glob patterns for the workflows that build images, matched against name or path.
     docker_workflows: tuple[str, ...] = ()
+    # Not from config.toml: the organisation's listing says when anything was last pushed
+    # (None for [[repos]]), which tells the daemon when to re-read branches and workflows.
+    pushed_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ def org_repos(
 ) -> list[RepoConfig]:
     """The organisation's repositories to follow, less those in ``named`` (lower case)."""
     return [
-        dataclasses.replace(org.template, name=str(item["full_name"]))
+        dataclasses.replace(
+            org.template, name=str(item["full_name"]), pushed_at=item.get("pushed_at")
+        )
         for item in listing
         if wanted(org, item) and str(item["full_name"]).lower() not in named
     ]

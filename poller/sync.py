@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 HTTP_CACHE_DAYS = timedelta(days=7)
 REPO_CREATED = "repo.created"
 METADATA = "repo.metadata"  # when the repository, workflows and branches were last read
+PUSHED = "repo.pushed_at"  # the organisation listing's pushed_at at that read
+METADATA_AT_LEAST = timedelta(days=1)  # how often, when pushed_at tells what changed
 TABLES = ("workflows", "branches", "commits", "workflowruns", "jobs", "workflowrun_attempts")
 
 
@@ -134,10 +136,17 @@ class RepoSync:
 
     def metadata_due(self) -> bool:
         """Repository, workflows and branches change only with a push: the daemon re-reads
-        them when a run shows one, and at least every ``metadata_minutes``."""
+        them when a run shows one, and at least every ``metadata_minutes``. For a
+        repository of an ``[[orgs]]`` listing, whose ``pushed_at`` tells when anything was
+        pushed, it re-reads them when that moved, and at least daily."""
         every = self.options.metadata_minutes
         last = from_cursor(store.get_cursor(self.name, METADATA))
-        return every is None or last is None or self.now - last >= timedelta(minutes=every)
+        if every is None or last is None:
+            return True
+        if self.repo.pushed_at is not None:
+            moved = self.repo.pushed_at != store.get_cursor(self.name, PUSHED)
+            return moved or self.now - last >= METADATA_AT_LEAST
+        return self.now - last >= timedelta(minutes=every)
 
     def sync_metadata(self) -> None:
         info = self.gh.repository(self.name)
@@ -153,7 +162,10 @@ class RepoSync:
                 log.warning("sync.branch_missing", branch=branch)
                 continue
             self.sync_commits(branch, heads[branch])
-        store.set_cursors(self.name, {METADATA: to_cursor(self.now)}, self.now)
+        read = {METADATA: to_cursor(self.now)}
+        if self.repo.pushed_at is not None:
+            read[PUSHED] = self.repo.pushed_at
+        store.set_cursors(self.name, read, self.now)
 
     # --- workflows, branches, commits ---
 

@@ -3,6 +3,7 @@ pass, archived ones skipped, and one named in `[[repos]]` too synced once, its w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fake_github import FakeGitHub
+from poller import config as config_module
 from poller.config import OrgConfig
-from poller.models import WorkflowRun
+from poller.models import Branch, WorkflowRun
 from poller.orgs import wanted
+from poller.passes import connect_github, run_pass
+from poller.schema import ensure_schema
+from poller.sync import PassOptions
 from support import PollerSetup, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -92,3 +97,41 @@ def test_an_organisation_that_cannot_be_listed_fails_alone(fake: FakeGitHub, pol
 )
 def test_which_repositories_of_an_organisation_are_followed(item, include, exclude, expected):
     assert wanted(OrgConfig("o", include, exclude), item) is expected
+
+
+def test_the_listing_pushed_at_says_when_to_read_branches(fake: FakeGitHub, poller: PollerSetup):
+    """Daemon passes (metadata re-read at most hourly): a repository of an organisation is
+    re-read when its ``pushed_at`` moves, even without a run to show the push, and not
+    otherwise; one from ``[[repos]]`` has no ``pushed_at`` and waits for the hour."""
+    followed = add(fake, "octo/api")
+    named = add(fake, "solo/lib")
+    poller.repos = [{"name": "solo/lib"}]
+    poller.orgs = [{"name": "octo"}]
+    settings = config_module.load(poller.write())
+    gh = connect_github(settings, poller.token)
+    options = PassOptions(metadata_minutes=60)
+
+    def branch_reads() -> dict[str, int]:
+        before = {name: fake.count(f"/repos/{name}/branches", rate_limited=False) for name in NAMES}
+        reports = run_pass(settings, gh, options)
+        assert not any(report.error for report in reports)
+        return {
+            name: fake.count(f"/repos/{name}/branches", rate_limited=False) - before[name]
+            for name in NAMES
+        }
+
+    with poller.database.open() as db, contextlib.closing(gh):
+        ensure_schema(db)
+        assert branch_reads() == {"octo/api": 1, "solo/lib": 1}  # the first sight
+        assert branch_reads() == {"octo/api": 0, "solo/lib": 0}  # nothing pushed
+        time.sleep(1.1)  # pushed_at has whole seconds
+        fake.create_branch(followed, "feature")
+        fake.create_branch(named, "feature")
+        assert branch_reads() == {"octo/api": 1, "solo/lib": 0}
+        assert branch_reads() == {"octo/api": 0, "solo/lib": 0}
+        with poller.database.open():
+            branches = {(b.repo, b.name) for b in Branch.select()}
+        assert ("octo/api", "feature") in branches and ("solo/lib", "feature") not in branches
+
+
+NAMES = ("octo/api", "solo/lib")
