@@ -109,6 +109,8 @@ class Daemon:
             except peewee.PeeweeException as error:
                 log.error("daemon.pass_failed", error=f"database: {error}")
                 reports, failed = [], True
+            except shutdown.Interrupted:
+                return  # stopping while the schedule's database was being reconnected
             if not reports and not failed:
                 notify_systemd("WATCHDOG=1")  # alive; nothing was due
                 return
@@ -201,7 +203,8 @@ class Daemon:
         log.info("daemon.stopped", clean=finished)
         if not finished:
             shutdown.abandon(0)
-        with units.session(), contextlib.suppress(peewee.PeeweeException):
+        # Best effort: with the database gone, the heartbeat simply runs out.
+        with units.session(), contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
             self.schedule.leave()
         self.gh.close()
         self.locks.close()

@@ -26,6 +26,7 @@ from poller.github import GitHub, GitHubClients, GitHubError, describe
 from poller.governor import Governor
 from poller.locks import LockLost
 from poller.runs import utcnow
+from poller.schedule import RepoSchedule
 from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync
 
 log = structlog.get_logger(__name__)
@@ -72,7 +73,7 @@ def run_pass(
                 else:
                     report = sync_repo(config, gh, repo, options, moment)
                 if schedule is not None:
-                    schedule.done(repo.name, finished=not report.stopped)
+                    release(schedule, repo.name, finished=not report.stopped)
             reports.append(report)
             if report.unreachable and not unreachable:
                 unreachable.append(report.error)
@@ -93,6 +94,15 @@ def run_pass(
     with contextlib.suppress(peewee.PeeweeException):
         cache.prune_http_cache(moment - HTTP_CACHE_DAYS)
     return reports
+
+
+def release(schedule: RepoSchedule, repo: str, *, finished: bool) -> None:
+    """End the repository's lease. If the database is gone, or a stop request cuts the
+    reconnects short, the lease runs out by itself; that is no reason to fail the pass."""
+    try:
+        schedule.done(repo, finished=finished)
+    except (peewee.PeeweeException, shutdown.Interrupted) as error:
+        log.warning("schedule.release_failed", error=str(error))
 
 
 def resolve_repos(
