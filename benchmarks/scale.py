@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
+import json
 import random
 import signal
 import statistics
@@ -185,11 +186,14 @@ class Watcher:
                     cursor.execute(
                         f"SELECT gitid, runattempt, status FROM workflowruns WHERE gitid IN ({ids})"
                     )
-                    rows = {(gitid, attempt): status for gitid, attempt, status in cursor}
+                    rows = {gitid: (attempt, status) for gitid, attempt, status in cursor}
                 now = time.time()
-                for key in pending:
-                    if rows.get(key) == "completed":
-                        self.seen[key] = now
+                for run, attempt in pending:
+                    stored = rows.get(run)
+                    # The attempt's final state is in the row, or, once a later attempt
+                    # is stored, in workflowrun_attempts.
+                    if stored and (stored[0] > attempt or stored == (attempt, "completed")):
+                        self.seen[(run, attempt)] = now
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -319,6 +323,7 @@ def main() -> int:
     parser.add_argument("--history-days", type=float, default=3)
     parser.add_argument("--old-reruns-per-hour", type=float, default=30)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--dump", type=Path, help="write the raw measurements here (JSON)")
     args = parser.parse_args()
     logs.configure("warning")
     interval = args.interval_minutes * 60
@@ -389,6 +394,15 @@ def main() -> int:
         for daemon in daemons.values():
             daemon.process.wait(timeout=60)
         report(args, phases, fake, activity, watcher, daemons, killed)
+        if args.dump:
+            raw = {
+                "phases": phases,
+                "completed": [[*key, *value] for key, value in activity.completed.items()],
+                "seen": [[*key, at] for key, at in watcher.seen.items()],
+                "syncs": syncs(daemons),
+                "requests": [[r.at, r.path, r.status, r.refused] for r in fake.requests],
+            }
+            args.dump.write_text(json.dumps(raw))
         print(f"Peak memory of each poller still running (VmHWM): {rss}.")
         print(sweep_projection(args, {k: len(v) for k, v in activity.repos.items()}))
         server.executor.stop()

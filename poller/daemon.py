@@ -1,6 +1,6 @@
 """The long-running service: every repository synced once per ``interval_minutes``.
 
-The daemon wakes five times per interval and syncs the repositories that are due, each
+The daemon wakes every few seconds and syncs the repositories that are due, each
 under a lease in the database (``schedule``): a busy repository never waits behind quiet
 ones, and several daemons on one database divide the repositories between them.
 
@@ -41,7 +41,10 @@ from poller.sync import PassOptions, RepoReport
 log = structlog.get_logger(__name__)
 
 JOB_ID = "pass"
-TICKS_PER_INTERVAL = 5
+# Wake-ups: at least five per interval, and at least every 15 s, so a repository waits
+# little past its due time and the period between its syncs stays near the interval.
+WAKE_UPS_PER_INTERVAL = 5
+LONGEST_SLEEP = timedelta(seconds=15)
 MAX_BACKOFF = timedelta(minutes=30)
 
 
@@ -64,7 +67,9 @@ class Daemon:
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
         # Waking more often than the interval lets a repository be synced soon after it
         # is due, and lets a second poller pick up what falls due between our passes.
-        self.tick = max(self.interval / TICKS_PER_INTERVAL, timedelta(seconds=0.2))
+        self.tick = max(
+            min(self.interval / WAKE_UPS_PER_INTERVAL, LONGEST_SLEEP), timedelta(seconds=0.2)
+        )
         self.schedule = RepoSchedule(self.interval)
         self.listed: tuple[float, list[RepoConfig]] | None = None  # [[orgs]], when listed
         self.pollers = 1  # daemons sharing the database, and so the request budget
@@ -101,7 +106,6 @@ class Daemon:
             )
             try:
                 with units.session():
-                    self.share_budget()
                     repos, unlisted = self.repos_to_sync()
                     passed = run_pass(self.config, self.gh, options, repos=repos)
                     reports = unlisted + [r for r in passed if not r.skipped]
@@ -123,11 +127,16 @@ class Daemon:
             )
             self.after_pass(failed)
 
-    def share_budget(self) -> None:
-        """Pollers on one database spend one installation's request budget: count the
-        live ones (a killed one counts until its leases would have run out) and take a
-        part."""
-        pollers = self.schedule.heartbeat(self.schedule.lease)
+    def share_budget(self) -> int:
+        """Pollers on one database spend one installation's request budget: record this
+        one's heartbeat, count the live ones (a killed one counts until its leases would
+        have run out), and take a part. Returns the count."""
+        try:
+            with units.session():
+                pollers = self.schedule.heartbeat(self.schedule.lease)
+        except (peewee.PeeweeException, shutdown.Interrupted) as error:
+            log.warning("daemon.heartbeat_failed", error=str(error))
+            return self.pollers
         if pollers != self.pollers:
             self.pollers = pollers
             self.gh.governor.share(pollers)
@@ -136,6 +145,13 @@ class Daemon:
                 pollers=pollers,
                 requests_per_minute=round(self.config.github.requests_per_minute / pollers, 1),
             )
+        return pollers
+
+    def beat(self) -> None:
+        """The heartbeat, on a thread of its own: a long pass never delays it, so the
+        other pollers see this one, and it sees them join, within a wake-up."""
+        while not shutdown.requested.wait(self.tick.total_seconds()):
+            self.share_budget()
 
     def repos_to_sync(self) -> tuple[list[RepoConfig], list[RepoReport]]:
         """``[[repos]]`` and the repositories of ``[[orgs]]``, and a report for each
@@ -167,7 +183,8 @@ class Daemon:
 
     def on_scheduler_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:
-            log.warning("daemon.pass_skipped", reason="the previous pass is still running")
+            # Expected: wake-ups are frequent, and a pass over many repositories is long.
+            log.debug("daemon.pass_skipped", reason="the previous pass is still running")
         elif event.code == EVENT_JOB_MISSED:
             log.warning("daemon.pass_missed", scheduled=str(event.scheduled_run_time))
         elif event.code == EVENT_JOB_ERROR:
@@ -181,13 +198,18 @@ class Daemon:
 
     def run(self) -> int:
         shutdown.install(self.on_stop)
+        # Joining running pollers: they take their smaller share of the budget at their
+        # next heartbeat; claiming nothing until then keeps the sum within the budget.
+        joining = self.share_budget() > 1
+        first_pass = datetime.now(UTC) + (2 * self.tick if joining else timedelta())
+        threading.Thread(target=self.beat, name="heartbeat", daemon=True).start()
         self.scheduler.add_job(
             self.one_pass,
             IntervalTrigger(
                 seconds=self.tick.total_seconds(),
                 jitter=min(self.config.schedule.jitter_seconds, self.tick.total_seconds() / 2),
             ),
-            next_run_time=datetime.now(UTC),
+            next_run_time=first_pass,
             id=JOB_ID,
         )
         log.info(

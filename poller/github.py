@@ -66,8 +66,20 @@ class InterruptibleRetry(GithubRetry):
     request (urllib3 sleeps where no signal reaches), and waits after a connection
     failure, which has no answer and so no Retry-After, are kept short."""
 
+    def __init__(self, *, governor: Governor | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.governor = governor
+
+    def new(self, **kwargs: Any) -> InterruptibleRetry:
+        # urllib3 makes a new Retry for every try; the governor must come along.
+        return super().new(governor=self.governor, **kwargs)
+
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         seconds = self.get_retry_after(response) if response else None
+        secondary = response is not None and response.status in (403, 429)
+        if seconds and secondary and self.governor is not None:
+            # A secondary limit: the whole process holds off, not just this thread.
+            self.governor.hold(seconds)
         if not seconds:
             seconds = self.get_backoff_time()
             if self.history and self.history[-1].status is None:
@@ -135,7 +147,10 @@ class GitHub:
     def __init__(
         self, config: GitHubConfig, token: str | None, governor: Governor | None = None
     ) -> None:
+        # Shared by every client of the process: GitHub's secondary limits are per token.
+        self.governor = governor or Governor(config.requests_per_minute, config.concurrency)
         retry = InterruptibleRetry(
+            governor=self.governor,
             total=config.max_retries,
             connect=min(CONNECT_RETRIES, config.max_retries),
             backoff_factor=config.retry_backoff_seconds,
@@ -169,8 +184,6 @@ class GitHub:
             seconds_between_requests=config.seconds_between_requests,
         )
         self._requester: Requester = self._client.requester
-        # Shared by every client of the process: GitHub's secondary limits are per token.
-        self.governor = governor or Governor(config.requests_per_minute, config.concurrency)
         self.stats = RequestStats()
         # Where ETags and bodies are kept; passes.connect_github puts the database here.
         self.cache: ResponseCache | None = None

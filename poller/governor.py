@@ -40,6 +40,7 @@ class Governor:
         self.updated = clock()
         self.lock = threading.Lock()
         self.in_flight = threading.BoundedSemaphore(concurrency)
+        self.held_until = 0.0  # after a secondary-limit answer, nobody sends before this
 
     def share(self, pollers: int) -> None:
         """Take a part of the budget: ``pollers`` processes spend one installation's.
@@ -47,6 +48,12 @@ class Governor:
         ``per_minute`` from all of them together."""
         with self.lock:
             self.rate = max(self.per_minute / max(pollers, 1) - self.concurrency, 1.0) / 60.0
+
+    def hold(self, seconds: float) -> None:
+        """GitHub answered "secondary rate limit, retry after ``seconds``": that limit is
+        the installation's, so every thread waits, not only the one that was told."""
+        with self.lock:
+            self.held_until = max(self.held_until, self.clock() + seconds)
 
     def _reserve(self) -> float:
         """Take a token; how long to wait before using it (tokens may go negative, which
@@ -56,7 +63,8 @@ class Governor:
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
             self.tokens -= 1
-            return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+            wait = 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+            return max(wait, self.held_until - now)
 
     @contextmanager
     def request(self) -> Iterator[None]:
