@@ -3,6 +3,7 @@ flight, shared by every thread of the process."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,8 +13,10 @@ import pytest
 import requests
 
 from fake_github import FakeGitHub, SecondaryLimit
+from poller import config as config_module
 from poller import shutdown
 from poller.governor import Governor
+from poller.passes import connect_github
 from support import TOKEN, PollerSetup
 
 
@@ -138,3 +141,44 @@ def test_pollers_sharing_a_budget_each_take_their_part(monkeypatch):
         with governor.request():
             again.append(clock.now)
     assert again[-1] - again[0] < 60 * 100 / 800  # the whole budget back
+
+
+def test_a_hold_delays_every_request_until_it_ends(monkeypatch):
+    clock = Clock()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.now += seconds
+
+    monkeypatch.setattr(shutdown, "sleep", sleep)
+    governor = Governor(per_minute=800, concurrency=4, clock=clock)
+    governor.hold(30)
+    with governor.request():
+        assert clock.now == 30.0
+    governor.hold(5)
+    clock.now += 10  # the hold ran out meanwhile
+    with governor.request():
+        assert clock.now == 40.0
+
+
+def test_a_secondary_limit_answer_holds_every_thread(fake: FakeGitHub, poller: PollerSetup):
+    """GitHub said "retry after 2 s" to one thread: the others wait too, rather than keep
+    sending while the installation is limited."""
+    for name in ("octo/a", "octo/b"):
+        fake.add_repo(name)
+    fake.secondary_limit("/repos/octo/a", retry_after=2)
+    poller.repos = [{"name": "octo/a"}, {"name": "octo/b"}]
+    settings = config_module.load(poller.write())
+    clients = connect_github(settings, poller.token)
+    for client in clients.clients:
+        client.cache = None  # the ETag cache is not what this is about
+    refused_at = time.time()
+    with contextlib.closing(clients), ThreadPoolExecutor(2) as pool:
+        first = pool.submit(lambda: clients.clients[0].repository("octo/a"))
+        time.sleep(0.3)  # the refusal is in; now another thread asks
+        second = pool.submit(lambda: clients.clients[1].repository("octo/b"))
+        assert first.result()["full_name"] == "octo/a"
+        assert second.result()["full_name"] == "octo/b"
+    [b] = [r for r in fake.requests if r.path == "/repos/octo/b"]
+    assert b.at - refused_at >= 1.9

@@ -59,6 +59,11 @@ def test_pollers_divide_the_work_and_take_over_a_killed_one(
     # killed one's heartbeat ran out; a clean stop removes the poller's own heartbeat.
     shared = [event["pollers"] for event in b.events("daemon.budget_shared")]
     assert shared[-2:] == [2, 1], shared
+    # The one that joined claimed nothing before the one running had taken its half.
+    [halved, *_] = [e for e in a.events("daemon.budget_shared") if e["pollers"] == 2]
+    first_claim = min(moment - s["seconds"] for s, (_, moment) in zip(
+        b.events("sync.repo_done"), syncs(b), strict=True))  # fmt: skip
+    assert first_claim >= datetime.fromisoformat(halved["timestamp"]).timestamp()
     with database.open():
         assert PollerHeartbeat.select().count() == 1  # the killed one's, until it expires
 
