@@ -19,9 +19,17 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import peewee
+import structlog
+
 from poller.config import RepoConfig
 from poller.models import PollerHeartbeat, SyncSchedule
 from poller.units import bookkeeping
+
+log = structlog.get_logger(__name__)
+
+MYSQL_LOCK_WAIT_TIMEOUT = 1205
+MYSQL_DEADLOCK = 1213
 
 
 def utcnow_exact() -> datetime:
@@ -41,6 +49,7 @@ class RepoSchedule:
         # Whose leases these are: unique per process, readable in the table.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.claimed: dict[str, datetime] = {}
+        self.scheduled: set[str] = set()  # repositories with a row (lower case)
 
     def due(self, repos: Sequence[RepoConfig]) -> list[RepoConfig]:
         """The repositories worth claiming now: due and not leased, new ones first, then
@@ -48,6 +57,7 @@ class RepoSchedule:
         are not due costs the database one query rather than a thousand claims."""
         now = utcnow_exact()
         schedule = scheduled()
+        self.scheduled = set(schedule)
         never = datetime.min
         waiting = []
         for repo in repos:
@@ -66,9 +76,19 @@ class RepoSchedule:
         remove_poller(self.owner)
 
     def claim(self, repo: str) -> bool:
-        """Take the repository if it is due and nobody holds it."""
+        """Take the repository if it is due and nobody holds it. Losing a row lock to
+        another poller's claim of the same repository (a deadlock or a lock wait on
+        MySQL, a busy SQLite) means it is theirs: that is no error."""
         now = utcnow_exact()
-        won = claim_repo(repo, self.owner, now, ceil_second(now + self.lease))
+        try:
+            if repo.lower() not in self.scheduled:
+                add_repo(repo, now)
+            won = claim_repo(repo, self.owner, now, ceil_second(now + self.lease))
+        except peewee.OperationalError as error:
+            if not lost_to_another(error):
+                raise
+            log.info("schedule.claim_lost", repo=repo, error=str(error))
+            return False
         if won:
             self.claimed[repo] = now
         return won
@@ -81,11 +101,23 @@ class RepoSchedule:
         release_repo(repo, self.owner, due)
 
 
+def lost_to_another(error: peewee.OperationalError) -> bool:
+    code = error.args[0] if error.args else None
+    return code in (MYSQL_LOCK_WAIT_TIMEOUT, MYSQL_DEADLOCK) or "locked" in str(error)
+
+
+@bookkeeping
+def add_repo(repo: str, now: datetime) -> None:
+    """A row for a repository first seen, due now. Its own transaction: an ``INSERT
+    IGNORE`` that meets an existing row holds a shared lock on it, and two pollers each
+    holding one and then updating the row would deadlock."""
+    # Whole seconds: MySQL 8 would round a fraction up, into the future.
+    SyncSchedule.insert(repo=repo, due=now.replace(microsecond=0)).on_conflict_ignore().execute()
+
+
 @bookkeeping
 def claim_repo(repo: str, owner: str, now: datetime, lease_until: datetime) -> bool:
     """Lease ``repo`` to ``owner`` if it is due and unleased; True if this call won."""
-    # Whole seconds: MySQL 8 would round a fraction up, into the future.
-    SyncSchedule.insert(repo=repo, due=now.replace(microsecond=0)).on_conflict_ignore().execute()
     claimed = (
         SyncSchedule.update(leaseowner=owner, leaseuntil=lease_until)
         .where(
