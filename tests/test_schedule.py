@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import itertools
 import signal
+import threading
 import time
 from collections import defaultdict
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import pytest
 
 from fake_github import FakeGitHub
 from mariadb import MariaDB
-from poller.models import PollerHeartbeat
+from poller import units
+from poller.config import RepoConfig
+from poller.models import PollerHeartbeat, SyncSchedule
+from poller.schedule import RepoSchedule
+from poller.schema import ensure_schema
 from support import LogTail, PollerSetup
 from test_daemon import small_repo
 
@@ -84,3 +90,29 @@ def test_pollers_divide_the_work_and_take_over_a_killed_one(
     for name in names:
         after = [moment for repo, moment in syncs(b) if repo == name and moment > killed]
         assert after and after[0] - killed <= 2 * INTERVAL + 1.5, (name, after)
+
+
+@pytest.mark.mariadb
+def test_racing_claims_have_one_winner_and_no_error(mariadb_server: MariaDB):
+    """Six pollers claim the same 40 repositories at once, twice over (new rows, then
+    existing ones). Each repository goes to exactly one of them, and no claim raises."""
+    database = mariadb_server.create_database("racing_claims")
+    names = [f"octo/r{i}" for i in range(40)]
+
+    def claim_all(schedule: RepoSchedule, start: threading.Barrier) -> list[str]:
+        with units.session():
+            start.wait()
+            return [name for name in names if schedule.claim(name)]
+
+    with database.open() as db:
+        ensure_schema(db)
+        for round_ in range(2):
+            schedules = [RepoSchedule(timedelta(seconds=1)) for _ in range(6)]
+            for schedule in schedules:
+                schedule.due([RepoConfig(name) for name in names])
+            start = threading.Barrier(len(schedules))
+            with ThreadPoolExecutor(len(schedules)) as pool:
+                won = list(pool.map(claim_all, schedules, [start] * len(schedules)))
+            assert sorted(itertools.chain(*won)) == sorted(names), round_
+            past = datetime(2000, 1, 1)
+            SyncSchedule.update(due=past, leaseowner=None, leaseuntil=None).execute()
