@@ -21,8 +21,9 @@ import structlog
 from github import GithubException
 
 from poller import cache, orgs, shutdown, store, units
+from poller.clients import GitHubClients
 from poller.config import Config, RepoConfig
-from poller.github import GitHub, GitHubClients, GitHubError, describe
+from poller.github import GitHub, GitHubError, describe
 from poller.governor import Governor
 from poller.locks import LockLost
 from poller.runs import utcnow
