@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_github import FakeGitHub, FakeRepo  # noqa: E402
 from poller import config as config_module  # noqa: E402
-from poller import logs, store  # noqa: E402
+from poller import logs, run_store  # noqa: E402
 from poller.daemon import sweep_share  # noqa: E402
 from poller.models import WorkflowRunAttempt  # noqa: E402
 from poller.passes import connect_github, run_pass  # noqa: E402
@@ -219,7 +219,7 @@ class Simulation:
 
     def check(self, moment: datetime, first_after: datetime) -> None:
         pending = [c for c in self.changes if c.mirrored_at is None and not c.superseded]
-        stored = store.stored_runs([c.run for c in pending])
+        stored = run_store.stored_runs([c.run for c in pending])
         states = self.github_states()
         for change in pending:
             row = stored.get(change.run)
@@ -231,7 +231,7 @@ class Simulation:
                 change.superseded = True  # a later change came before any pass could see it
 
     def mismatches(self) -> int:
-        stored = store.stored_runs(list(self.repo.runs))
+        stored = run_store.stored_runs(list(self.repo.runs))
         attempts = defaultdict(int)
         for row in WorkflowRunAttempt.select(WorkflowRunAttempt.runid):
             attempts[row.runid] += 1

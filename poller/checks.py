@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from poller import runner_os
+
 # What a mysql:// url may add to pymysql's connect(); TLS is what Azure needs.
 MYSQL_URL_PARAMETERS = (
     "ssl_ca",
@@ -172,3 +174,19 @@ def pattern_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
         raise ValueError('must be a list of patterns, like ["*docker*", "publish.yml"]')
     return tuple(dict.fromkeys(value))
+
+
+def os_map(value: Any) -> tuple[tuple[str, str], ...]:
+    """Runner-label globs to GitHub's OS names: ``{ "nodai-amdgpu-*" = "Linux" }``."""
+    example = '{ "nodai-amdgpu-*" = "Linux", "azure-windows-*" = "Windows" }'
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of label globs to an OS, like {example}")
+    rules = []
+    for glob, name in value.items():
+        os_name = runner_os.canonical_os(name) if isinstance(name, str) else None
+        if os_name is None:
+            raise ValueError(
+                f"{glob!r} = {name!r}: the OS must be one of {', '.join(runner_os.OS_NAMES)}"
+            )
+        rules.append((glob, os_name))
+    return tuple(rules)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from poller import checks
+from poller.runner_os import LabelMap
 
 DEFAULT_CONFIG_PATH = "config.toml"
 CONFIG_ENV = "SHARK_POLLER_CONFIG"
@@ -99,6 +100,9 @@ class RepoConfig:
     branches: tuple[str, ...] = ()
     # Glob patterns for the workflows that build images, matched against name or path.
     docker_workflows: tuple[str, ...] = ()
+    # Runner-label globs to an OS, for labels that name none (see runner_os); the
+    # repository's entries are tried before the global [runner_os] table's.
+    runner_os: tuple[tuple[str, str], ...] = ()
     # Not from config.toml: the organisation's listing says when anything was last pushed
     # (None for [[repos]]), which tells the daemon when to re-read branches and workflows.
     pushed_at: str | None = None
@@ -125,6 +129,12 @@ class Config:
     sync: SyncConfig = SyncConfig()
     repos: tuple[RepoConfig, ...] = ()
     orgs: tuple[OrgConfig, ...] = ()
+    # [runner_os]: label globs to an OS, for every repository.
+    runner_os: tuple[tuple[str, str], ...] = ()
+
+    def label_map(self, repo: RepoConfig) -> LabelMap:
+        """The label map for ``repo``: its own entries first, then the global ones."""
+        return LabelMap(repo.runner_os + self.runner_os)
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,7 @@ REPO_KEYS: dict[str, Checker] = {
     "max_commits": checks.positive_int,
     "branches": checks.branch_list,
     "docker_workflows": checks.pattern_list,
+    "runner_os": checks.os_map,
 }
 ORG_KEYS: dict[str, Checker] = {
     **{key: checker for key, checker in REPO_KEYS.items() if key != "name"},
@@ -207,7 +218,7 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         return ConfigError(f"{path}: {where}: {problem}")
 
     for key, value in document.items():
-        if key not in SECTIONS and key not in ("repos", "orgs"):
+        if key not in SECTIONS and key not in ("repos", "orgs", "runner_os"):
             raise fail(f"[{key}]" if isinstance(value, dict) else key, "unknown key")
 
     sections: dict[str, dict[str, Any]] = {}
@@ -217,6 +228,10 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
             raise fail(f"[{section}]", "must be a table")
         sections[section] = _check_table(table, checkers, f"[{section}]", fail)
 
+    try:
+        label_os = checks.os_map(document.get("runner_os", {}))
+    except ValueError as error:
+        raise fail("[runner_os]", str(error)) from None
     repos = _parse_repos(document.get("repos", []), fail)
     orgs = _parse_orgs(document.get("orgs", []), fail)
     if not repos and not orgs:
@@ -241,6 +256,7 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         sync=SyncConfig(**sections["sync"]),
         repos=tuple(repos),
         orgs=tuple(orgs),
+        runner_os=label_os,
     )
 
 

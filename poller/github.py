@@ -35,6 +35,7 @@ from urllib3 import BaseHTTPResponse
 from poller import shutdown
 from poller.config import GitHubConfig
 from poller.governor import Governor
+from poller.runner_os import Runner, canonical_os, labels_os
 
 log = structlog.get_logger(__name__)
 
@@ -390,6 +391,42 @@ class GitHub:
             return dict(self.get(path, kind="run").data)
         except github.UnknownObjectException:
             return None
+
+    def runners(self, scope: str) -> list[Runner] | None:
+        """The self-hosted runners of ``repos/OWNER/NAME`` or ``orgs/ORG``, or None when
+        the token may not read them (GitHub answers 403 or 404 without admin rights)."""
+        try:
+            items = [
+                item
+                for page in self.list_items(
+                    f"/{scope}/actions/runners", {}, key="runners", kind="runners"
+                )
+                for item in page
+            ]
+        except GithubException as error:
+            if error.status in (403, 404):
+                return None
+            raise
+        return [
+            Runner(
+                id=item.get("id"),
+                name=item.get("name"),
+                # Its labels include Linux, Windows or macOS where "os" is missing.
+                os=canonical_os(item.get("os"))
+                or labels_os(label.get("name", "") for label in item.get("labels") or ()),
+            )
+            for item in items
+        ]
+
+    def descends(self, full_name: str, ancestor: str, head: str) -> bool | None:
+        """Whether ``head`` descends from ``ancestor`` (GitHub's compare says ``ahead``
+        or ``identical``); None when GitHub cannot compare them."""
+        path = f"/repos/{full_name}/compare/{ancestor}...{head}"
+        try:
+            answer = self.get(path, {"per_page": 1}, kind="compare", conditional=False)
+        except (github.UnknownObjectException, GithubException):
+            return None
+        return bool(answer.data.get("status") in ("ahead", "identical"))
 
     def jobs(self, full_name: str, run_id: int) -> list[dict[str, Any]]:
         """Jobs of every attempt of a run: one request unless it has over 100 jobs."""

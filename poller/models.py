@@ -82,6 +82,11 @@ class Commit(BaseModel):
     message = peewee.TextField(null=True)
     time = peewee.DateTimeField(null=True)
     repo = peewee.CharField(NAME)
+    # The dashboard's later legacy schema has these two. ``forced``: the branch head
+    # moved to this commit from one it does not descend from (a force-push); NULL
+    # otherwise. ``authorurl``: the author's GitHub profile, when the e-mail has one.
+    forced = peewee.BooleanField(null=True)
+    authorurl = peewee.CharField(NAME, null=True)
 
     class Meta:
         table_name = "commits"
@@ -136,6 +141,10 @@ class WorkflowRun(BaseModel):
             (("commithash",), False),
             (("branchname", "createtime"), False),
             (("workflowid",), False),
+            # The dashboard's landing page filters on createtime alone (counts per day,
+            # the failure share, the newest run); conclusion makes the share index-only.
+            (("createtime", "conclusion"), False),
+            (("repo", "branchname", "createtime"), False),
         )
 
 
@@ -157,11 +166,33 @@ class Job(BaseModel):
     endtime = peewee.DateTimeField(null=True)
     labels = peewee.TextField(null=True)  # comma-joined runner labels
     runnername = peewee.CharField(NAME, null=True)
-    os = peewee.CharField(100, null=True)
+    os = peewee.CharField(100, null=True)  # GitHub's runner.os name, NULL when unknown
     repo = peewee.CharField(NAME)
+    runnergroup = peewee.CharField(NAME, null=True)
+    queuetime = peewee.BigIntegerField(null=True)  # whole seconds, started_at - created_at
 
     class Meta:
         table_name = "jobs"
+        indexes = ((("starttime",), False), (("repo", "os"), False))
+
+
+class Step(BaseModel):
+    """The steps of each job, as the jobs listing carries them (no extra request)."""
+
+    id = peewee.AutoField(column_name="Id")
+    jobid = peewee.BigIntegerField()
+    runid = peewee.BigIntegerField(null=True)
+    number = peewee.IntegerField()
+    name = peewee.CharField(NAME, null=True)
+    status = peewee.CharField(STATE, null=True)
+    conclusion = peewee.CharField(STATE, null=True)
+    starttime = peewee.DateTimeField(null=True)
+    endtime = peewee.DateTimeField(null=True)
+    repo = peewee.CharField(NAME)
+
+    class Meta:
+        table_name = "steps"
+        indexes = ((("jobid", "number"), True), (("conclusion", "starttime"), False))
 
 
 class WorkflowRunAttempt(BaseModel):
@@ -237,6 +268,17 @@ class PollerHeartbeat(BaseModel):
         table_name = "sync_pollers"
 
 
+class SchemaMigration(BaseModel):
+    """Data upgrades done once per database, such as the OS names of earlier versions."""
+
+    id = peewee.AutoField(column_name="Id")
+    name = CaseSensitiveCharField(NAME, unique=True)
+    appliedat = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "schema_migrations"
+
+
 class LongBlobField(peewee.BlobField):
     # MySQL's BLOB stops at 64 KiB; a cached page of runs can be larger.
     field_type = "LONGBLOB"
@@ -261,12 +303,14 @@ LEGACY_MODELS: tuple[type[BaseModel], ...] = (Repo, Branch, Commit, Workflow, Wo
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     *LEGACY_MODELS,
     Job,
+    Step,
     WorkflowRunAttempt,
     SyncCursor,
     SyncStatus,
     HttpCache,
     SyncSchedule,
     PollerHeartbeat,
+    SchemaMigration,
 )
 
 # utf8mb4: commit messages carry emoji. unicode_ci: case-insensitive like the legacy

@@ -194,6 +194,7 @@ def sync_repo(
         rate_limit_remaining=gh.stats.rate_remaining,
         seconds=report.seconds,
         backfill_pending=report.backfill_pending,
+        jobs_os_unknown=report.jobs_os_unknown,
     )
     return report
 

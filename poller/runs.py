@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from poller import shutdown, store, transform, windows
+from poller import run_store, shutdown, store, transform, windows
 from poller.config import RepoConfig, SyncConfig
 from poller.github import PER_PAGE, RESULT_CAP, GitHub, GitHubError, Response
 from poller.progress import Progress
@@ -107,6 +107,7 @@ class RunDiscovery:
         progress: Progress,
         backfill_budget: int | None,
         sweep_share: float,
+        job_os: transform.JobOs = transform.labels_os,
     ) -> None:
         self.gh = gh
         self.settings = settings
@@ -117,6 +118,7 @@ class RunDiscovery:
         self.progress = progress
         self.backfill_budget = backfill_budget
         self.sweep_share = sweep_share
+        self.job_os = job_os
         # What the backfill may still store in this pass: runs (budget), new runs (room).
         self.budget: int | None = None
         self.room: int | None = None
@@ -142,7 +144,7 @@ class RunDiscovery:
             newest = oldest = self.now
         # Whole days, so the oldest window does not move as the clock does.
         horizon = windows.floor_day(self.now - timedelta(days=self.settings.rerun_horizon_days))
-        counts = store.runs_per_day(self.name, min(horizon, oldest))
+        counts = run_store.runs_per_day(self.name, min(horizon, oldest))
         overlap = timedelta(minutes=self.settings.overlap_minutes)
         live_start = max(oldest, windows.piece_of(newest - overlap, counts).low)
         lookback = self.now - timedelta(days=self.settings.lookback_days)
@@ -197,11 +199,11 @@ class RunDiscovery:
                 self.store_runs(page)
 
     def sync_unfinished_runs(self, created_before: datetime) -> None:
-        for gitid in store.unfinished_runs(self.name, created_before):
+        for gitid in run_store.unfinished_runs(self.name, created_before):
             run = self.gh.run(self.name, gitid)
             if run is None:
                 log.info("sync.run_deleted", run_id=gitid)
-                store.delete_run(gitid)
+                run_store.delete_run(gitid)
                 self.report.counts["workflowruns"].deleted += 1
                 continue
             self.store_runs([run])
@@ -227,7 +229,7 @@ class RunDiscovery:
     def backfill_runs(self, oldest: datetime, repo_created: datetime) -> None:
         """Store runs created before ``oldest``, newest first, within the budget and bounds."""
         history_reached = store.get_cursor(self.name, HISTORY_START) == REACHED
-        stored = store.count_runs(self.name)
+        stored = run_store.count_runs(self.name)
         if backfill_done(self.repo, oldest, history_reached, stored):
             return
         if self.gh.budget_low():
@@ -281,7 +283,7 @@ class RunDiscovery:
             return False
         # Runs already stored (the boundary second, legacy rows) cost no jobs request
         # unless they moved, and don't count against max_runs.
-        known = store.stored_runs([run["id"] for run in page])
+        known = run_store.stored_runs([run["id"] for run in page])
         kept = []
         for run in page:
             if run["id"] not in known:
@@ -359,8 +361,8 @@ class RunDiscovery:
         Returns the runs stored. ``stored`` saves a query when the caller has read them.
         """
         if stored is None:
-            stored = store.stored_runs([run["id"] for run in runs])
-        run_rows, job_rows, attempt_rows = [], [], []
+            stored = run_store.stored_runs([run["id"] for run in runs])
+        run_rows, job_rows, attempt_rows, step_rows = [], [], [], []
         for index, run in enumerate(runs):
             old = stored.get(run["id"])
             if old is not None and not run_moved(old, run):
@@ -379,9 +381,13 @@ class RunDiscovery:
                 for number in transform.attempts_without_jobs(run, jobs)
                 if (payload := self.gh.run_attempt(self.name, run["id"], number))
             }
-            run_rows.append(transform.run_row(run, jobs, self.name))
+            run_rows.append(transform.run_row(run, jobs, self.name, self.job_os))
             attempt = run.get("run_attempt") or 1
-            job_rows += [transform.job_row(job, self.name, attempt) for job in jobs]
+            job_rows += [transform.job_row(job, self.name, attempt, self.job_os) for job in jobs]
+            step_rows += [row for job in jobs for row in transform.step_rows(job, self.name)]
+            self.report.jobs_os_unknown += sum(
+                1 for job in jobs if not transform.skipped(job) and self.job_os(job) is None
+            )
             attempt_rows += [
                 {**row, "repo": self.name} for row in transform.attempt_rows(run, jobs, earlier)
             ]
@@ -390,8 +396,11 @@ class RunDiscovery:
         if backfill_cursor is not None and created:
             cursors[backfill_cursor] = to_cursor(min(created))
         head_commits = [row for run in runs if (row := transform.head_commit_row(run, self.name))]
-        counts = store.save_run_page(
-            self.name, run_rows, job_rows, attempt_rows, head_commits, cursors, self.now
+        counts = run_store.save_run_page(
+            self.name,
+            run_store.RunPage(run_rows, job_rows, attempt_rows, step_rows, head_commits),
+            cursors,
+            self.now,
         )
         counts["workflowruns"].unchanged += len(runs) - len(run_rows)
         for table, table_counts in counts.items():

@@ -16,14 +16,25 @@ on SQLite. Whoever comes second finds the work done.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import peewee
 import structlog
 from playhouse.migrate import SchemaMigrator, migrate
 
-from poller.models import ALL_MODELS, MYSQL_COLLATION, BaseModel, mysql_collation
+from poller import runner_os
+from poller.models import (
+    ALL_MODELS,
+    MYSQL_COLLATION,
+    BaseModel,
+    Job,
+    SchemaMigration,
+    WorkflowRun,
+    mysql_collation,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +64,44 @@ VIEWS = {
         FROM workflowruns r
         JOIN workflows w ON w.gitid = r.workflowid
         WHERE w.imagebuild = 1 AND r.status = 'completed' AND r.conclusion = 'success'""",
+    # The waterfall's platforms: per repository, commit and workflow, the newest run, and
+    # in it each job name's newest execution up to the run's current attempt (after
+    # "re-run failed jobs", the jobs not re-run keep their earlier one).
+    "job_results": """
+        SELECT r.repo, r.commithash, r.branchname, r.workflowname, r.workflowid,
+               r.gitid AS runid, r.runattempt, j.runattempt AS jobattempt,
+               j.gitid AS jobid, j.name AS jobname, j.status, j.conclusion, j.os,
+               j.labels, j.starttime, j.endtime, r.createtime
+        FROM workflowruns r
+        JOIN jobs j ON j.runid = r.gitid AND j.runattempt <= r.runattempt
+        WHERE NOT EXISTS (SELECT 1 FROM jobs k
+                          WHERE k.runid = j.runid AND k.name = j.name
+                            AND k.runattempt > j.runattempt
+                            AND k.runattempt <= r.runattempt)
+          AND NOT EXISTS (SELECT 1 FROM workflowruns n
+                          WHERE n.repo = r.repo AND n.commithash = r.commithash
+                            AND n.workflowid = r.workflowid
+                            AND (n.createtime > r.createtime
+                                 OR (n.createtime = r.createtime AND n.gitid > r.gitid)))""",
+    # Each job's wait for a runner, with what it asked for and where it ran. Skipped jobs
+    # never waited, and jobs not yet started have no wait yet.
+    "job_queue_times": """
+        SELECT j.repo, j.runid, j.gitid AS jobid, j.runattempt, j.name AS jobname,
+               j.labels, j.runnergroup, j.runnername, j.os, j.createtime, j.starttime,
+               j.queuetime
+        FROM jobs j
+        WHERE j.queuetime IS NOT NULL""",
 }
+
+# Earlier versions stored the OS lowercase (``linux,windows``); GitHub's runner.os names
+# are ``Linux``, ``Windows``, ``macOS``. Every value they could write, mapped.
+_OLD_OS_WORDS = ("linux", "macos", "windows")
+OLD_OS_VALUES = {
+    ",".join(subset): runner_os.join_oses(runner_os.canonical_os(w) or w for w in subset)
+    for size in (1, 2, 3)
+    for subset in itertools.combinations(_OLD_OS_WORDS, size)
+}
+OS_NAMES_MIGRATION = "os-runner-names"
 
 
 class SchemaLocked(peewee.OperationalError):
@@ -74,6 +122,27 @@ def ensure_schema(db: peewee.Database) -> None:
             _add_columns(db, model)
             _align_indexes(db, model)
         _create_views(db)
+        _once(db, OS_NAMES_MIGRATION, _rename_oses)
+
+
+def _once(db: peewee.Database, name: str, upgrade: Any) -> None:
+    """Run a data upgrade unless this database has it recorded; record it with the data."""
+    if SchemaMigration.select().where(SchemaMigration.name == name).exists():
+        return
+    with db.atomic():
+        upgrade(db)
+        applied = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        SchemaMigration.insert(name=name, appliedat=applied).execute()
+
+
+def _rename_oses(db: peewee.Database) -> None:
+    """Rewrite lowercase OS values in place: one UPDATE per table, no row lost. On MySQL
+    ``IN`` also matches the new spellings (``_ci``); rewriting those changes nothing."""
+    for model in (WorkflowRun, Job):
+        case = peewee.Case(model.os, list(OLD_OS_VALUES.items()), model.os)
+        changed = model.update(os=case).where(model.os.in_(list(OLD_OS_VALUES))).execute()
+        if changed:
+            log.info("schema.os_names_upgraded", table=model._meta.table_name, rows=changed)
 
 
 @contextlib.contextmanager

@@ -11,9 +11,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import peewee
+
 from poller.config import Config, RepoConfig
 from poller.github import GitHub, describe
-from poller.models import SyncCursor, SyncStatus, WorkflowRun, database
+from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
 from poller.runs import HISTORY_START, OLDEST, REACHED, backfill_done
 
 
@@ -55,7 +57,27 @@ def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
         "runs_unfinished": unfinished,
         "backfill": backfill_state(repo, cursors, stored),
         "cursors": dict(sorted(cursors.items())),
+        "labels_without_os": labels_without_os(repo.name),
     }
+
+
+def labels_without_os(repo: str) -> dict[str, int]:
+    """The label sets of stored jobs whose OS nothing told (skipped jobs never ran), with
+    how many jobs asked for each: what to map in ``[runner_os]``."""
+    jobs = peewee.fn.COUNT(Job.id)
+    query = (
+        Job.select(Job.labels, jobs.alias("jobs"))
+        .where(
+            (Job.repo == repo)
+            & Job.os.is_null()
+            & ((Job.conclusion != "skipped") | Job.conclusion.is_null())
+        )
+        .group_by(Job.labels)
+        .order_by(jobs.desc())
+        .tuples()
+    )
+    rows: list[tuple[str | None, int]] = list(query)  # type: ignore[arg-type]
+    return {labels or "(no labels)": int(count) for labels, count in rows}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -145,6 +167,12 @@ def render_table(report: dict[str, Any]) -> str:
     for repo in report["repos"]:
         cursors = ", ".join(f"{k}={v}" for k, v in repo["cursors"].items()) or "none"
         lines.append(f"{repo['repo']} cursors: {cursors}")
+        unknown = ", ".join(f"{k} ({v} jobs)" for k, v in repo["labels_without_os"].items())
+        if unknown:
+            lines.append(
+                f"{repo['repo']} labels that named no OS (map them in config.toml "
+                f"[runner_os]): {unknown}"
+            )
     limit = report["rate_limit"]
     if "error" in limit:
         lines.append(f"GitHub rate limit: unknown ({limit['error']})")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import peewee
@@ -22,13 +22,10 @@ import structlog
 from poller.models import (
     Branch,
     Commit,
-    Job,
     Repo,
     SyncCursor,
     SyncStatus,
     Workflow,
-    WorkflowRun,
-    WorkflowRunAttempt,
     database,
 )
 from poller.transform import Row
@@ -108,7 +105,7 @@ def diff(existing: dict[Any, Row], fetched: Iterable[Row], key_of: Any) -> tuple
     return changed, counts
 
 
-def _stored(model: type[peewee.Model], columns: Iterable[str], where: Any) -> list[Row]:
+def select_rows(model: type[peewee.Model], columns: Iterable[str], where: Any) -> list[Row]:
     fields = [model._meta.fields[name] for name in columns]
     rows: list[Row] = list(model.select(*fields).where(where).dicts())  # type: ignore[arg-type]
     return rows
@@ -130,7 +127,7 @@ def ensure_repo(name: str) -> None:
 def mirror_branches(repo: str, rows: list[Row]) -> Counts:
     rows = [clip(Branch, row) for row in rows]
     columns = list(rows[0]) if rows else ["name"]
-    stored = {row["name"]: row for row in _stored(Branch, columns, Branch.repo == repo)}
+    stored = {row["name"]: row for row in select_rows(Branch, columns, Branch.repo == repo)}
     changed, counts = diff(stored, rows, lambda row: row["name"])
     upsert(Branch, changed, ["repo", "name"])
     gone = set(stored) - {row["name"] for row in rows}
@@ -149,7 +146,7 @@ def mirror_workflows(repo: str, rows: list[Row]) -> Counts:
     """
     rows = [clip(Workflow, row) for row in _unique_names(repo, rows)]
     columns = ["id", "gitid", "name", "url", "path", "state", "repo", "imagebuild"]
-    stored_rows = _stored(Workflow, columns, Workflow.repo == repo)
+    stored_rows = select_rows(Workflow, columns, Workflow.repo == repo)
     legacy_by_name = {fold(row["name"]): row for row in stored_rows if row["gitid"] is None}
     for row in rows:
         legacy = legacy_by_name.pop(fold(row["name"]), None)
@@ -215,7 +212,7 @@ def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Co
         return Counts()
     stored = {
         row["hash"]: row
-        for row in _stored(
+        for row in select_rows(
             Commit,
             list(rows[0]),
             (Commit.repo == repo) & Commit.hash.in_([r["hash"] for r in rows]),
@@ -226,113 +223,6 @@ def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Co
     changed, counts = diff(stored, rows, lambda row: row["hash"])
     upsert(Commit, changed, ["repo", "hash"])
     return counts
-
-
-# --- runs, jobs, attempts ---
-
-
-@unit_of_work
-def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
-    columns = [field.name for field in WorkflowRun._meta.sorted_fields if field.name != "id"]
-    return {
-        row["gitid"]: row
-        for row in _stored(WorkflowRun, columns, WorkflowRun.gitid.in_(list(gitids)))
-    }
-
-
-@unit_of_work
-def save_run_page(
-    repo: str,
-    runs: list[Row],
-    jobs: list[Row],
-    attempts: list[Row],
-    head_commits: list[Row],
-    cursors: dict[str, str],
-    now: datetime,
-) -> dict[str, Counts]:
-    """One page of runs with their jobs, attempts and head commits, and its cursor."""
-    counts = {
-        "workflowruns": _save_runs(runs, stored_runs([row["gitid"] for row in runs])),
-        "jobs": _save_jobs(jobs),
-        "workflowrun_attempts": _save_attempts(attempts),
-        "commits": save_commits(repo, head_commits, insert_only=True),
-    }
-    set_cursors(repo, cursors, now)
-    return counts
-
-
-def _save_runs(rows: list[Row], stored: dict[int, Row]) -> Counts:
-    rows = [clip(WorkflowRun, row) for row in rows]
-    changed, counts = diff(stored, rows, lambda row: row["gitid"])
-    upsert(WorkflowRun, changed, ["gitid"])
-    return counts
-
-
-def _save_jobs(rows: list[Row]) -> Counts:
-    rows = [clip(Job, row) for row in rows]
-    if not rows:
-        return Counts()
-    stored = {
-        row["gitid"]: row
-        for row in _stored(Job, list(rows[0]), Job.gitid.in_([row["gitid"] for row in rows]))
-    }
-    changed, counts = diff(stored, rows, lambda row: row["gitid"])
-    upsert(Job, changed, ["gitid"])
-    return counts
-
-
-def _save_attempts(rows: list[Row]) -> Counts:
-    if not rows:
-        return Counts()
-    run_ids = sorted({row["runid"] for row in rows})
-    stored = {
-        (row["runid"], row["attempt"]): row
-        for row in _stored(WorkflowRunAttempt, list(rows[0]), WorkflowRunAttempt.runid.in_(run_ids))
-    }
-    changed, counts = diff(stored, rows, lambda row: (row["runid"], row["attempt"]))
-    upsert(WorkflowRunAttempt, changed, ["runid", "attempt"])
-    return counts
-
-
-@unit_of_work
-def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
-    query = (
-        WorkflowRun.select(WorkflowRun.gitid)
-        .where(
-            (WorkflowRun.repo == repo)
-            & ((WorkflowRun.status != "completed") | WorkflowRun.status.is_null())
-            & (WorkflowRun.createtime < created_before)
-        )
-        .order_by(WorkflowRun.createtime)
-    )
-    return [row.gitid for row in query]
-
-
-@unit_of_work
-def delete_run(gitid: int) -> None:
-    Job.delete().where(Job.runid == gitid).execute()
-    WorkflowRunAttempt.delete().where(WorkflowRunAttempt.runid == gitid).execute()
-    WorkflowRun.delete().where(WorkflowRun.gitid == gitid).execute()
-
-
-@unit_of_work
-def count_runs(repo: str) -> int:
-    return int(WorkflowRun.select().where(WorkflowRun.repo == repo).count())
-
-
-@unit_of_work
-def runs_per_day(repo: str, since: datetime) -> dict[date, int]:
-    """Stored runs per UTC day of ``created_at``, from ``since``: what sizes the windows."""
-    day = peewee.fn.DATE(WorkflowRun.createtime)
-    query = (
-        WorkflowRun.select(day.alias("day"), peewee.fn.COUNT(WorkflowRun.id).alias("runs"))
-        .where((WorkflowRun.repo == repo) & (WorkflowRun.createtime >= since))
-        .group_by(day)
-        .dicts()
-    )
-    # SQLite's DATE() gives text, MySQL's a date.
-    rows: list[dict[str, Any]] = list(query)  # type: ignore[arg-type]
-    return {date.fromisoformat(str(row["day"])[:10]): int(row["runs"]) for row in rows}
 
 
 # --- cursors and status ---
@@ -361,6 +251,11 @@ def save_branch_commits(
     counts = save_commits(repo, rows)
     set_cursors(repo, cursors, now)
     return counts
+
+
+@unit_of_work
+def mark_forced(repo: str, sha: str) -> None:
+    Commit.update(forced=True).where((Commit.repo == repo) & (Commit.hash == sha)).execute()
 
 
 @unit_of_work

@@ -6,17 +6,19 @@ down to the head stored last time. ``passes`` runs this for every repository.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 
-from poller import shutdown, store, transform
+from poller import run_store, runner_os, shutdown, store, transform
 from poller.config import Config, RepoConfig
 from poller.github import GitHub
 from poller.locks import NoLocks, RepoLocks
 from poller.progress import NoProgress, Progress
+from poller.runners import RunnerDirectory
 from poller.runs import RunDiscovery, from_cursor, to_cursor
 from poller.schedule import RepoSchedule
 from poller.store import Counts
@@ -28,7 +30,16 @@ REPO_CREATED = "repo.created"
 METADATA = "repo.metadata"  # when the repository, workflows and branches were last read
 PUSHED = "repo.pushed_at"  # the organisation listing's pushed_at at that read
 METADATA_AT_LEAST = timedelta(days=1)  # how often, when pushed_at tells what changed
-TABLES = ("workflows", "branches", "commits", "workflowruns", "jobs", "workflowrun_attempts")
+LABEL_MAP = "runner_os.map"  # the label map the stored jobs' OSes were last resolved by
+TABLES = (
+    "workflows",
+    "branches",
+    "commits",
+    "workflowruns",
+    "jobs",
+    "steps",
+    "workflowrun_attempts",
+)
 
 
 @dataclass
@@ -41,6 +52,8 @@ class RepoReport:
     requests_not_modified: int = 0
     seconds: float = 0.0
     backfill_pending: bool = False
+    # Jobs stored this pass whose OS nothing could tell (status lists their labels).
+    jobs_os_unknown: int = 0
     # Why the repository was not synced at all this pass (another process's lock).
     skipped: str | None = None
     # A stop request ended its sync part-way.
@@ -97,6 +110,7 @@ class RepoSync:
         progress: Progress,
     ) -> None:
         self.gh = gh
+        self.config = config
         self.sync = config.sync
         self.repo = repo
         self.name = repo.name
@@ -114,6 +128,7 @@ class RepoSync:
 
     def run(self) -> None:
         store.ensure_repo(self.name)
+        self.apply_label_map()
         metadata_due = self.metadata_due()
         if metadata_due:
             self.sync_metadata()
@@ -126,6 +141,9 @@ class RepoSync:
             progress=self.progress,
             backfill_budget=self.options.backfill_budget,
             sweep_share=self.options.sweep_share,
+            job_os=RunnerDirectory(
+                self.gh, self.name, self.config.label_map(self.repo), self.now
+            ).job_os,
         )
         created = from_cursor(store.get_cursor(self.name, REPO_CREATED))
         discovery.run(created or datetime(2008, 1, 1))
@@ -133,6 +151,20 @@ class RepoSync:
             # A new run of a push or a pull request: something was pushed, so branches,
             # commits and perhaps workflow files moved. Nothing else would tell us.
             self.sync_metadata()
+
+    def apply_label_map(self) -> None:
+        """When ``runner_os`` changed since the last pass, stored jobs it now resolves get
+        their OS, so the operator's map fixes history too, at no GitHub request."""
+        label_map = self.config.label_map(self.repo)
+        fingerprint = json.dumps(label_map.rules)
+        if store.get_cursor(self.name, LABEL_MAP) == fingerprint:
+            return
+        fixed = run_store.resolve_unknown_oses(
+            self.name, lambda labels: runner_os.labels_os(labels, label_map)
+        )
+        if fixed:
+            log.info("sync.jobs_os_resolved", jobs=fixed, by="runner_os")
+        store.set_cursors(self.name, {LABEL_MAP: fingerprint}, self.now)
 
     def metadata_due(self) -> bool:
         """Repository, workflows and branches change only with a push: the daemon re-reads
@@ -190,6 +222,9 @@ class RepoSync:
             return
         taken = 0
         new_head: str | None = None
+        # How the walk ended: at the last head (a fast-forward), at a bound, or at the
+        # root of the history without meeting the last head (a force-push).
+        met_last_head = cut_short = False
         for page in self.gh.commit_pages(self.name, branch):
             self.check_stop()
             rows = []
@@ -197,11 +232,11 @@ class RepoSync:
             for item in page:
                 new_head = new_head or item["sha"]
                 row = transform.commit_row(item, self.name)
-                done = (
-                    item["sha"] == last_head
-                    or taken >= self.repo.max_commits
-                    or bool(self.repo.since and row["time"] and row["time"] < self.repo.since)
+                met_last_head = item["sha"] == last_head
+                cut_short = taken >= self.repo.max_commits or bool(
+                    self.repo.since and row["time"] and row["time"] < self.repo.since
                 )
+                done = met_last_head or cut_short
                 if done:
                     break
                 rows.append(row)
@@ -211,6 +246,20 @@ class RepoSync:
             cursors = {resource: new_head} if done and new_head else {}
             self.count("commits", store.save_branch_commits(self.name, rows, cursors, self.now))
             if done:
-                return
-        if new_head is not None:
-            store.set_cursors(self.name, {resource: new_head}, self.now)
+                break
+        else:
+            if new_head is not None:
+                store.set_cursors(self.name, {resource: new_head}, self.now)
+        if last_head is not None and new_head is not None and not met_last_head:
+            self.mark_force_push(branch, last_head, new_head, cut_short=cut_short)
+
+    def mark_force_push(
+        self, branch: str, last_head: str, new_head: str, *, cut_short: bool
+    ) -> None:
+        """``commits.forced`` on the new head when it does not descend from the last one.
+        A walk that reached the root without meeting the last head proves it; one cut
+        short by ``max_commits`` or ``since`` asks GitHub's compare (one request)."""
+        descends = self.gh.descends(self.name, last_head, new_head) if cut_short else False
+        if descends is False:
+            log.info("sync.branch_force_pushed", branch=branch, was=last_head, now=new_head)
+            store.mark_forced(self.name, new_head)

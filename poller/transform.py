@@ -1,22 +1,41 @@
 """Pure functions from GitHub payloads (plain dicts) to database rows (plain dicts).
 
 This is where the dashboard's column semantics live: naive UTC datetimes, queue time in
-whole seconds, runtime in seconds, and the run's OS taken from its jobs' runner labels.
-Nothing here does I/O, so every rule is tested table-driven in tests/test_transform.py.
+whole seconds, runtime in seconds, and the run's OS in GitHub's ``runner.os`` names, taken
+from its jobs (``runner_os``). Nothing here does I/O, so every rule is tested
+table-driven in tests/test_transform.py.
+
+A run's row describes its current attempt as GitHub shows it:
+
+* **Which jobs.** Per job name, its newest execution up to the current attempt. After a
+  whole re-run that is the new attempt's jobs. After "re-run failed jobs" GitHub runs
+  only the failed jobs (and their dependents) again; since May 2025 its jobs listing
+  shows the new attempt's own jobs only, and the jobs that were not re-run keep their
+  earlier execution (r-universe-org/help#607). Gitea, which copies GitHub's API, lists
+  such jobs again in the new attempt with their earlier times. Either way, the newest
+  execution per name is what GitHub's page for the attempt shows.
+* **Start, end, queue time.** From the jobs that ran in this attempt: not skipped (a
+  skipped job never ran, although GitHub gives it times near its creation), and started
+  no earlier than the attempt was requested (``run_started_at``, which resets on a
+  re-run). The queue time is the attempt's wait, from ``run_started_at`` to its first
+  job's start; ``createtime`` stays the run's creation.
+* **OS.** The OSes of the shown jobs that were not skipped.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from poller import runner_os
+
 Payload = Mapping[str, Any]
 Row = dict[str, Any]
-
-OS_NAMES = ("linux", "macos", "windows")
+# How a job's OS is found: from its labels alone unless the caller knows more.
+JobOs = Callable[[Payload], str | None]
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -33,39 +52,71 @@ def parse_time(value: str | None) -> datetime | None:
     return moment.replace(microsecond=0)
 
 
-def label_os(label: str) -> str | None:
-    """The OS one runner label names, if any (``ubuntu-22.04`` → ``linux``)."""
-    label = label.lower()
-    if label.startswith("ubuntu-") or label == "ubuntu" or "linux" in label:
-        return "linux"
-    if label.startswith("windows"):
-        return "windows"
-    if label.startswith("macos") or label == "osx":
-        return "macos"
-    return None
+def labels_os(job: Payload) -> str | None:
+    """A job's OS from its labels alone, with no map: the default ``JobOs``."""
+    return runner_os.labels_os(job.get("labels") or ())
 
 
-def jobs_os(jobs: Iterable[Payload]) -> str | None:
-    """Sorted distinct OSes of the jobs, comma-joined; None when no label names one."""
-    names = {name for job in jobs for label in job.get("labels") or () if (name := label_os(label))}
-    return ",".join(sorted(names)) or None
+def skipped(job: Payload) -> bool:
+    return job.get("conclusion") == "skipped"
+
+
+def jobs_os(jobs: Iterable[Payload], job_os: JobOs = labels_os) -> str | None:
+    """Sorted distinct OSes of the jobs that were not skipped; None when none is known."""
+    return runner_os.join_oses(os for job in jobs if not skipped(job) and (os := job_os(job)))
+
+
+def _attempt(job: Payload, current: int) -> int:
+    return int(job.get("run_attempt") or current)
 
 
 def latest_attempt_jobs(run: Payload, jobs: Iterable[Payload]) -> list[Payload]:
-    """Jobs of the run's current attempt (``filter=all`` also returns earlier ones)."""
-    attempt = run.get("run_attempt") or 1
-    return [job for job in jobs if (job.get("run_attempt") or attempt) == attempt]
+    """The jobs GitHub shows for the run's current attempt: per job name, its newest
+    execution up to that attempt (see the module docstring)."""
+    current = int(run.get("run_attempt") or 1)
+    jobs = [job for job in jobs if _attempt(job, current) <= current]
+    newest: dict[Any, int] = {}
+    for job in jobs:
+        name = job.get("name")
+        newest[name] = max(newest.get(name, 0), _attempt(job, current))
+    return [job for job in jobs if _attempt(job, current) == newest[job.get("name")]]
 
 
-def run_row(run: Payload, jobs: Iterable[Payload], repo: str) -> Row:
-    """A ``workflowruns`` row. ``jobs`` may hold every attempt's jobs."""
-    current = latest_attempt_jobs(run, jobs)
+def attempt_requested(run: Payload) -> datetime | None:
+    """When the current attempt was asked for: the run's creation for the first, and
+    ``run_started_at`` (which resets on a re-run) for a later one."""
     created = parse_time(run.get("created_at"))
-    job_starts = [t for job in current if (t := parse_time(job.get("started_at")))]
+    if int(run.get("run_attempt") or 1) == 1:
+        return created
+    return parse_time(run.get("run_started_at")) or created
+
+
+def ran_in_attempt(run: Payload, shown: Iterable[Payload]) -> list[Payload]:
+    """The shown jobs that ran in the current attempt: not skipped, and started once the
+    attempt was requested (an execution carried over from an earlier one did not)."""
+    current = int(run.get("run_attempt") or 1)
+    requested = attempt_requested(run)
+    ran = []
+    for job in shown:
+        started = parse_time(job.get("started_at"))
+        if skipped(job) or started is None or _attempt(job, current) != current:
+            continue
+        if requested is None or started >= requested:
+            ran.append(job)
+    return ran
+
+
+def run_row(run: Payload, jobs: Iterable[Payload], repo: str, job_os: JobOs = labels_os) -> Row:
+    """A ``workflowruns`` row. ``jobs`` may hold every attempt's jobs."""
+    shown = latest_attempt_jobs(run, jobs)
+    ran = ran_in_attempt(run, shown)
+    created = parse_time(run.get("created_at"))
+    requested = attempt_requested(run)
+    job_starts = [t for job in ran if (t := parse_time(job.get("started_at")))]
     start = min(job_starts) if job_starts else parse_time(run.get("run_started_at"))
     end = None
     if run.get("status") == "completed":
-        job_ends = [t for job in current if (t := parse_time(job.get("completed_at")))]
+        job_ends = [t for job in ran if (t := parse_time(job.get("completed_at")))]
         end = max(job_ends) if job_ends else None
     actor = run.get("actor") or {}
     return {
@@ -75,7 +126,7 @@ def run_row(run: Payload, jobs: Iterable[Payload], repo: str) -> Row:
         "createtime": created,
         "starttime": start,
         "endtime": end,
-        "queuetime": int((start - created).total_seconds()) if start and created else None,
+        "queuetime": int((start - requested).total_seconds()) if start and requested else None,
         "status": run.get("status"),
         "conclusion": run.get("conclusion"),
         "url": run.get("html_url"),
@@ -83,7 +134,7 @@ def run_row(run: Payload, jobs: Iterable[Payload], repo: str) -> Row:
         "commithash": run.get("head_sha"),
         "workflowname": run.get("name"),
         "repo": repo,
-        "os": jobs_os(current),
+        "os": jobs_os(shown, job_os),
         "workflowid": run.get("workflow_id"),
         "runattempt": run.get("run_attempt") or 1,
         "runnumber": run.get("run_number"),
@@ -92,9 +143,15 @@ def run_row(run: Payload, jobs: Iterable[Payload], repo: str) -> Row:
     }
 
 
-def job_row(job: Payload, repo: str, run_attempt: int = 1) -> Row:
-    """A ``jobs`` row. ``run_attempt`` fills in for payloads that omit the field."""
+def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = labels_os) -> Row:
+    """A ``jobs`` row. ``run_attempt`` fills in for payloads that omit the field. The
+    queue time is the job's own wait for a runner, ``started_at - created_at``; a skipped
+    job never waited for one."""
     labels = [str(label) for label in job.get("labels") or ()]
+    created, started = parse_time(job.get("created_at")), parse_time(job.get("started_at"))
+    queued = None
+    if created and started and not skipped(job):
+        queued = max(0, int((started - created).total_seconds()))
     return {
         "gitid": job["id"],
         "runid": job["run_id"],
@@ -107,9 +164,29 @@ def job_row(job: Payload, repo: str, run_attempt: int = 1) -> Row:
         "endtime": parse_time(job.get("completed_at")),
         "labels": ",".join(labels),
         "runnername": job.get("runner_name"),
-        "os": jobs_os([job]),
+        "runnergroup": job.get("runner_group_name"),
+        "queuetime": queued,
+        "os": job_os(job),
         "repo": repo,
     }
+
+
+def step_rows(job: Payload, repo: str) -> list[Row]:
+    """A ``steps`` row per step the jobs listing carries: they cost no request."""
+    return [
+        {
+            "jobid": job["id"],
+            "runid": job.get("run_id"),
+            "number": step.get("number") or index + 1,
+            "name": step.get("name"),
+            "status": step.get("status"),
+            "conclusion": step.get("conclusion"),
+            "starttime": parse_time(step.get("started_at")),
+            "endtime": parse_time(step.get("completed_at")),
+            "repo": repo,
+        }
+        for index, step in enumerate(job.get("steps") or ())
+    ]
 
 
 def attempt_rows(
@@ -172,12 +249,15 @@ def commit_row(item: Payload, repo: str) -> Row:
     """A ``commits`` row from an item of ``GET /repos/{o}/{r}/commits``."""
     commit = item.get("commit") or {}
     author = commit.get("author") or {}
+    # The GitHub account the commit's e-mail belongs to; null when none does.
+    account = item.get("author") or {}
     return {
         "hash": item["sha"],
         "author": author.get("name"),
         "message": commit.get("message"),
         "time": parse_time(author.get("date")),
         "repo": repo,
+        "authorurl": account.get("html_url"),
     }
 
 

@@ -12,7 +12,11 @@ The real PyGithub client in a real ``python -m poller`` subprocess talks to it t
 * injected failures: 5xx bursts and secondary limits with ``retry-after``;
 * optionally, GitHub's secondary limit itself (``SecondaryLimit``): too many requests in a
   rolling minute, or too many in flight, are answered 403 with ``retry-after``;
-* a configurable latency per request.
+* a configurable latency per request;
+* jobs as real fleets make them: named jobs on self-hosted labels that name no OS,
+  skipped jobs (no runner, times at their creation), runner groups, steps; whole
+  re-runs and "re-run failed jobs"; self-hosted runner listings that refuse tokens
+  without admin rights; ``compare`` for force-pushes.
 
 Tests change the state between passes (new runs, completions, re-runs, deleted branches)
 and read ``requests`` to count what the poller spent.
@@ -141,6 +145,23 @@ class SecondaryLimit:
 
 
 @dataclass
+class JobSpec:
+    """One job of a fake run: what ``runs-on`` asked for, and how it ends."""
+
+    labels: list[str]
+    name: str | None = None
+    # None: the run's conclusion. "skipped": the job never ran.
+    conclusion: str | None = None
+    runner_name: str | None = None
+    runner_id: int | None = None
+    runner_group: str | None = "Default"
+    queue_seconds: int | None = None  # None: the run's
+
+
+FAILED = ("failure", "cancelled", "timed_out")
+
+
+@dataclass
 class Commit:
     sha: str
     message: str
@@ -186,6 +207,10 @@ class FakeGitHub:
         self.apps: dict[int, tuple[int, str]] = {}
         self.installation_tokens: set[str] = set()
         self.require_auth = False
+        # Self-hosted runners per scope ("repos/OWNER/NAME" or "orgs/ORG"), as GET
+        # .../actions/runners lists them; without admin rights GitHub answers 403.
+        self.runners: dict[str, list[dict[str, Any]]] = {}
+        self.runners_readable = True
 
     # --- server lifecycle ---
 
@@ -329,9 +354,12 @@ class FakeGitHub:
         message: str = "change",
         author: str = "Octo Cat",
         when: datetime | None = None,
+        onto: str | None = None,
     ) -> str:
+        """A commit on ``branch``: on its head, or ``onto`` another commit (a force-push
+        when that is not the head)."""
         with self.lock:
-            parent = repo.branches.get(branch)
+            parent = onto or repo.branches.get(branch)
             seed = f"{repo.full_name}{branch}{parent}{message}{next(self.ids)}"
             sha = hashlib.sha1(seed.encode()).hexdigest()
             when = when or datetime.now(UTC).replace(microsecond=0)
@@ -360,12 +388,13 @@ class FakeGitHub:
         sha: str | None = None,
         status: str = "completed",
         conclusion: str | None = "success",
-        labels: list[list[str]] | None = None,
+        labels: list[list[str] | JobSpec] | None = None,
         actor: str | None = "octocat",
         queue_seconds: int = 30,
         job_seconds: int = 120,
     ) -> int:
-        """A run with one job per entry of ``labels`` (default: one ubuntu job)."""
+        """A run with one job per entry of ``labels``, runner labels or a ``JobSpec``
+        (default: one ubuntu job)."""
         with self.lock:
             run_id = next(self.ids)
             sha = sha or (
@@ -415,7 +444,8 @@ class FakeGitHub:
                     repo,
                     run_id,
                     job_labels,
-                    created + timedelta(seconds=queue_seconds),
+                    created,
+                    queue_seconds,
                     job_seconds,
                     done=status == "completed",
                     conclusion=conclusion,
@@ -432,14 +462,24 @@ class FakeGitHub:
         self,
         repo: FakeRepo,
         run_id: int,
-        labels: list[str],
-        started: datetime,
+        spec: list[str] | JobSpec,
+        requested: datetime,
+        queue_seconds: int,
         seconds: int,
         *,
         done: bool,
         conclusion: str | None,
     ) -> None:
+        """A job queued at ``requested`` that starts ``queue_seconds`` later. A skipped
+        job never runs: GitHub gives it no runner and times at its creation."""
+        if not isinstance(spec, JobSpec):
+            spec = JobSpec(list(spec))
+        labels = spec.labels
+        queued = spec.queue_seconds if spec.queue_seconds is not None else queue_seconds
+        started = requested + timedelta(seconds=queued)
+        conclusion = spec.conclusion or conclusion
         run = repo.runs[run_id]
+        siblings = sum(job["run_attempt"] == run["run_attempt"] for job in repo.jobs[run_id])
         job_id = next(self.ids)
         job = copy.deepcopy(JOB_TEMPLATE)
         job.update(
@@ -451,18 +491,57 @@ class FakeGitHub:
             head_sha=run["head_sha"],
             url=f"https://api.github.com/repos/{repo.full_name}/actions/jobs/{job_id}",
             html_url=f"https://github.com/{repo.full_name}/actions/runs/{run_id}/job/{job_id}",
-            name=f"build-{len(repo.jobs[run_id]) + 1}",
+            # A re-run repeats the jobs of the workflow, so names repeat per attempt.
+            name=spec.name or f"build-{siblings + 1}",
             labels=labels,
-            created_at=iso(started - timedelta(seconds=5)),
+            created_at=iso(requested),
             started_at=iso(started),
             status="completed" if done else "in_progress",
             conclusion=conclusion if done else None,
             completed_at=iso(started + timedelta(seconds=seconds)) if done else None,
-            runner_name=f"runner-{labels[0] if labels else 'none'}",
+            runner_id=spec.runner_id or 1,
+            runner_name=spec.runner_name or f"runner-{labels[0] if labels else 'none'}",
+            runner_group_name=spec.runner_group,
             workflow_name=run["name"],
             head_branch=run["head_branch"],
         )
+        if spec.conclusion == "skipped":
+            job.update(
+                status="completed",
+                started_at=iso(requested),
+                completed_at=iso(requested + timedelta(seconds=1)),
+                runner_id=None,
+                runner_name=None,
+                runner_group_id=None,
+                runner_group_name=None,
+            )
+        self._set_steps(job)
         repo.jobs[run_id].append(job)
+
+    @staticmethod
+    def _set_steps(job: dict[str, Any]) -> None:
+        """Three steps inside the job's times, as the jobs listing carries them."""
+        if job["conclusion"] == "skipped":
+            job["steps"] = []
+            return
+        start = parse_moment(job["started_at"])
+        end = parse_moment(job["completed_at"]) if job["completed_at"] else None
+        middle = start + ((end - start) / 2 if end else timedelta(seconds=1))
+        bounds = [(start, start + timedelta(seconds=1)), (start + timedelta(seconds=1), middle)]
+        bounds.append((middle, end))
+        job["steps"] = [
+            {
+                "name": name,
+                "status": "completed" if stop else "in_progress",
+                "conclusion": (job["conclusion"] if number == 3 else "success") if stop else None,
+                "number": number,
+                "started_at": iso(begin),
+                "completed_at": iso(stop) if stop else None,
+            }
+            for number, (name, (begin, stop)) in enumerate(
+                zip(["Set up job", "Build and test", "Complete job"], bounds, strict=True), 1
+            )
+        ]
 
     @staticmethod
     def _touch(run: dict[str, Any], when: datetime) -> None:
@@ -489,6 +568,7 @@ class FakeGitHub:
                     started = datetime.fromisoformat(job["started_at"].replace("Z", "+00:00"))
                     end = started + timedelta(seconds=job_seconds)
                     job.update(status="completed", conclusion=conclusion, completed_at=iso(end))
+                    self._set_steps(job)
             self._touch(
                 run,
                 end
@@ -516,15 +596,66 @@ class FakeGitHub:
             run.update(status="completed" if done else "in_progress", conclusion=conclusion)
             for job_labels in labels if labels is not None else [["ubuntu-22.04"]]:
                 self._add_job(
-                    repo,
-                    run_id,
-                    job_labels,
-                    at + timedelta(seconds=10),
-                    60,
-                    done=done,
-                    conclusion=conclusion,
+                    repo, run_id, job_labels, at, 10, 60, done=done, conclusion=conclusion
                 )
             self._touch(run, at + timedelta(seconds=70))
+
+    def rerun_failed_jobs(
+        self, repo: FakeRepo, run_id: int, *, at: datetime, conclusion: str | None = "success"
+    ) -> list[str]:
+        """GitHub's "re-run failed jobs": a new attempt in which only the failed jobs run
+        again (their dependents too, which a flat fake does not have). The jobs that
+        passed are not run, and get no new execution: since May 2025 GitHub's jobs
+        listing shows an attempt's own jobs only (r-universe-org/help#607), so they are
+        seen with ``filter=all``, at their earlier attempt. Returns the re-run names."""
+        with self.lock:
+            run = repo.runs[run_id]
+            previous = run["run_attempt"]
+            newest: dict[str, dict[str, Any]] = {}
+            for job in repo.jobs[run_id]:
+                if (
+                    job["name"] not in newest
+                    or job["run_attempt"] > newest[job["name"]]["run_attempt"]
+                ):
+                    newest[job["name"]] = job
+            failed = [job for job in newest.values() if job["conclusion"] in FAILED]
+            repo.attempts.setdefault(run_id, {})[previous] = copy.deepcopy(run)
+            run["run_attempt"] = previous + 1
+            run["previous_attempt_url"] = f"{run['url']}/attempts/{previous}"
+            run["run_started_at"] = iso(at)
+            done = conclusion is not None
+            run.update(status="completed" if done else "in_progress", conclusion=conclusion)
+            for job in failed:
+                spec = JobSpec(
+                    job["labels"],
+                    name=job["name"],
+                    runner_name=job["runner_name"],
+                    runner_id=job["runner_id"],
+                    runner_group=job["runner_group_name"],
+                )
+                self._add_job(repo, run_id, spec, at, 10, 60, done=done, conclusion=conclusion)
+            self._touch(run, at + timedelta(seconds=70))
+            return [job["name"] for job in failed]
+
+    def add_runner(self, scope: str, name: str, os: str, labels: list[str]) -> int:
+        """A self-hosted runner of ``repos/OWNER/NAME`` or ``orgs/ORG``; ``os`` as the
+        runners API spells it (``linux``), its labels with the OS and architecture."""
+        with self.lock:
+            runner_id = next(self.ids)
+            self.runners.setdefault(scope, []).append(
+                {
+                    "id": runner_id,
+                    "name": name,
+                    "os": os,
+                    "status": "online",
+                    "busy": False,
+                    "labels": [
+                        {"id": index, "name": label, "type": "read-only"}
+                        for index, label in enumerate(["self-hosted", *labels], 1)
+                    ],
+                }
+            )
+            return runner_id
 
     # --- GitHub App installation tokens ---
 
@@ -644,6 +775,15 @@ class FakeGitHub:
 
     def _route(self, path: str, query: dict[str, str], origin: str) -> tuple[int, Any, str | None]:
         segments = path.strip("/").split("/")
+        if segments[-2:] == ["actions", "runners"] and segments[0] in ("orgs", "repos"):
+            if not self.runners_readable:
+                # What GitHub answers a token without admin rights on the scope.
+                return 403, {"message": "Must have admin rights to Repository."}, None
+            items = self.runners.get("/".join(segments[:-2]), [])
+            per_page = min(int(query.get("per_page", 30)), 100)
+            return self._paginate(
+                items, "runners", path, query, origin, per_page, int(query.get("page", 1))
+            )
         if len(segments) == 3 and segments[0] == "orgs" and segments[2] == "repos":
             owned = [
                 r for name, r in sorted(self.repos.items()) if name.split("/")[0] == segments[1]
@@ -675,6 +815,9 @@ class FakeGitHub:
             return self._paginate(
                 self._history(repo, branch), None, path, query, origin, per_page, page
             )
+        if len(rest) == 2 and rest[0] == "compare" and "..." in rest[1]:
+            base, head = rest[1].split("...", 1)
+            return 200, self._compare(repo, base, head), None
         if rest == ["actions", "workflows"]:
             items = [repo.workflows[i] for i in sorted(repo.workflows)]
             return self._paginate(items, "workflows", path, query, origin, per_page, page)
@@ -689,6 +832,8 @@ class FakeGitHub:
             if rest[3:] == ["jobs"]:
                 jobs = repo.jobs[run["id"]]
                 if query.get("filter", "latest") == "latest":
+                    # The newest attempt's own jobs only: after "re-run failed jobs",
+                    # the jobs not re-run are missing (r-universe-org/help#607).
                     jobs = [j for j in jobs if j["run_attempt"] == run["run_attempt"]]
                 return self._paginate(jobs, "jobs", path, query, origin, per_page, page)
             if len(rest) == 5 and rest[3] == "attempts" and rest[4].isdigit():
@@ -801,9 +946,47 @@ class FakeGitHub:
                 "date": iso(commit.date),
             }
             body["commit"]["committer"] = dict(body["commit"]["author"])
+            # The GitHub account of the commit's e-mail, when it has one.
+            login = "".join(commit.author.lower().split())
+            body["author"] = (
+                {**body["author"], "login": login, "html_url": f"https://github.com/{login}"}
+                if not commit.author.startswith("Unlinked")
+                else None
+            )
             items.append(body)
             sha = commit.parent
         return items
+
+    def _ancestors(self, repo: FakeRepo, sha: str) -> list[str]:
+        chain: list[str] = []
+        current: str | None = sha
+        while current and current in repo.commits:
+            chain.append(current)
+            current = repo.commits[current].parent
+        return chain
+
+    def _compare(self, repo: FakeRepo, base: str, head: str) -> dict[str, Any]:
+        """``GET .../compare/BASE...HEAD``: how ``head`` stands to ``base``."""
+        head_chain, base_chain = self._ancestors(repo, head), self._ancestors(repo, base)
+        if base == head:
+            status, ahead, behind = "identical", 0, 0
+        elif base in head_chain:
+            status, ahead, behind = "ahead", head_chain.index(base), 0
+        elif head in base_chain:
+            status, ahead, behind = "behind", 0, base_chain.index(head)
+        else:
+            common = next((sha for sha in head_chain if sha in base_chain), None)
+            ahead = head_chain.index(common) if common else len(head_chain)
+            behind = base_chain.index(common) if common else len(base_chain)
+            status = "diverged"
+        return {
+            "status": status,
+            "ahead_by": ahead,
+            "behind_by": behind,
+            "total_commits": ahead,
+            "commits": [],
+            "files": [],
+        }
 
     def _timing(self, repo: FakeRepo, run: dict[str, Any]) -> dict[str, Any]:
         jobs = [j for j in repo.jobs[run["id"]] if j["completed_at"]]

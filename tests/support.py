@@ -49,6 +49,7 @@ class PollerSetup:
     sync: dict[str, Any] = field(default_factory=dict)
     github: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)
+    runner_os: dict[str, str] = field(default_factory=dict)
     token: str | None = TOKEN
 
     @property
@@ -73,7 +74,8 @@ class PollerSetup:
             *_toml_items({"url": self.database.url}),
             "",
         ]
-        for section, values in (("sync", self.sync), ("schedule", self.schedule)):
+        sections = (("sync", self.sync), ("schedule", self.schedule), ("runner_os", self.runner_os))
+        for section, values in sections:
             if values:
                 lines += [f"[{section}]", *_toml_items(values), ""]
         for repo in self.repos:
@@ -128,10 +130,21 @@ class PollerSetup:
 
 
 def _toml_items(values: dict[str, Any]) -> list[str]:
-    return [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in values.items()]
+
+
+def _toml_key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum()
+    return key if bare else _toml_value(key)
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return (
+            "{ "
+            + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items())
+            + " }"
+        )
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -159,6 +172,7 @@ MIRRORED_TABLES = (
     "workflows",
     "workflowruns",
     "jobs",
+    "steps",
     "workflowrun_attempts",
 )
 

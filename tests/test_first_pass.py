@@ -86,7 +86,7 @@ def test_first_pass_mirrors_the_repository(fake: FakeGitHub, poller: PollerSetup
         run = WorkflowRun.get(WorkflowRun.gitid == scenario.multi_os)
         created = (NOW - timedelta(hours=6)).replace(tzinfo=None)
         assert run.repo == "octo/demo"
-        assert run.os == "linux,windows"
+        assert run.os == "Linux,Windows"
         assert run.createtime == created
         assert run.starttime == created + timedelta(seconds=45)
         assert run.endtime == created + timedelta(seconds=345)
@@ -96,10 +96,10 @@ def test_first_pass_mirrors_the_repository(fake: FakeGitHub, poller: PollerSetup
         assert run.workflowname == "CI"
         assert run.url == f"https://github.com/octo/demo/actions/runs/{scenario.multi_os}"
 
-        assert WorkflowRun.get(WorkflowRun.gitid == scenario.failed_mac).os == "macos"
+        assert WorkflowRun.get(WorkflowRun.gitid == scenario.failed_mac).os == "macOS"
         assert WorkflowRun.get(WorkflowRun.gitid == scenario.failed_mac).conclusion == "failure"
         running = WorkflowRun.get(WorkflowRun.gitid == scenario.in_progress)
-        assert (running.status, running.os, running.endtime) == ("in_progress", "linux", None)
+        assert (running.status, running.os, running.endtime) == ("in_progress", "Linux", None)
 
         bare = WorkflowRun.get(WorkflowRun.gitid == scenario.bare)
         assert (bare.author, bare.branchname, bare.os, bare.starttime, bare.queuetime) == (

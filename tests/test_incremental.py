@@ -58,11 +58,11 @@ def test_changes_between_passes_give_an_exact_mirror(
         assert WorkflowRun.get(WorkflowRun.gitid == running).conclusion == "failure"
         assert WorkflowRun.get(WorkflowRun.gitid == old_running).status == "completed"
         rerun = WorkflowRun.get(WorkflowRun.gitid == done)
-        assert (rerun.runattempt, rerun.os) == (2, "macos")
+        assert (rerun.runattempt, rerun.os) == (2, "macOS")
         attempts = WorkflowRunAttempt.select().where(WorkflowRunAttempt.runid == done)
         assert sorted(a.attempt for a in attempts) == [1, 2]
         assert Job.select().where(Job.runid == done).count() == 2  # jobs of both attempts
-        assert WorkflowRun.get(WorkflowRun.gitid == fresh).os == "linux"
+        assert WorkflowRun.get(WorkflowRun.gitid == fresh).os == "Linux"
         assert Commit.get(Commit.hash == new_sha).message == "two"
     counts = repo_done_events(second.stderr)[0]["counts"]
     assert counts["branches"]["deleted"] == 1

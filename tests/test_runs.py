@@ -46,7 +46,7 @@ def test_quick_reruns_of_old_runs_are_mirrored_with_their_attempts(
     with poller.database.open():
         for run in old.values():
             row = WorkflowRun.get(WorkflowRun.gitid == run)
-            assert (row.runattempt, row.conclusion, row.os) == (2, "success", "macos")
+            assert (row.runattempt, row.conclusion, row.os) == (2, "success", "macOS")
             attempts = {
                 a.attempt: a.conclusion
                 for a in WorkflowRunAttempt.select().where(WorkflowRunAttempt.runid == run)

@@ -137,6 +137,7 @@ def test_legacy_database_is_upgraded_in_place_without_losing_a_row(
     first = poller.run()
     assert first.returncode == 0, first.stderr
     assert "schema.index_dropped" in first.stderr
+    assert "schema.os_names_upgraded" in first.stderr
     second = poller.run()
     assert second.returncode == 0, second.stderr
     assert "schema." not in second.stderr  # the upgrade is idempotent
@@ -151,6 +152,10 @@ def test_legacy_database_is_upgraded_in_place_without_losing_a_row(
                 if (table, row[0]) == ("workflows", 1):
                     assert stored[1][:2] == row[:2]
                     assert stored[1][2] == repo.workflows[ci]["html_url"]
+                elif table == "workflowruns":
+                    # The one value rewritten: the OS, in GitHub's runner.os spelling.
+                    assert stored[row[0]][:-1] == row[:-1]
+                    assert stored[row[0]][-1] == {"linux": "Linux", "windows": "Windows"}[row[-1]]
                 else:
                     assert stored[row[0]] == row, table
         assert Branch.get(Branch.id == 1).author == "alice"

@@ -50,34 +50,14 @@ def test_parse_time_gives_naive_utc_whole_seconds(text, expected):
 
 
 @pytest.mark.parametrize(
-    ("label", "os"),
-    [
-        ("ubuntu-22.04", "linux"),
-        ("ubuntu-latest", "linux"),
-        ("ubuntu-24.04-arm", "linux"),
-        ("Linux", "linux"),
-        ("azure-linux-scale", "linux"),
-        ("windows-2022", "windows"),
-        ("Windows", "windows"),
-        ("macos-14", "macos"),
-        ("macOS", "macos"),
-        ("osx", "macos"),
-        ("self-hosted", None),
-        ("X64", None),
-        ("foo", None),
-    ],
-)
-def test_label_os(label, os):
-    assert transform.label_os(label) == os
-
-
-@pytest.mark.parametrize(
     ("labels_per_job", "expected"),
     [
-        ([["ubuntu-22.04"]], "linux"),
-        ([["self-hosted", "Linux", "X64"]], "linux"),
-        ([["windows-2022"], ["ubuntu-22.04"], ["ubuntu-20.04"]], "linux,windows"),
-        ([["macos-14"], ["windows-2022"], ["ubuntu-22.04"]], "linux,macos,windows"),
+        ([["ubuntu-22.04"]], "Linux"),
+        ([["self-hosted", "Linux", "X64"]], "Linux"),
+        ([["windows-2022"], ["ubuntu-22.04"], ["ubuntu-20.04"]], "Linux,Windows"),
+        ([["macos-14"], ["windows-2022"], ["ubuntu-22.04"]], "Linux,macOS,Windows"),
+        # IREE's CI: GitHub-hosted Linux, its Windows MSVC scale set, a hosted macOS.
+        ([["ubuntu-24.04"], ["azure-windows-scale"], ["macos-14"]], "Linux,macOS,Windows"),
         ([["self-hosted", "foo", "bar"]], None),
         ([], None),
     ],
@@ -85,6 +65,74 @@ def test_label_os(label, os):
 def test_run_os_is_sorted_distinct_oses_of_its_jobs(labels_per_job, expected):
     row = transform.run_row(run(), [job(labels) for labels in labels_per_job], REPO)
     assert row["os"] == expected
+
+
+def test_skipped_jobs_define_no_start_end_or_os():
+    """GitHub gives a skipped job times at its creation and no runner."""
+    ran = job(["ubuntu-22.04"], "2020-01-22T19:34:00Z", "2020-01-22T19:36:00Z")
+    never = job(["windows-2022"], "2020-01-22T19:33:09Z", "2020-01-22T19:33:10Z")
+    never.update(conclusion="skipped", runner_name=None, runner_id=None, name="win")
+    row = transform.run_row(run(), [never, ran], REPO)
+    assert row["os"] == "Linux"
+    assert row["starttime"] == datetime(2020, 1, 22, 19, 34)
+    assert row["queuetime"] == 52  # 19:33:08 -> 19:34:00, not 1 s
+    assert row["runtime"] == 120.0
+    assert transform.job_row(never, REPO)["queuetime"] is None
+
+
+def test_a_rerun_queues_from_its_own_request_not_from_the_run_creation():
+    """A re-run keeps created_at; run_started_at is when the new attempt was asked for."""
+    jobs = [
+        job(["ubuntu-22.04"], "2020-01-22T19:34:00Z", "2020-01-22T19:40:00Z", attempt=1),
+        job(["ubuntu-22.04"], "2020-01-27T08:00:45Z", "2020-01-27T08:01:30Z", attempt=2),
+    ]
+    row = transform.run_row(run(run_attempt=2, run_started_at="2020-01-27T08:00:00Z"), jobs, REPO)
+    assert row["createtime"] == datetime(2020, 1, 22, 19, 33, 8)
+    assert row["queuetime"] == 45
+    assert row["starttime"] == datetime(2020, 1, 27, 8, 0, 45)
+    assert row["runtime"] == 45.0
+
+
+def failed_jobs_rerun(carried_attempt):
+    """Attempt 1 ran linux (passed) and windows (failed); attempt 2 re-ran windows.
+    ``carried_attempt`` is where the passed job is listed: 1 (GitHub's filter=all, and
+    its filter=latest before May 2025) or 2 (Gitea: a copy with its earlier times)."""
+    linux = job(["ubuntu-24.04"], "2020-01-22T19:34:00Z", "2020-01-22T19:50:00Z", attempt=1)
+    linux["name"] = "linux_x64_clang"
+    failed = job(["azure-windows-scale"], "2020-01-22T19:35:00Z", "2020-01-22T19:45:00Z")
+    failed.update(name="windows_x64_msvc", conclusion="failure", run_attempt=1)
+    again = job(["azure-windows-scale"], "2020-01-25T10:02:00Z", "2020-01-25T10:30:00Z")
+    again.update(name="windows_x64_msvc", run_attempt=2, id=JOB["id"] + 2)
+    carried = {**linux, "run_attempt": carried_attempt, "id": JOB["id"] + 3}
+    return [linux, failed, again] if carried_attempt == 1 else [linux, failed, again, carried]
+
+
+@pytest.mark.parametrize("carried_attempt", [1, 2])
+def test_a_rerun_of_failed_jobs_shows_the_attempt_as_github_does(carried_attempt):
+    attempt = run(run_attempt=2, run_started_at="2020-01-25T10:00:00Z")
+    row = transform.run_row(attempt, failed_jobs_rerun(carried_attempt), REPO)
+    # The attempt shows both platforms: the passed job is not re-run, but it is there.
+    assert row["os"] == "Linux,Windows"
+    # Its times are those of what ran in it: the Windows job alone.
+    assert row["starttime"] == datetime(2020, 1, 25, 10, 2)
+    assert row["endtime"] == datetime(2020, 1, 25, 10, 30)
+    assert row["queuetime"] == 120
+    assert row["runtime"] == 28 * 60.0
+
+
+def test_the_latest_listing_of_a_rerun_of_failed_jobs_holds_only_what_ran():
+    """Since May 2025 GitHub's filter=latest omits the jobs not re-run; we read
+    filter=all, but a latest-only listing still gives the right times."""
+    jobs = [j for j in failed_jobs_rerun(1) if j["run_attempt"] == 2]
+    row = transform.run_row(run(run_attempt=2, run_started_at="2020-01-25T10:00:00Z"), jobs, REPO)
+    assert (row["os"], row["queuetime"]) == ("Windows", 120)
+
+
+def test_a_completed_run_whose_jobs_were_all_skipped_has_no_end():
+    never = job([], "2020-01-22T19:33:09Z", "2020-01-22T19:33:10Z")
+    never["conclusion"] = "skipped"
+    row = transform.run_row(run(conclusion="skipped"), [never], REPO)
+    assert row["endtime"] is row["os"] is row["runtime"] is None
 
 
 def test_run_row_maps_every_dashboard_column():
@@ -108,7 +156,7 @@ def test_run_row_maps_every_dashboard_column():
         "commithash": "acb5820ced9479c074f688cc328bf03f341a511d",
         "workflowname": "Build",
         "repo": REPO,
-        "os": "linux,windows",
+        "os": "Linux,Windows",
         "workflowid": 159038,
         "runattempt": 1,
         "runnumber": 562,
@@ -149,7 +197,7 @@ def test_rerun_timings_and_os_come_from_the_latest_attempt_only():
         job(["ubuntu-22.04"], "2020-01-23T08:00:00Z", "2020-01-23T08:01:30Z", attempt=2),
     ]
     row = transform.run_row(run(run_attempt=2), jobs, REPO)
-    assert row["os"] == "linux"
+    assert row["os"] == "Linux"
     assert row["starttime"] == datetime(2020, 1, 23, 8, 0)
     assert row["runtime"] == 90.0
     assert row["runattempt"] == 2
@@ -175,8 +223,26 @@ def test_job_row():
     assert row["runid"] == RUN["id"]
     assert row["runattempt"] == 3  # the documented example omits run_attempt
     assert row["labels"] == "self-hosted,Linux,X64"
-    assert row["os"] == "linux"
+    assert row["os"] == "Linux"
     assert row["runnername"] == "my runner"
+    assert row["runnergroup"] == "my runner group"
+    assert row["queuetime"] is None  # GitHub's example has no created_at
+    queued = transform.job_row(
+        {**job(["x"]), "created_at": "2020-01-22T19:30:00Z", "started_at": "2020-01-22T19:34:00Z"},
+        REPO,
+        job_os=lambda _: "Linux",
+    )
+    assert (queued["queuetime"], queued["os"]) == (240, "Linux")
+
+
+def test_step_rows_come_from_the_jobs_listing():
+    rows = transform.step_rows(JOB, REPO)
+    assert [(r["number"], r["name"], r["conclusion"]) for r in rows] == [
+        (step["number"], step["name"], step["conclusion"]) for step in JOB["steps"]
+    ]
+    # GitHub gives step times with an offset; stored values are naive UTC.
+    assert rows[0]["starttime"] == datetime(2020, 1, 20, 17, 42, 40)
+    assert {r["jobid"] for r in rows} == {JOB["id"]}
 
 
 def test_commit_rows_from_listing_and_from_a_runs_head_commit_agree():
@@ -188,7 +254,9 @@ def test_commit_rows_from_listing_and_from_a_runs_head_commit_agree():
         "message": "Fix all the bugs",
         "time": datetime(2011, 4, 14, 16, 0, 49),
         "repo": REPO,
+        "authorurl": "https://github.com/octocat",
     }
+    assert transform.commit_row({**listing, "author": None}, REPO)["authorurl"] is None
     head = transform.head_commit_row(RUN, REPO)
     assert head == {
         "hash": "acb5820ced9479c074f688cc328bf03f341a511d",
@@ -262,7 +330,8 @@ def test_timings_are_consistent_for_any_jobs(created, queue, durations):
                 (start + timedelta(seconds=length)).isoformat() + "Z",
             )
         )
-    row = transform.run_row(run(created_at=created.isoformat() + "Z"), jobs, REPO)
+    moment = created.isoformat() + "Z"
+    row = transform.run_row(run(created_at=moment, run_started_at=moment), jobs, REPO)
     assert row["queuetime"] == queue
     assert isinstance(row["queuetime"], int)
     assert row["starttime"] == first_start

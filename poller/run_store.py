@@ -1,0 +1,162 @@
+"""Runs, with their jobs, steps and attempts: the diff and the upsert, one unit of work each.
+
+A page of runs and everything it makes (jobs, steps, attempts, head commits) is written
+with the cursor that covers it, in one transaction (see ``store``), so a retry or a crash
+neither skips nor duplicates a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import peewee
+
+from poller import transform
+from poller.models import Job, Step, WorkflowRun, WorkflowRunAttempt
+from poller.store import Counts, clip, diff, save_commits, select_rows, set_cursors, upsert
+from poller.transform import Row
+from poller.units import unit_of_work
+
+
+@unit_of_work
+def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
+    columns = [field.name for field in WorkflowRun._meta.sorted_fields if field.name != "id"]
+    return {
+        row["gitid"]: row
+        for row in select_rows(WorkflowRun, columns, WorkflowRun.gitid.in_(list(gitids)))
+    }
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """The rows one page of runs makes."""
+
+    runs: list[Row]
+    jobs: list[Row]
+    attempts: list[Row]
+    steps: list[Row]
+    head_commits: list[Row]
+
+
+@unit_of_work
+def save_run_page(
+    repo: str, page: RunPage, cursors: dict[str, str], now: datetime
+) -> dict[str, Counts]:
+    """One page of runs with their jobs, steps, attempts and head commits, and its cursor."""
+    counts = {
+        "workflowruns": _save_runs(page.runs, stored_runs([row["gitid"] for row in page.runs])),
+        "jobs": _save_children(Job, page.jobs, ("gitid",), "gitid"),
+        "steps": _save_children(Step, page.steps, ("jobid", "number"), "jobid"),
+        "workflowrun_attempts": _save_children(
+            WorkflowRunAttempt, page.attempts, ("runid", "attempt"), "runid"
+        ),
+        "commits": save_commits(repo, page.head_commits, insert_only=True),
+    }
+    set_cursors(repo, cursors, now)
+    return counts
+
+
+def _save_runs(rows: list[Row], stored: dict[int, Row]) -> Counts:
+    rows = [clip(WorkflowRun, row) for row in rows]
+    changed, counts = diff(stored, rows, lambda row: row["gitid"])
+    upsert(WorkflowRun, changed, ["gitid"])
+    return counts
+
+
+def _save_children(
+    model: type[peewee.Model], rows: list[Row], key: tuple[str, ...], parent: str
+) -> Counts:
+    """Upsert the ``rows`` that differ from what is stored under the same ``key``; the
+    stored ones are read by ``parent``, a column the rows share many values of."""
+    rows = [clip(model, row) for row in rows]
+    if not rows:
+        return Counts()
+    parents = sorted({row[parent] for row in rows})
+    stored = {
+        tuple(row[name] for name in key): row
+        for row in select_rows(model, list(rows[0]), model._meta.fields[parent].in_(parents))
+    }
+    changed, counts = diff(stored, rows, lambda row: tuple(row[name] for name in key))
+    upsert(model, changed, list(key))
+    return counts
+
+
+@unit_of_work
+def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
+    query = (
+        WorkflowRun.select(WorkflowRun.gitid)
+        .where(
+            (WorkflowRun.repo == repo)
+            & ((WorkflowRun.status != "completed") | WorkflowRun.status.is_null())
+            & (WorkflowRun.createtime < created_before)
+        )
+        .order_by(WorkflowRun.createtime)
+    )
+    return [row.gitid for row in query]
+
+
+@unit_of_work
+def delete_run(gitid: int) -> None:
+    Step.delete().where(Step.runid == gitid).execute()
+    Job.delete().where(Job.runid == gitid).execute()
+    WorkflowRunAttempt.delete().where(WorkflowRunAttempt.runid == gitid).execute()
+    WorkflowRun.delete().where(WorkflowRun.gitid == gitid).execute()
+
+
+@unit_of_work
+def count_runs(repo: str) -> int:
+    return int(WorkflowRun.select().where(WorkflowRun.repo == repo).count())
+
+
+@unit_of_work
+def runs_per_day(repo: str, since: datetime) -> dict[date, int]:
+    """Stored runs per UTC day of ``created_at``, from ``since``: what sizes the windows."""
+    day = peewee.fn.DATE(WorkflowRun.createtime)
+    query = (
+        WorkflowRun.select(day.alias("day"), peewee.fn.COUNT(WorkflowRun.id).alias("runs"))
+        .where((WorkflowRun.repo == repo) & (WorkflowRun.createtime >= since))
+        .group_by(day)
+        .dicts()
+    )
+    # SQLite's DATE() gives text, MySQL's a date.
+    rows: list[dict[str, Any]] = list(query)  # type: ignore[arg-type]
+    return {date.fromisoformat(str(row["day"])[:10]): int(row["runs"]) for row in rows}
+
+
+@unit_of_work
+def resolve_unknown_oses(repo: str, job_os: Callable[[list[str]], str | None]) -> int:
+    """Give stored jobs of unknown OS the one ``job_os`` now finds from their labels (a
+    label map added since), and their runs the OSes that follow. Returns the jobs fixed."""
+    label_sets = [
+        row.labels
+        for row in Job.select(Job.labels)
+        .where((Job.repo == repo) & Job.os.is_null() & Job.labels.is_null(False))
+        .distinct()
+    ]
+    fixed, runs = 0, set[int]()
+    for labels in label_sets:
+        os = job_os(labels.split(",")) if labels else None
+        if os is None:
+            continue
+        where = (Job.repo == repo) & (Job.labels == labels) & Job.os.is_null()
+        runs.update(row.runid for row in Job.select(Job.runid).where(where))
+        fixed += Job.update(os=os).where(where).execute()
+    for run in WorkflowRun.select(WorkflowRun.gitid, WorkflowRun.runattempt).where(
+        WorkflowRun.gitid.in_(sorted(runs))
+    ):
+        jobs = [
+            {
+                "name": job.name,
+                "run_attempt": job.runattempt,
+                "conclusion": job.conclusion,
+                "os": job.os,
+            }
+            for job in Job.select().where(Job.runid == run.gitid)
+        ]
+        shown = transform.latest_attempt_jobs({"run_attempt": run.runattempt}, jobs)
+        run_os = transform.jobs_os(shown, lambda job: job["os"])
+        WorkflowRun.update(os=run_os).where(WorkflowRun.gitid == run.gitid).execute()
+    return fixed
