@@ -85,6 +85,12 @@ def _save_children(
 
 
 @unit_of_work
+def stored_job_os(gitid: int) -> str | None:
+    row = Job.select(Job.os).where(Job.gitid == gitid).first()
+    return row.os if row else None
+
+
+@unit_of_work
 def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
     query = (
         WorkflowRun.select(WorkflowRun.gitid)

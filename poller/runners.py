@@ -5,9 +5,10 @@ A job's labels are what ``runs-on`` asked for; where they name no OS (IREE's
 a repository's and an organisation's self-hosted runners with their ``os``, but only to
 tokens with admin rights, which many lack. So the directory is read only for a job that
 neither the label map nor the label words resolve, at most once per pass for each of the
-two scopes. A refusal is remembered for a day in the repository's cursors, so a token
-without the rights costs one request a day per scope, and nothing fails. Ephemeral
-runners are gone once their job is done; such a job stays unknown.
+two scopes, and not for a job whose OS a lookup found before. A refusal is remembered
+for a day in the repository's cursors, so a token without the rights costs one request
+a day per scope, and nothing fails. Ephemeral runners are gone once their job is done: a
+job first seen after that stays unknown, and one found before keeps what was found.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from poller import runner_os, store
+from poller import run_store, runner_os, store
 from poller.github import GitHub
 from poller.runner_os import LabelMap, Runner
 from poller.transform import Payload, skipped
@@ -51,6 +52,10 @@ class RunnerDirectory:
         if isinstance(job_id, int) and job_id in self.known:
             return self.known[job_id]
         os = runner_os.labels_os(job.get("labels") or (), self.label_map)
+        if os is None and isinstance(job_id, int):
+            # Found before from its runner, which may be gone by now (ephemeral runners,
+            # a token that lost its rights): what is known is never unlearnt.
+            os = run_store.stored_job_os(job_id)
         if os is None and not skipped(job) and (job.get("runner_name") or job.get("runner_id")):
             os = self._runner_os(job)
         if isinstance(job_id, int):

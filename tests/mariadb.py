@@ -50,7 +50,7 @@ class MariaDB:
         self.executor.start()
 
 
-def start_mariadb(base: Path, *, durable: bool = False) -> MariaDB:
+def start_mariadb(base: Path, *, durable: bool = False, buffer_pool: str = "64M") -> MariaDB:
     """Initialise a datadir under ``base`` and start mariadbd on it, as root may.
 
     Tests trade durability for speed; ``durable`` keeps MariaDB's default of flushing the
@@ -81,7 +81,7 @@ def start_mariadb(base: Path, *, durable: bool = False) -> MariaDB:
         "--user=root",
         f"--pid-file={base / 'mysqld.pid'}",
         f"--log-error={base / 'error.log'}",
-        "--innodb-buffer-pool-size=64M",
+        f"--innodb-buffer-pool-size={buffer_pool}",
         "--skip-log-bin",
         "--innodb-flush-log-at-trx-commit=2",
     ]

@@ -60,7 +60,7 @@ def jobs_by_name(database: Database) -> dict[str, Job]:
 def test_ireees_runners_give_githubs_os_names_when_runners_may_be_read(
     fake: FakeGitHub, poller: PollerSetup
 ):
-    _, _, run = iree(fake)
+    repo, _, run = iree(fake)
     poller.repos = [{"name": REPO}]
     result = poller.run()
     assert result.returncode == 0, result.stderr
@@ -86,6 +86,17 @@ def test_ireees_runners_give_githubs_os_names_when_runners_may_be_read(
     assert done["jobs_os_unknown"] == 0
     # The repository's runners, then the organisation's, which has the GPU machine.
     assert fake.count("/actions/runners") == 2
+
+    # The runner was ephemeral, gone after its job. A re-run fetches every attempt's jobs
+    # again: the first attempt's GPU job keeps the OS its runner told, unasked.
+    fake.runners.clear()
+    fake.rerun(repo, run, at=NOW - timedelta(hours=1), labels=iree_jobs())
+    fake.reset_counts()
+    assert poller.run().returncode == 0
+    with poller.database.open():
+        gpu = {job.runattempt: job.os for job in Job.select().where(Job.name == "test_mi300")}
+        assert gpu == {1: "Linux", 2: None}
+        assert WorkflowRun.get(WorkflowRun.gitid == run).os == "Linux,macOS,Windows"
 
 
 def test_without_permission_to_read_runners_nothing_fails_and_status_names_the_labels(
