@@ -110,9 +110,10 @@ class Daemon:
                     passed = run_pass(self.config, self.gh, options, repos=repos)
                     reports = unlisted + [r for r in passed if not r.skipped]
                 failed = bool(reports) and all(report.error for report in reports)
+                on_database = failed and all(report.database_failed for report in reports)
             except peewee.PeeweeException as error:
                 log.error("daemon.pass_failed", error=f"database: {error}")
-                reports, failed = [], True
+                reports, failed, on_database = [], True, True
             except shutdown.Interrupted:
                 return  # stopping while the schedule's database was being reconnected
             if not reports and not failed:
@@ -125,7 +126,7 @@ class Daemon:
                 repos=len(reports),
                 rate_limit_remaining=self.gh.stats.rate_remaining,
             )
-            self.after_pass(failed)
+            self.after_pass(failed, on_database=on_database)
 
     def share_budget(self) -> int:
         """Pollers on one database spend one installation's request budget: record this
@@ -170,14 +171,20 @@ class Daemon:
         self.listed = None if unlisted else (now, repos)
         return repos, unlisted
 
-    def after_pass(self, failed: bool) -> None:
-        """Back off after passes where everything failed (GitHub or the database down)."""
+    def after_pass(self, failed: bool, *, on_database: bool = False) -> None:
+        """Back off after passes where everything failed. GitHub down: from an interval,
+        doubling. The database down (a restart outlasted the units' reconnects): from the
+        next wake-up, doubling up to an interval, so that it costs little more than the
+        time it was down."""
         if not failed:
             self.failures = 0
             notify_systemd("WATCHDOG=1")
             return
         self.failures += 1
-        delay = min(self.interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, self.interval))
+        if on_database:
+            delay = min(self.tick * 2 ** (self.failures - 1), self.interval)
+        else:
+            delay = min(self.interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, self.interval))
         if shutdown.requested.is_set():
             return
         log.warning("daemon.backing_off", failures=self.failures, retry_in=delay.total_seconds())

@@ -7,7 +7,9 @@ lock without waiting; if another process holds it, the repository is skipped thi
 * MySQL/MariaDB: ``GET_LOCK`` on a dedicated connection. The lock belongs to that
   session, so it is never the pooled connection the writes use, and before each unit of
   work we check ``IS_USED_LOCK(name) = CONNECTION_ID()``: a reconnect silently drops the
-  lock, and then we must stop writing.
+  lock, and then we must stop writing. When the server restarts, that connection waits
+  and reconnects with the same backoff as the units of work, so a restart costs the time
+  the server is down, not a failed pass.
 * SQLite: an OS file lock next to the database file, released by the kernel if the
   process dies.
 """
@@ -22,9 +24,13 @@ from urllib.parse import urlsplit
 
 import filelock
 import pymysql
+import structlog
 from playhouse.db_url import parse as parse_db_url
 
+from poller import shutdown, units
 from poller.models import mysql_options
+
+log = structlog.get_logger(__name__)
 
 
 class LockLost(Exception):
@@ -59,13 +65,26 @@ class MySQLLocks:
         self.guard = threading.RLock()
 
     def _query(self, sql: str, *params: Any) -> Any:
-        with self.guard:
-            if self.connection is None or not self.connection.open:
-                self.connection = pymysql.connect(**self.options)
-            with self.connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                (value,) = cursor.fetchone()
-                return value
+        """One query on the lock session; a lost connection is reopened with backoff
+        (a server restart), any other error raised at once."""
+        for attempt in range(1, units.UNIT_ATTEMPTS + 1):
+            try:
+                with self.guard:
+                    if self.connection is None or not self.connection.open:
+                        self.connection = pymysql.connect(**self.options)
+                    with self.connection.cursor() as cursor:
+                        cursor.execute(sql, params)
+                        (value,) = cursor.fetchone()
+                        return value
+            except (pymysql.OperationalError, pymysql.InterfaceError) as error:
+                self.connection = None
+                code = error.args[0] if error.args else None
+                if code not in units.DISCONNECTS or attempt == units.UNIT_ATTEMPTS:
+                    raise
+                delay = units.reconnect_delay(attempt)
+                log.warning("locks.reconnecting", attempt=attempt, error=str(error), retry_in=delay)
+                shutdown.sleep(delay)
+        raise AssertionError("unreachable")
 
     def acquire(self, repo: str) -> bool:
         try:

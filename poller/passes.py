@@ -155,8 +155,12 @@ def sync_repo(
     sent_before, free_before = gh.stats.sent, gh.stats.not_modified
     try:
         locked = options.locks.acquire(repo.name)
+    except shutdown.Interrupted:
+        locked, report.stopped = False, True
     except Exception as error:
         locked, report.error = False, f"could not take the repository lock: {error}"
+        report.database_failed = True
+        log.error("sync.repo_failed", error=report.error)
     if not locked and report.error is None:
         report.skipped = "another shark-poller process holds its lock"
         log.warning("sync.repo_skipped", reason=report.skipped)
@@ -170,7 +174,7 @@ def sync_repo(
             report.stopped = True
             log.info("sync.repo_stopped", reason="shutdown requested")
         except peewee.PeeweeException as error:
-            report.error = f"database: {error}"
+            report.error, report.database_failed = f"database: {error}", True
             log.error("sync.repo_failed", error=report.error)
         except Exception as error:
             report.error = describe(error)
@@ -188,6 +192,7 @@ def sync_repo(
     log.info(
         "sync.repo_done",
         ok=report.error is None and not report.stopped,
+        error=report.error,
         counts=report.summary(),
         requests_spent=report.requests_spent,
         requests_not_modified=report.requests_not_modified,

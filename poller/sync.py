@@ -60,6 +60,8 @@ class RepoReport:
     stopped: bool = False
     # GitHub could not be reached (no answer at all, unlike an error status).
     unreachable: bool = False
+    # The database failed the sync (down, restarting), not GitHub or the data.
+    database_failed: bool = False
 
     def summary(self) -> dict[str, dict[str, int]]:
         return {

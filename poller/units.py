@@ -33,6 +33,12 @@ T = TypeVar("T")
 write_guard: ContextVar[Callable[[], None] | None] = ContextVar("write_guard", default=None)
 
 
+def reconnect_delay(attempt: int) -> float:
+    """Seconds before reconnect ``attempt``: 0.5, 1, 2, 4, 8, then 10 (about 45 s in all,
+    the time a MariaDB restart or failover takes)."""
+    return min(0.25 * 2.0**attempt, 10.0)
+
+
 def is_disconnect(error: BaseException) -> bool:
     if not isinstance(error, peewee.OperationalError | peewee.InterfaceError):
         return False
@@ -84,7 +90,7 @@ def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
             except (peewee.OperationalError, peewee.InterfaceError) as error:
                 if not is_disconnect(error) or attempt == UNIT_ATTEMPTS:
                     raise
-                delay = min(0.25 * 2**attempt, 10.0)
+                delay = reconnect_delay(attempt)
                 log.warning(
                     "store.reconnecting",
                     unit=work.__name__,

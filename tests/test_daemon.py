@@ -129,6 +129,43 @@ def test_mariadb_restart_between_passes(fake: FakeGitHub, tmp_path, mariadb_serv
 
 
 @pytest.mark.mariadb
+def test_a_database_restart_under_the_daemon_costs_its_downtime_and_says_why(
+    fake: FakeGitHub, tmp_path, mariadb_server
+):
+    """The server goes away for three seconds while repositories are due. The lock
+    session and the units wait it out; nothing fails for want of the lock, the next sync
+    comes seconds after the server is back, and any failure is logged with its reason."""
+    database = mariadb_server.create_database("daemon_db_down")
+    poller = PollerSetup(tmp_path, fake.url, database, repos=[{"name": "octo/demo"}])
+    repo, ci = small_repo(fake)
+    daemon = start_daemon(poller, interval_seconds=2)
+    try:
+        daemon.wait_for("daemon.pass_done", count=1)
+        mariadb_server.executor.stop()
+        fresh = fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(seconds=5))
+        time.sleep(3)
+        mariadb_server.executor.start()
+        back = time.monotonic()
+        done_before = len(daemon.events("sync.repo_done"))
+        deadline = back + 30
+        while time.monotonic() < deadline:
+            synced = [e for e in daemon.events("sync.repo_done")[done_before:] if e["ok"]]
+            if synced:
+                break
+            time.sleep(0.1)
+        recovered = time.monotonic() - back
+        assert recovered < 8, daemon.text()[-3000:]
+        assert fresh in stored_runs(poller)
+    finally:
+        assert stop(daemon) == 0
+    failures = [e for e in daemon.events("sync.repo_done") if not e["ok"]]
+    assert all(event["error"] for event in failures)
+    reasons = [event["error"] for event in daemon.events("sync.repo_failed")]
+    assert [event["error"] for event in failures] == reasons
+    assert not any("repository lock" in reason for reason in reasons)
+
+
+@pytest.mark.mariadb
 def test_killed_connection_mid_pass_is_reconnected_and_retried(
     fake: FakeGitHub, tmp_path, mariadb_server
 ):
