@@ -4,6 +4,10 @@ Exit codes: 0 every repository synced; 1 at least one repository failed (the oth
 still synced); 2 the configuration or the command line is wrong; 3 the database could not
 be opened or upgraded; 130 or 143 a ``--once`` stopped by SIGINT or SIGTERM before it
 finished. Every error is one line on stderr.
+
+The daemon waits for a database it cannot reach yet (a VM that boots before it, a
+failover), with backoff, and exits 3 only for what waiting cannot fix: credentials, a
+missing database, a schema that cannot be upgraded.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import dataclasses
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
@@ -44,9 +49,17 @@ log = structlog.get_logger("poller")
 
 
 class StartupError(Exception):
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        # The database is not reachable yet, which waiting can fix.
+        self.retryable = retryable
+
+
+# MySQL client errors that waiting can fix: no socket, no server (yet), an unknown host
+# (DNS at boot), too many connections, a server shutting down or going away.
+UNREACHABLE = {2002, 2003, 2005, 2006, 2013, 1040, 1053}
+DATABASE_WAIT_MAX_SECONDS = 60.0
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -115,9 +128,35 @@ def open_for_writing(config: Config, secrets: Secrets) -> None:
         with db.connection_context():
             ensure_schema(db)
     except (peewee.PeeweeException, OSError) as error:
+        code = error.args[0] if error.args else None
         raise StartupError(
-            f"database {redact_url(config.database.url)}: {error}", EXIT_DATABASE
+            f"database {redact_url(config.database.url)}: {error}",
+            EXIT_DATABASE,
+            retryable=isinstance(error, peewee.OperationalError) and code in UNREACHABLE,
         ) from None
+
+
+def wait_for_database(config: Config, secrets: Secrets) -> None:
+    """Open the database for the daemon, waiting (1 s, doubling to a minute) while it is
+    unreachable, and telling systemd why (``STATUS=``). A signal ends the wait as it ends
+    start-up (``exit_on_signal``)."""
+    from poller.daemon import notify_systemd
+
+    delay, waited = 1.0, False
+    while True:
+        try:
+            open_for_writing(config, secrets)
+        except StartupError as error:
+            if not error.retryable:
+                raise
+            log.warning("daemon.waiting_for_database", error=str(error), retry_in=delay)
+            notify_systemd(f"STATUS=Waiting for the database: {error}")
+            time.sleep(delay)
+            delay, waited = min(delay * 2, DATABASE_WAIT_MAX_SECONDS), True
+            continue
+        if waited:
+            notify_systemd("STATUS=")
+        return
 
 
 def open_for_reading(config: Config, secrets: Secrets) -> None:
@@ -223,7 +262,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, secrets = load_settings(args)
         if args.command == "status":
             return show_status(config, secrets, as_json=args.json)
-        open_for_writing(config, secrets)
+        if args.once:
+            open_for_writing(config, secrets)
+        else:
+            try:
+                wait_for_database(config, secrets)
+            except SystemExit:
+                # Stopped while waiting: a daemon's stop, which systemd expects to be 0.
+                log.info("daemon.stopped", clean=True, waiting_for_database=True)
+                return EXIT_OK
     except StartupError as error:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return error.code

@@ -13,7 +13,7 @@ import pytest
 
 from fake_github import FakeGitHub
 from poller.models import WorkflowRun
-from support import LogTail, PollerSetup, mirror
+from support import Database, LogTail, PollerSetup, mirror
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -243,3 +243,54 @@ def test_sigterm_cuts_a_wait_for_the_rate_limit_reset_short(fake: FakeGitHub, po
     assert stop(daemon) == 0
     assert time.monotonic() - started < 10
     assert daemon.events("daemon.stopped")[0]["clean"] is True
+
+
+@pytest.mark.mariadb
+def test_a_daemon_started_before_its_database_waits_for_it(
+    fake: FakeGitHub, tmp_path, mariadb_server
+):
+    """A VM that boots before its database: the daemon waits, says so, and syncs once the
+    database answers. Wrong credentials are not waited for: exit 3 at once."""
+    import port_for
+
+    from tcp_proxy import TcpProxy
+
+    small_repo(fake)
+    real = mariadb_server.create_database("daemon_before_db")
+    port = port_for.select_random()
+    late = Database(real.url.replace(f":{mariadb_server.port}/", f":{port}/"), real.password)
+    late.kind = "mariadb"
+    poller = PollerSetup(tmp_path, fake.url, late, repos=[{"name": "octo/demo"}])
+    daemon = start_daemon(poller)
+    proxy = None
+    try:
+        waits = daemon.wait_for("daemon.waiting_for_database", count=2)
+        assert "Can't connect" in waits[0]["error"] and waits[1]["retry_in"] == 2.0
+        proxy = TcpProxy(mariadb_server.port, listen_port=port)
+        daemon.wait_for("daemon.pass_done", count=1, timeout=30)
+        assert len(stored_runs(poller)) == 3
+    finally:
+        assert stop(daemon) == 0
+        if proxy is not None:
+            proxy.cut()
+
+    # Nothing listens on the port any more; systemd is told why the service waits.
+    import socket
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(10)
+    waiting = LogTail(poller.popen(NOTIFY_SOCKET=str(tmp_path / "notify.sock")))
+    waiting.wait_for("daemon.waiting_for_database")
+    assert notify.recv(4096).startswith(b"STATUS=Waiting for the database: ")
+    notify.close()
+    started = time.monotonic()
+    assert stop(waiting) == 0  # a stop while waiting is a clean stop
+    assert time.monotonic() - started < 3
+
+    wrong = PollerSetup(tmp_path / "wrong", fake.url, Database(real.url, "not-the-password"))
+    wrong.tmp_path.mkdir()
+    wrong.repos = poller.repos
+    result = wrong.run("--log-level", "info", timeout=30)  # the daemon: no --once
+    assert result.returncode == 3
+    assert "Access denied" in result.stderr
