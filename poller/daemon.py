@@ -230,13 +230,14 @@ class Daemon:
         self.scheduler.start()
         # The scheduler has stopped; let the pass in flight reach its next unit boundary.
         finished = self.in_pass.acquire(timeout=shutdown.GRACE_SECONDS)
-        # A unit that did not reach its boundary in time rolls back when we exit.
+        # A unit that did not reach its boundary in time rolls back when we exit. Before
+        # that, on this thread's own connection (the hung one is the worker's), hand back
+        # the leases and the heartbeat. Best effort: with the database gone, they run out.
+        with units.session(), contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
+            self.schedule.leave()
         log.info("daemon.stopped", clean=finished)
         if not finished:
             shutdown.abandon(0)
-        # Best effort: with the database gone, the heartbeat simply runs out.
-        with units.session(), contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
-            self.schedule.leave()
         self.gh.close()
         self.locks.close()
         return 0

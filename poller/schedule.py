@@ -72,7 +72,10 @@ class RepoSchedule:
         return beat(self.owner, utcnow_exact().replace(microsecond=0), alive_for)
 
     def leave(self) -> None:
-        """On a clean stop: the other pollers take back its share of the budget at once."""
+        """On a stop: hand back the leases still held (a sync abandoned mid-request),
+        due at once, and leave, so the other pollers take the repositories and their
+        share of the budget back now rather than when the lease and heartbeat run out."""
+        release_all(self.owner, utcnow_exact().replace(microsecond=0))
         remove_poller(self.owner)
 
     def claim(self, repo: str) -> bool:
@@ -152,6 +155,13 @@ def beat(owner: str, now: datetime, alive_for: timedelta) -> int:
     PollerHeartbeat.delete().where(PollerHeartbeat.seen < now - timedelta(days=1)).execute()
     alive = PollerHeartbeat.select().where(PollerHeartbeat.seen >= now - alive_for).count()
     return max(1, int(alive))
+
+
+@bookkeeping
+def release_all(owner: str, due: datetime) -> None:
+    SyncSchedule.update(due=due, leaseowner=None, leaseuntil=None).where(
+        SyncSchedule.leaseowner == owner
+    ).execute()
 
 
 @bookkeeping

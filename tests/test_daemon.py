@@ -294,3 +294,34 @@ def test_a_daemon_started_before_its_database_waits_for_it(
     result = wrong.run("--log-level", "info", timeout=30)  # the daemon: no --once
     assert result.returncode == 3
     assert "Access denied" in result.stderr
+
+
+def test_a_stop_that_abandons_a_hung_request_hands_back_its_lease_and_heartbeat(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    """GitHub hangs mid-pass and SIGTERM comes: the unit is abandoned, but the process is
+    alive and hands its lease and heartbeat back, so nobody waits two intervals."""
+    from poller.models import PollerHeartbeat, SyncSchedule
+
+    small_repo(fake)
+    poller.repos = [{"name": "octo/demo"}]
+    daemon = start_daemon(poller, interval_seconds=1)
+    try:
+        daemon.wait_for("daemon.pass_done", count=1)
+        fake.latency = 30  # every request from now on hangs
+        deadline = time.monotonic() + 20
+        with poller.database.open():
+            while time.monotonic() < deadline:
+                leased = SyncSchedule.select().where(SyncSchedule.leaseowner.is_null(False))
+                if leased.exists():
+                    break
+                time.sleep(0.05)
+            assert leased.exists()
+    finally:
+        assert stop(daemon) == 0
+        fake.latency = 0
+    [stopped] = daemon.events("daemon.stopped")
+    assert stopped["clean"] is False
+    with poller.database.open():
+        assert not SyncSchedule.select().where(SyncSchedule.leaseowner.is_null(False)).exists()
+        assert PollerHeartbeat.select().count() == 0
