@@ -189,6 +189,7 @@ def sync_repo(
     report.seconds = round(time.monotonic() - started, 3)
     if not report.stopped:
         _record(report, now, gh.stats.rate_remaining)
+    log.debug("sync.repo_counts", counts=report.summary())
     log.info(
         "sync.repo_done",
         ok=report.error is None and not report.stopped,

@@ -325,3 +325,21 @@ def test_a_stop_that_abandons_a_hung_request_hands_back_its_lease_and_heartbeat(
     with poller.database.open():
         assert not SyncSchedule.select().where(SyncSchedule.leaseowner.is_null(False)).exists()
         assert PollerHeartbeat.select().count() == 0
+
+
+def test_wake_ups_with_nothing_due_log_nothing(fake: FakeGitHub, poller: PollerSetup):
+    """The README's promise: a quiet daemon's journal holds its passes, not its ticks."""
+    small_repo(fake)
+    poller.repos = [{"name": "octo/demo"}]
+    daemon = start_daemon(poller, interval_seconds=1.5)  # a wake-up every 0.3 s
+    try:
+        daemon.wait_for("daemon.pass_done", count=1)
+        time.sleep(1)  # three wake-ups or so, with nothing due until 1.5 s have passed
+    finally:
+        assert stop(daemon) == 0
+    lines = daemon.text().splitlines()
+    loggers = {json.loads(line)["logger"] for line in lines if line.startswith("{")}
+    assert not any(name.startswith("apscheduler") for name in loggers), loggers
+    events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
+    after_pass = events[events.index("daemon.pass_done") + 1 :]
+    assert after_pass == ["daemon.stopping", "daemon.stopped"], after_pass

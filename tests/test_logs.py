@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import structlog
 
@@ -48,3 +49,44 @@ def test_stdlib_loggers_and_tracebacks_go_through_the_same_json_pipeline():
     rendered = json.dumps(lines[1])
     assert "boom ***" in rendered and "s3cret-value" not in rendered
     assert "locals" not in rendered
+
+
+def test_a_repository_done_is_one_short_line_on_a_terminal_and_complete_in_json():
+    counts = {
+        table: {"inserted": 0, "updated": 0, "unchanged": 1200, "deleted": 0}
+        for table in ("workflows", "branches", "commits", "jobs", "steps")
+    }
+    counts["workflowruns"] = {"inserted": 3, "updated": 1, "unchanged": 1196, "deleted": 0}
+    event = {
+        "counts": counts,
+        "requests_spent": 5,
+        "seconds": 1.2,
+        "backfill_pending": False,
+        "jobs_os_unknown": 0,
+        "error": None,
+        "ok": True,
+    }
+    console = io.StringIO()
+    logs.configure("info", stream=console, pretty=True)
+    structlog.get_logger("poller.test").info("sync.repo_done", **event)
+    [line] = re.sub(r"\x1b\[[0-9;]*m", "", console.getvalue()).splitlines()
+    assert "changed='workflowruns +3 ~1'" in line and "requests_spent=5" in line
+    assert "unchanged" not in line and "backfill_pending" not in line
+    assert len(line) < 200
+
+    lines = io.StringIO()
+    logs.configure("info", stream=lines, pretty=False)
+    structlog.get_logger("poller.test").info("sync.repo_done", **event)
+    assert json.loads(lines.getvalue())["counts"] == counts
+
+
+def test_apscheduler_is_quiet_unless_debugging():
+    stream = io.StringIO()
+    logs.configure("info", stream=stream, pretty=False)
+    logging.getLogger("apscheduler.executors.default").info('Running job "pass"')
+    logging.getLogger("apscheduler.scheduler").warning("Run time of job was missed")
+    [line] = stream.getvalue().splitlines()
+    assert "missed" in line
+    logs.configure("debug", stream=stream, pretty=False)
+    logging.getLogger("apscheduler.executors.default").info('Running job "pass"')
+    assert 'Running job \\"pass\\"' in stream.getvalue()
