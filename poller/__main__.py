@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -27,6 +28,7 @@ import structlog
 
 from poller import locks, logs, progress, shutdown, status, units
 from poller.config import (
+    DB_PASSWORD_ENV,
     Config,
     ConfigError,
     RepoConfig,
@@ -129,11 +131,28 @@ def open_for_writing(config: Config, secrets: Secrets) -> None:
             ensure_schema(db)
     except (peewee.PeeweeException, OSError) as error:
         code = error.args[0] if error.args else None
+        hint = database_hint(db, error, secrets)
         raise StartupError(
-            f"database {redact_url(config.database.url)}: {error}",
+            f"database {redact_url(config.database.url)}: {error}{hint}",
             EXIT_DATABASE,
             retryable=isinstance(error, peewee.OperationalError) and code in UNREACHABLE,
         ) from None
+
+
+def database_hint(db: peewee.Database, error: Exception, secrets: Secrets) -> str:
+    """What to do about a database error, where the error alone does not say it."""
+    code = error.args[0] if error.args else None
+    if isinstance(db, peewee.MySQLDatabase) and code == 1045 and not secrets.db_password:
+        return f" (no password was given: set {DB_PASSWORD_ENV}, or the db_password credential)"
+    text = str(error)
+    if isinstance(db, peewee.SqliteDatabase) and ("unable to open" in text or "readonly" in text):
+        where = Path(db.database).resolve()
+        return (
+            f" (the poller must be able to write {where.parent}: SQLite keeps "
+            f"{where.name}-wal and {where.name}-shm beside the database; make the directory "
+            "writable, or point [database] url elsewhere)"
+        )
+    return ""
 
 
 def wait_for_database(config: Config, secrets: Secrets) -> None:

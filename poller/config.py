@@ -7,6 +7,7 @@ errors: a typo such as ``max_run = 20`` must never be silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -217,9 +218,10 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
     def fail(where: str, problem: str) -> ConfigError:
         return ConfigError(f"{path}: {where}: {problem}")
 
+    known = [*SECTIONS, "repos", "orgs", "runner_os"]
     for key, value in document.items():
-        if key not in SECTIONS and key not in ("repos", "orgs", "runner_os"):
-            raise fail(f"[{key}]" if isinstance(value, dict) else key, "unknown key")
+        if key not in known:
+            raise fail(*_unknown(key, value, known))
 
     sections: dict[str, dict[str, Any]] = {}
     for section, checkers in SECTIONS.items():
@@ -258,6 +260,22 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         orgs=tuple(orgs),
         runner_os=label_os,
     )
+
+
+def _unknown(key: str, value: Any, known: list[str]) -> tuple[str, str]:
+    """Where and what: an unknown table is named as one (``[[repo]]``), with the known
+    name it is closest to."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        where, kind = f"[[{key}]]", "unknown table"
+    elif isinstance(value, dict):
+        where, kind = f"[{key}]", "unknown table"
+    else:
+        where, kind = key, "unknown key"
+    close = difflib.get_close_matches(key, known, n=1)
+    if not close:
+        return where, kind
+    suggestion = f"[[{close[0]}]]" if close[0] in ("repos", "orgs") else f"[{close[0]}]"
+    return where, f"{kind}; did you mean {suggestion}?"
 
 
 def _named_tables(

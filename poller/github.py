@@ -290,7 +290,7 @@ class GitHub:
         try:
             return dict(self.get(f"/repos/{full_name}", kind="repo").data)
         except github.BadCredentialsException:
-            raise AuthFailed(f"{full_name}: GitHub rejected the token (401)") from None
+            raise AuthFailed(f"{full_name}: {CREDENTIALS_REJECTED}") from None
         except github.UnknownObjectException:
             raise RepoNotFound(
                 f"{full_name}: repository not found (404), or the token cannot see it"
@@ -444,10 +444,18 @@ class GitHub:
         return jobs
 
 
+CREDENTIALS_REJECTED = (
+    "GitHub rejected the credentials (401): check GITHUB_TOKEN (or the github_token "
+    "credential), or [github] app_id, installation_id and private_key_file"
+)
+
+
 def describe(error: Exception) -> str:
     """One line for the log, whatever went wrong talking to GitHub."""
     if isinstance(error, GitHubError):
         return str(error)
+    if isinstance(error, GithubException) and error.status == 401:
+        return CREDENTIALS_REJECTED
     if isinstance(error, GithubException):
         message = (error.data or {}).get("message") if isinstance(error.data, dict) else None
         return f"GitHub answered {error.status}: {message or error.data}"

@@ -367,7 +367,14 @@ def open_database(
                     f"database {path} does not exist (shark-poller creates it on its first pass)"
                 )
             # A read-only connection: it cannot create, upgrade or write anything.
-            path = f"file:{Path(path).resolve()}?mode=ro"
+            resolved = Path(path).resolve()
+            mode = "mode=ro"
+            if not Path(f"{resolved}-wal").exists() and not os.access(resolved.parent, os.W_OK):
+                # Reading a WAL database needs its -shm file, which SQLite cannot create in
+                # a directory we may not write. No -wal file means no writer is connected
+                # (it would hold both), so the file is read as it stands.
+                mode = "immutable=1"
+            path = f"file:{resolved}?{mode}"
             options["uri"] = True
         elif path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

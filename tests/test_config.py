@@ -65,7 +65,9 @@ branches = ["main", "release"]
     [
         ('[github]\napi_ur = "x"\n' + MINIMAL, "[github].api_ur: unknown key"),
         ('[[repos]]\nname = "a/b"\nmax_run = 3\n', "[[repos]] #1.max_run: unknown key"),
-        ('[databse]\nurl = "x"\n' + MINIMAL, "[databse]: unknown key"),
+        ('[databse]\nurl = "x"\n' + MINIMAL, "[databse]: unknown table; did you mean [database]?"),
+        ('[[repo]]\nname = "a/b"\n', "[[repo]]: unknown table; did you mean [[repos]]?"),
+        ('[runner_os]\n"gpu-*" = "BSD"\n' + MINIMAL, "[runner_os]: 'gpu-*' = 'BSD': the OS must"),
         ('[[repos]]\nname = "a/b"\nmax_runs = 0\n', "max_runs: must be greater than 0"),
         ('[[repos]]\nname = "a/b"\nmax_runs = "ten"\n', "max_runs: must be a whole number"),
         ('[[repos]]\nname = "iree"\n', "name: must be 'owner/name'"),

@@ -70,7 +70,10 @@ def test_a_bad_database_url_is_one_line_and_exit_2(tmp_path, url: str, message: 
     ("text", "parts"),
     [
         ('[repos]\nname = "octo/demo"\n', ["[repos]:", "[[repos]]"]),
-        ("[schedual]\ninterval_minutes = 5\n" + REPOS, ["config.toml: [schedual]: unknown key"]),
+        (
+            "[schedual]\ninterval_minutes = 5\n" + REPOS,
+            ["config.toml: [schedual]: unknown table; did you mean [schedule]?"],
+        ),
         ("interval_minutes = 5\n" + REPOS, ["config.toml: interval_minutes: unknown key"]),
         ('[[repos]]\nname = "octo/demo"\ndocker_workflows = "docker"\n', ["docker_workflows"]),
     ],
