@@ -26,7 +26,7 @@ from poller.config import Config, RepoConfig
 from poller.github import GitHub, GitHubError, describe
 from poller.governor import Governor
 from poller.locks import LockLost
-from poller.runs import utcnow
+from poller.runs import backfill_pending, utcnow
 from poller.schedule import RepoSchedule
 from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync
 
@@ -173,6 +173,9 @@ def sync_repo(
         except shutdown.Interrupted:
             report.stopped = True
             log.info("sync.repo_stopped", reason="shutdown requested")
+            # Cut short, the sync never decided; the cursors say where the history stands.
+            with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
+                report.backfill_pending = backfill_pending(repo)
         except peewee.PeeweeException as error:
             report.error, report.database_failed = f"database: {error}", True
             log.error("sync.repo_failed", error=report.error)

@@ -70,6 +70,16 @@ def from_cursor(position: str | None) -> datetime | None:
     return datetime.fromisoformat(position) if position else None
 
 
+def backfill_pending(repo: RepoConfig) -> bool:
+    """Whether the stored history still lacks runs that the repository's bounds want, as
+    the cursors say (what ``status`` shows), however the pass ended."""
+    oldest = from_cursor(store.get_cursor(repo.name, OLDEST))
+    if oldest is None:
+        return True
+    reached = store.get_cursor(repo.name, HISTORY_START) == REACHED
+    return backfill_done(repo, oldest, reached, run_store.count_runs(repo.name)) is None
+
+
 def backfill_done(
     repo: RepoConfig, oldest: datetime, history_reached: bool, stored: int
 ) -> str | None:
@@ -124,6 +134,9 @@ class RunDiscovery:
         self.room: int | None = None
         # Whether a run new to us shows a push (see sync.RepoSync.run).
         self.pushed = False
+        # Runs counted in the report already: listings overlap (the backfill's boundary
+        # second, windows primed after the backfill), and a run is counted once a pass.
+        self.counted: set[int] = set()
 
     def run(self, repo_created: datetime) -> None:
         stretch = self.stretch()
@@ -363,9 +376,11 @@ class RunDiscovery:
         if stored is None:
             stored = run_store.stored_runs([run["id"] for run in runs])
         run_rows, job_rows, attempt_rows, step_rows = [], [], [], []
+        unmoved = 0
         for index, run in enumerate(runs):
             old = stored.get(run["id"])
             if old is not None and not run_moved(old, run):
+                unmoved += run["id"] not in self.counted
                 continue
             self.pushed = self.pushed or (old is None and run.get("event") in PUSH_EVENTS)
             shutdown.check()
@@ -402,7 +417,8 @@ class RunDiscovery:
             cursors,
             self.now,
         )
-        counts["workflowruns"].unchanged += len(runs) - len(run_rows)
+        counts["workflowruns"].unchanged += unmoved
+        self.counted.update(run["id"] for run in runs)
         for table, table_counts in counts.items():
             self.report.counts[table].add(table_counts)
         self.progress.advance(stored=len(runs))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from fake_github import FakeGitHub, FakeRepo
 from poller.models import Branch, Commit, Job, Repo, Workflow, WorkflowRun
-from support import PollerSetup, snapshot
+from support import PollerSetup, repo_done_events, snapshot
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LONG_BRANCH = "feature/" + "b" * 247  # GitHub's maximum: 255 characters
@@ -237,3 +237,23 @@ def test_unauthenticated_pass_says_so_in_one_line(fake: FakeGitHub, poller: Poll
     lines = [line for line in result.stderr.splitlines() if "unauthenticated" in line]
     assert len(lines) == 1
     assert "60 requests an hour" in lines[0]
+
+
+def test_each_run_counts_once_a_pass(fake: FakeGitHub, poller: PollerSetup):
+    """Listings overlap (the backfill restarts at its boundary second, the windows are
+    primed after it): a 250-run backfill inserted 250 and called 251 unchanged."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    for i in range(250):
+        fake.add_run(repo, ci, created=NOW - timedelta(days=5, minutes=20 * i))
+    poller.repos = [{"name": "octo/demo"}]
+    first = poller.run()
+    assert first.returncode == 0, first.stderr
+    [done] = repo_done_events(first.stderr)
+    runs = done["counts"]["workflowruns"]
+    assert (runs["inserted"], runs["unchanged"]) == (250, 0)
+    second = poller.run()
+    [done] = repo_done_events(second.stderr)
+    runs = done["counts"]["workflowruns"]
+    assert (runs["inserted"], runs["updated"], runs["unchanged"]) == (0, 0, 250)

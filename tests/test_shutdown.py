@@ -5,6 +5,7 @@ and the exit status says what happened: 0 for the daemon, 130/143 for an interru
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -167,3 +168,19 @@ def test_stop_while_connecting_to_a_database_that_never_answers(
     silent.close()
     assert (code, seconds < 2) == (143, True), process.text()
     assert "Traceback" not in process.text()
+
+
+def test_an_interrupted_backfill_reports_itself_pending_as_status_does(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    demo_repo(fake, runs=600)
+    poller.repos = [{"name": "octo/demo"}]
+    fake.latency = 0.003
+    process = LogTail(poller.popen("--once"))
+    wait_until(lambda: fake.count("/jobs") >= 150)
+    code, _ = stop_timed(process, signal.SIGINT)
+    assert code == 130, process.text()[-2000:]
+    [done] = process.events("sync.repo_done")
+    assert done["backfill_pending"] is True
+    status = poller.run("status", "--json")
+    assert json.loads(status.stdout)["repos"][0]["backfill"].startswith("pending")
