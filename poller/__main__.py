@@ -1,9 +1,12 @@
 """The command line: ``python -m poller [--once]`` and ``python -m poller status``.
 
-Exit codes: 0 every repository synced; 1 at least one repository failed (the others were
-still synced); 2 the configuration or the command line is wrong; 3 the database could not
-be opened or upgraded; 130 or 143 a ``--once`` stopped by SIGINT or SIGTERM before it
-finished. Every error is one line on stderr.
+Exit codes: 0 every repository synced; 1 at least one repository or organisation failed
+(the others were still synced); 2 the configuration or the command line is wrong; 3 the
+database could not be opened or upgraded; 75 (EX_TEMPFAIL) nothing failed, but another
+process held the lock of at least one repository, which was not synced: try later; 130
+or 143 a ``--once`` stopped by SIGINT or SIGTERM before it finished. ``status`` exits 0
+when every repository's last pass succeeded, 1 when one failed or never ran, 3 when the
+database cannot be read. Every error is one line on stderr.
 
 The daemon waits for a database it cannot reach yet (a VM that boots before it, a
 failover), with backoff, and exits 3 only for what waiting cannot fix: credentials, a
@@ -19,6 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -44,6 +48,7 @@ from poller.schema import ensure_schema
 from poller.sync import PassOptions, RepoReport
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
+EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later
 # status asks GitHub for the rate limit left, and must not wait long for it.
 STATUS_GITHUB_TIMEOUT_SECONDS = 3.0
 
@@ -115,7 +120,23 @@ def load_settings(args: argparse.Namespace) -> tuple[Config, Secrets]:
     except ConfigError as error:
         raise StartupError(str(error), EXIT_CONFIG) from None
     logs.configure(args.log_level, secrets=[secrets.github_token, secrets.db_password])
+    warn_about(config)
     return config, secrets
+
+
+def warn_about(config: Config) -> None:
+    """Settings that are valid but almost surely not meant: said once, at start."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    bounded = [(repo.name, repo.since) for repo in config.repos]
+    bounded += [(f"{org.name}/*", org.template.since) for org in config.orgs]
+    for name, since in bounded:
+        if since is not None and since > now:
+            log.warning(
+                "config.since_in_future",
+                repo=name,
+                since=since.date().isoformat(),
+                message="no run can be that new: the history stays empty until then",
+            )
 
 
 def open_for_writing(config: Config, secrets: Secrets) -> None:
@@ -215,7 +236,10 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
         # `status | head`: the reader has what it wanted. Python would otherwise complain
         # again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return EXIT_OK
+    # For a health check or a cron mail: 1 when any repository's last pass failed, or
+    # none has run yet.
+    unwell = any(repo["last_error"] or not repo["last_success"] for repo in report["repos"])
+    return EXIT_REPO_FAILED if unwell else EXIT_OK
 
 
 def run_once(config: Config, secrets: Secrets) -> int:
@@ -263,7 +287,9 @@ def run_once(config: Config, secrets: Secrets) -> int:
         requests_not_modified=gh.stats.not_modified,
         rate_limit_remaining=gh.stats.rate_remaining,
     )
-    return EXIT_REPO_FAILED if failed else EXIT_OK
+    if failed:
+        return EXIT_REPO_FAILED
+    return EXIT_SKIPPED if skipped else EXIT_OK
 
 
 def exit_on_signal(signum: int, _: FrameType | None) -> None:

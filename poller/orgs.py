@@ -56,6 +56,14 @@ def resolve(config: Config, gh: GitHub) -> tuple[list[RepoConfig], dict[str, str
             failed[org.name] = describe(error)
             log.error("sync.org_failed", org=org.name, error=failed[org.name])
             continue
+        if not any(wanted(org, item) for item in listing):
+            # Nothing to follow is a mistake to say out loud, not a pass that did nothing.
+            failed[org.name] = (
+                f"{org.name}: no repository matches include {list(org.include)} and exclude "
+                f"{list(org.exclude)} ({len(listing)} listed, archived ones skipped)"
+            )
+            log.error("sync.org_failed", org=org.name, error=failed[org.name])
+            continue
         found = org_repos(org, listing, named)
         log.info("sync.org_listed", org=org.name, listed=len(listing), followed=len(found))
         repos += found

@@ -115,7 +115,14 @@ def resolve_repos(
         return list(config.repos)
     with clients.client() as gh:
         repos, failed = orgs.resolve(config, gh)
-    reports += [RepoReport(f"{org}/*", error=error) for org, error in failed.items()]
+    now = utcnow()
+    for org in config.orgs:
+        # As ``org/*`` in sync_status, so that status shows an organisation that failed.
+        report = RepoReport(f"{org.name}/*", error=failed.get(org.name))
+        if report.error:
+            reports.append(report)
+        with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
+            store.record_org(report.repo, now, report.error)
     return repos
 
 

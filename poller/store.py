@@ -259,6 +259,17 @@ def mark_forced(repo: str, sha: str) -> None:
 
 
 @unit_of_work
+def record_org(name: str, now: datetime, error: str | None) -> None:
+    """An organisation's listing failed (kept, for status), or worked (forgotten)."""
+    if error is None:
+        SyncStatus.delete().where(SyncStatus.repo == name).execute()
+        return
+    record_pass(
+        name, now, error=error, requests_spent=0, requests_not_modified=0, rate_remaining=None
+    )
+
+
+@unit_of_work
 def record_pass(
     repo: str,
     now: datetime,

@@ -4,6 +4,7 @@ exit status, readers never write, and the small things a terminal or a pipe show
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -207,3 +208,51 @@ def test_sqlite_lock_files_are_ignored_by_git():
         cwd=REPO_ROOT,
     )
     assert ignored.returncode == 0
+
+
+def test_exit_codes_say_what_a_pass_did(fake: FakeGitHub, poller: PollerSetup, tmp_path):
+    """0 all synced; 75 another process held a repository, so it was not synced (try
+    later); 1 a failure, an organisation with nothing to follow included. status: 0 when
+    every last pass succeeded, 1 when one failed or none has run."""
+    from poller import locks
+
+    repo = fake.add_repo("octo/demo")
+    fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run("status").returncode == 3  # no database yet
+    assert poller.run().returncode == 0
+    assert poller.run("status").returncode == 0
+
+    holder = locks.for_database(poller.database.url, poller.database.password)
+    assert holder.acquire("octo/demo")  # the other poller, mid-sync
+    try:
+        skipped = poller.run()
+    finally:
+        holder.close()
+    assert skipped.returncode == 75, skipped.stderr
+    assert '"sync.repo_skipped"' in skipped.stderr
+
+    fake.add_repo("empty-org/archive").archived = True
+    poller.orgs = [{"name": "empty-org"}]
+    result = poller.run()
+    assert result.returncode == 1
+    assert "empty-org: no repository matches include ['*']" in result.stderr
+    status = poller.run("status", "--json")
+    assert status.returncode == 1
+    rows = {row["repo"]: row for row in json.loads(status.stdout)["repos"]}
+    assert "no repository matches" in rows["empty-org/*"]["last_error"]
+
+    poller.orgs = []
+    poller.repos = [{"name": "octo/demo"}, {"name": "octo/later"}]
+    assert poller.run("status").returncode == 1  # octo/later has never run
+
+
+def test_a_since_in_the_future_is_warned_about(fake: FakeGitHub, poller: PollerSetup):
+    repo = fake.add_repo("octo/demo")
+    fake.add_commit(repo, "main")
+    poller.repos = [{"name": "octo/demo", "since": "2999-01-01"}]
+    result = poller.run()
+    assert result.returncode == 0
+    [warning] = [json.loads(line) for line in result.stderr.splitlines() if "since_in" in line]
+    assert (warning["repo"], warning["since"]) == ("octo/demo", "2999-01-01")
