@@ -6,6 +6,7 @@ only what a committed page stored, so a long first page shows movement at once.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -18,13 +19,22 @@ from tqdm import tqdm
 log = structlog.get_logger(__name__)
 
 
+# A pseudo-terminal with no size (``script -c``, some CI runners and SSH sessions) says it
+# is 0 by 0: tqdm would trim the bar to no columns, and hide it below row 0.
+SIZELESS_COLUMNS, SIZELESS_ROWS = 100, 50
+
+
 class Progress(Protocol):
     def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None: ...
+    def expect(self, more: int) -> None: ...
     def close(self) -> None: ...
 
 
 class NoProgress:
     def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
+        pass
+
+    def expect(self, more: int) -> None:
         pass
 
     def close(self) -> None:
@@ -55,6 +65,7 @@ class BarProgress:
         with self.lines_lock:
             self.line = min(set(range(len(self.lines) + 1)) - self.lines)
             self.lines.add(self.line)
+        size = terminal_size()
         self.bar = tqdm(
             desc=repo,
             unit=" runs",
@@ -62,6 +73,8 @@ class BarProgress:
             leave=True,
             mininterval=0.5,
             position=self.line,
+            ncols=None if size.columns else SIZELESS_COLUMNS,
+            nrows=None if size.lines else SIZELESS_ROWS,
         )
 
     def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
@@ -73,6 +86,12 @@ class BarProgress:
             refresh=False,
         )
         self.bar.update(jobs)
+
+    def expect(self, more: int) -> None:
+        """``more`` runs are still to fetch (a backfill's listing says how many): the
+        bar gets a total, and so an ETA."""
+        self.bar.total = self.bar.n + more
+        self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
@@ -89,6 +108,7 @@ class LogProgress:
         self.requests = requests
         self.every = every_seconds
         self.counters = Counters()
+        self.expected: int | None = None  # runs to fetch in all, once a listing says
         self.started = time.monotonic()
         self.closed = threading.Event()
         self.timer = threading.Thread(target=self._tick, name="progress", daemon=True)
@@ -96,6 +116,9 @@ class LogProgress:
 
     def advance(self, *, listed: int = 0, jobs: int = 0, stored: int = 0) -> None:
         self.counters.add(listed, jobs, stored)
+
+    def expect(self, more: int) -> None:
+        self.expected = self.counters.jobs + more
 
     def _tick(self) -> None:
         while not self.closed.wait(self.every):
@@ -106,12 +129,21 @@ class LogProgress:
                 runs_listed=self.counters.listed,
                 runs_stored=self.counters.stored,
                 jobs_fetched=self.counters.jobs,
+                jobs_expected=self.expected,
                 requests=self.requests(),
                 seconds=round(seconds, 1),
             )
 
     def close(self) -> None:
         self.closed.set()
+
+
+def terminal_size() -> os.terminal_size:
+    """The size of the terminal on stderr; 0 by 0 when it has none."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return os.terminal_size((0, 0))
 
 
 def for_terminal(

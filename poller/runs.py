@@ -267,9 +267,15 @@ class RunDiscovery:
         newest first, the next listing simply starts at the oldest run reached (that
         second is listed again, for runs that share it). No request is wasted on probes.
         """
+        expecting = True
         while True:
             first = self.gh.runs_first_page(self.name, low, high)
             total = int(first.data.get("total_count", 0))
+            if expecting:
+                # The whole backfill, within the bounds: what a progress bar's total is.
+                room = self.room if self.room is not None else total
+                self.progress.expect(min(total, room, self.budget or total))
+                expecting = False
             previous: datetime | None = None
             for page in self.window_pages(first, max_pages=RESULT_CAP // PER_PAGE):
                 for run in page:

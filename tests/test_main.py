@@ -256,3 +256,39 @@ def test_a_since_in_the_future_is_warned_about(fake: FakeGitHub, poller: PollerS
     assert result.returncode == 0
     [warning] = [json.loads(line) for line in result.stderr.splitlines() if "since_in" in line]
     assert (warning["repo"], warning["since"]) == ("octo/demo", "2999-01-01")
+
+
+def test_progress_shows_on_a_terminal_with_no_size_with_its_total(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    """A pseudo-terminal that reports 0 columns (script -c, CI runners, some SSH
+    sessions) got an empty bar and no timed events. The bar now has a width, and the
+    backfill's listing gives it a total."""
+    import pty
+
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    for i in range(250):
+        fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(days=5, minutes=20 * i))
+    fake.latency = 0.004
+    poller.repos = [{"name": "octo/demo"}]
+    master, slave = pty.openpty()
+    assert os.get_terminal_size(slave).columns == 0
+    process = subprocess.Popen(
+        poller.command("--once"), env=poller.env(), stderr=slave, cwd=poller.tmp_path
+    )
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=60) == 0
+    os.close(master)
+    text = output.decode(errors="replace")
+    assert "octo/demo" in text and "/250" in text, text[-2000:]
