@@ -129,9 +129,11 @@ def configure(
     pygithub.handlers.clear()
     pygithub.setLevel(logging.NOTSET)
     # APScheduler logs every wake-up at info ("Running job", "executed successfully"):
-    # 11,500 lines a day at one wake-up per 15 s. Only its warnings matter, unless
-    # debugging; a wake-up with nothing due logs nothing.
-    quiet = logging.NOTSET if level == "debug" else logging.WARNING
+    # 11,500 lines a day at one wake-up per 15 s. Its warnings are a missed run and a
+    # wake-up during a pass ("maximum number of running instances reached", every 15 s
+    # of a long pass), which the daemon's listeners report as its own events. So only
+    # its errors, unless debugging: a wake-up with nothing due logs nothing.
+    quiet = logging.NOTSET if level == "debug" else logging.ERROR
     logging.getLogger("apscheduler").setLevel(quiet)
     structlog.configure(
         processors=[

@@ -195,7 +195,7 @@ def test_rejected_token_is_logged_per_repository(fake: FakeGitHub, poller: Polle
     poller.repos = [{"name": "octo/demo"}]
     result = poller.run(GITHUB_TOKEN="ghp_not_the_right_token_000000000000")
     assert result.returncode == 1
-    assert "rejected the token (401)" in result.stderr
+    assert "rejected the credentials (401): check GITHUB_TOKEN" in result.stderr
     assert "ghp_not_the_right_token" not in result.stderr
 
 

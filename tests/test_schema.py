@@ -227,6 +227,7 @@ def test_pollers_started_together_on_a_fresh_database_all_succeed(
         ]
         for process in processes:
             _, stderr = process.communicate(timeout=120)
-            assert process.returncode == 0, f"round {round_number}: {stderr}"
+            # 75: the repository was another poller's this time, which is no failure.
+            assert process.returncode in (0, 75), f"round {round_number}: {stderr}"
         with fresh.open() as db:
             assert db.execute_sql("SELECT COUNT(*) FROM workflowruns").fetchone() == (1,)

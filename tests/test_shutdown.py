@@ -147,7 +147,7 @@ def test_an_unreachable_github_costs_seconds_not_minutes(tmp_path, poller: Polle
     started = time.monotonic()
     status = poller.run("status")
     assert time.monotonic() - started < 6
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 1, status.stderr  # every repository's last pass failed
     assert "octo/r9" in status.stdout and "GitHub rate limit: unknown" in status.stdout
     assert "not tried" in status.stdout
 
@@ -166,7 +166,8 @@ def test_stop_while_connecting_to_a_database_that_never_answers(
     assert process.process.poll() is None
     code, seconds = stop_timed(process, signal.SIGTERM)
     silent.close()
-    assert (code, seconds < 2) == (143, True), process.text()
+    # A daemon's stop is 0 for systemd, while it waits for its database too.
+    assert (code, seconds < 2) == (143 if mode == "--once" else 0, True), process.text()
     assert "Traceback" not in process.text()
 
 

@@ -98,7 +98,7 @@ def test_interactive_once_shows_a_progress_bar(fake: FakeGitHub, poller: PollerS
         output += chunk
     assert process.wait(timeout=60) == 0
     text = output.decode(errors="replace")
-    assert "octo/demo: " in text and "150 runs" in text  # tqdm's bar
+    assert "octo/demo: " in text and "150/150" in text  # tqdm's bar, with its total
     assert '"event"' not in text  # a terminal gets readable lines, not JSON
 
 
