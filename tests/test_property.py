@@ -5,8 +5,10 @@ The passes run in-process (``sync.run_pass``) for speed, against the same fake G
 HTTP, the real PyGithub client and real databases that the subprocess tests use.
 
 The generated changes stay within what the design promises to see: runs may show up
-late by up to the lookback window, and a run anywhere in the re-run horizon may be re-run,
-and finish, between two passes. Passes re-read half the horizon's older windows each, as
+late by up to the lookback window, and a run anywhere in the re-run horizon may be re-run
+(whole, or its failed jobs only), and finish, between two passes. Jobs are as real fleets
+make them: IREE's runner labels, a GPU label that names no OS, skipped jobs, and jobs
+that pass while the run fails. Passes re-read half the horizon's older windows each, as
 the daemon spreads its sweep, so the sweep's rotation is part of what is checked: the
 sequence ends with two passes, one full sweep.
 """
@@ -19,14 +21,24 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fake_github import FakeGitHub
+from fake_github import FakeGitHub, JobSpec
 from poller import config as config_module
 from poller.passes import connect_github, run_pass
 from poller.schema import ensure_schema
 from poller.sync import PassOptions
 from support import PollerSetup, mirror
 
-LABELS = [["ubuntu-22.04"], ["windows-2022"], ["macos-14"], ["self-hosted", "Linux"]]
+LABELS = [
+    ["ubuntu-22.04"],
+    ["windows-2022"],
+    ["macos-14"],
+    ["self-hosted", "Linux"],
+    JobSpec(["azure-windows-scale"], name="windows_x64_msvc"),
+    JobSpec(["ah-ubuntu_22_04-c7g_4x-50"], name="linux_arm64_clang"),
+    JobSpec(["nodai-amdgpu-mi300-x86-64"], name="test_mi300", queue_seconds=900),
+    JobSpec([], name="publish_website", conclusion="skipped"),
+    JobSpec(["ubuntu-24.04"], name="lint", conclusion="success"),
+]
 EXAMPLES = itertools.count()
 
 new_run = st.tuples(
@@ -35,11 +47,13 @@ new_run = st.tuples(
     st.sampled_from(["completed", "in_progress", "queued"]),
     st.integers(1, 2 * 24 * 60),  # minutes ago: within the lookback
     st.lists(st.sampled_from(LABELS), max_size=3),
+    st.sampled_from(["success", "failure"]),
 )
 change = st.one_of(
     new_run,
     st.tuples(st.just("complete"), st.integers(0, 50), st.sampled_from(["success", "failure"])),
     st.tuples(st.just("rerun"), st.integers(0, 50), st.booleans()),
+    st.tuples(st.just("rerun_failed"), st.integers(0, 50), st.booleans()),
     st.tuples(st.just("commit"), st.sampled_from(["main", "dev"])),
     st.tuples(st.just("branch"), st.integers(0, 3)),
     st.tuples(st.just("delete_branch"), st.integers(0, 3)),
@@ -54,12 +68,13 @@ def apply(fake: FakeGitHub, repo, workflows: list[int], step: tuple) -> None:
     runs = sorted(repo.runs)
     kind = step[0]
     if kind == "run":
-        _, workflow, status, minutes, labels = step
+        _, workflow, status, minutes, labels, conclusion = step
         fake.add_run(
             repo,
             workflows[workflow],
             created=now - timedelta(minutes=minutes),
             status=status,
+            conclusion=conclusion,
             labels=labels,
         )
     elif kind == "complete" and runs:
@@ -71,6 +86,10 @@ def apply(fake: FakeGitHub, repo, workflows: list[int], step: tuple) -> None:
         if repo.runs[run]["status"] == "completed":
             # Finished at once (a quick re-run between two passes), or left running.
             fake.rerun(repo, run, at=now, conclusion="success" if step[2] else None)
+    elif kind == "rerun_failed" and runs:
+        run = runs[step[1] % len(runs)]
+        if repo.runs[run]["status"] == "completed" and repo.runs[run]["conclusion"] == "failure":
+            fake.rerun_failed_jobs(repo, run, at=now, conclusion="success" if step[2] else None)
     elif kind == "commit" and step[1] in repo.branches:
         fake.add_commit(repo, step[1], message=f"change {len(repo.commits)} ✨")
     elif kind == "branch":
