@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from fake_github import FakeGitHub
+from poller.cache import HttpCacheStore
 from poller.models import HttpCache, WorkflowRun
 from support import PollerSetup, mirror, repo_done_events
 
@@ -65,9 +68,17 @@ def test_an_idle_pass_costs_no_rate_limited_request(fake: FakeGitHub, poller: Po
     assert fake.count("/jobs") == 1
     assert fake.count() <= 4
     with poller.database.open():
-        assert HttpCache.select().count() >= 6
-        assert all(poller.token not in row.key for row in HttpCache.select())
-    assert fresh
+        assert WorkflowRun.get(WorkflowRun.gitid == fresh).status == "completed"
+        rows = list(HttpCache.select())
+        assert len(rows) >= 6
+        # Every ETag is kept under this token's identity (GitHub's ETags are per token),
+        # and the token itself is stored nowhere, bodies included.
+        identity = hashlib.sha256(f"token:{poller.token}".encode()).hexdigest()[:32]
+        assert all(row.key == HttpCacheStore(identity).key(row.url) for row in rows)
+        stored = "".join(
+            f"{row.key}{row.url}{row.etag}{zlib.decompress(row.body).decode()}" for row in rows
+        )
+        assert poller.token not in stored
 
 
 @pytest.mark.parametrize("max_wait", [60, 0.5], ids=["inside-pygithub", "between-requests"])
