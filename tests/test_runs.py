@@ -44,9 +44,13 @@ def test_quick_reruns_of_old_runs_are_mirrored_with_their_attempts(
     assert fake.count() == 6
 
     with poller.database.open():
-        for run in old.values():
+        for days, run in old.items():
             row = WorkflowRun.get(WorkflowRun.gitid == run)
             assert (row.runattempt, row.conclusion, row.os) == (2, "success", "macOS")
+            # The re-run's own wait (its job started 10 s after it was asked for), not
+            # the days since the run was created; createtime stays the creation.
+            assert row.queuetime == 10
+            assert row.createtime == (NOW - timedelta(days=days)).replace(tzinfo=None)
             attempts = {
                 a.attempt: a.conclusion
                 for a in WorkflowRunAttempt.select().where(WorkflowRunAttempt.runid == run)
