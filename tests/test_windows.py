@@ -125,8 +125,11 @@ def test_blocks_of_quiet_days_tile_the_range(counts: dict[date, int], a, b, keep
     for window in cut:
         assert low <= window.low < window.high <= high
         if window.high - window.low > windows.DAY:
-            days = (window.high - window.low).days + 1
-            held = [window.low.date() + timedelta(days=i) for i in range(days)]
+            # The days the window covers; its high end is exclusive, often a midnight.
+            held, day = [], windows.floor_day(window.low)
+            while day < window.high:
+                held.append(day.date())
+                day += windows.DAY
             assert sum(counts.get(day, 0) for day in held) <= windows.TARGET_RUNS
             assert window.high <= MERGE
     # Every stored run, and everything after ``keep``, is inside a window.
