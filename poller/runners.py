@@ -17,16 +17,13 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from poller import run_store, runner_os, store
+from poller import cursors, run_store, runner_os, store
 from poller.github import GitHub
 from poller.runner_os import LabelMap, Runner
 from poller.transform import Payload, skipped
 
 log = structlog.get_logger(__name__)
 
-# When each scope last refused to list its runners (ISO time).
-REPO_RUNNERS_REFUSED = "runners.repo_refused"
-ORG_RUNNERS_REFUSED = "runners.org_refused"
 ASK_AGAIN_AFTER = timedelta(days=1)
 
 
@@ -41,8 +38,8 @@ class RunnerDirectory:
         owner = repo.split("/")[0]
         # Scope, its refusal cursor, and its runners once read (None: not read yet).
         self.scopes: list[tuple[str, str]] = [
-            (f"repos/{repo}", REPO_RUNNERS_REFUSED),
-            (f"orgs/{owner}", ORG_RUNNERS_REFUSED),
+            (f"repos/{repo}", cursors.REPO_RUNNERS_REFUSED),
+            (f"orgs/{owner}", cursors.ORG_RUNNERS_REFUSED),
         ]
         self.read: dict[str, list[Runner]] = {}
         self.known: dict[int, str | None] = {}

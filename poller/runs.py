@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from poller import run_store, shutdown, store, transform, windows
+from poller import cursors, run_store, shutdown, store, transform, windows
 from poller.config import RepoConfig, SyncConfig
 from poller.github import PER_PAGE, RESULT_CAP, GitHub, GitHubError, Response
 from poller.progress import Progress
@@ -47,12 +47,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-NEWEST = "runs.newest"
-OLDEST = "runs.oldest"
-HISTORY_START = "runs.history_start"
-SWEEP = "runs.sweep"
-SWEEP_CREDIT = "runs.sweep_credit"  # windows earned toward the next slice
-REACHED = "reached"
 SECOND = timedelta(seconds=1)
 # Events whose runs mean that something was pushed (branches, commits, workflow files).
 PUSH_EVENTS = frozenset({"push", "pull_request", "pull_request_target", "merge_group"})
@@ -73,10 +67,10 @@ def from_cursor(position: str | None) -> datetime | None:
 def backfill_pending(repo: RepoConfig) -> bool:
     """Whether the stored history still lacks runs that the repository's bounds want, as
     the cursors say (what ``status`` shows), however the pass ended."""
-    oldest = from_cursor(store.get_cursor(repo.name, OLDEST))
+    oldest = from_cursor(store.get_cursor(repo.name, cursors.RUNS_OLDEST))
     if oldest is None:
         return True
-    reached = store.get_cursor(repo.name, HISTORY_START) == REACHED
+    reached = store.get_cursor(repo.name, cursors.RUNS_HISTORY_START) == cursors.HISTORY_REACHED
     return backfill_done(repo, oldest, reached, run_store.count_runs(repo.name)) is None
 
 
@@ -150,8 +144,8 @@ class RunDiscovery:
     # --- where the pass stands ---
 
     def stretch(self) -> Stretch:
-        newest = from_cursor(store.get_cursor(self.name, NEWEST))
-        oldest = from_cursor(store.get_cursor(self.name, OLDEST))
+        newest = from_cursor(store.get_cursor(self.name, cursors.RUNS_NEWEST))
+        oldest = from_cursor(store.get_cursor(self.name, cursors.RUNS_OLDEST))
         if newest is None or oldest is None:
             # First sight: nothing is stored yet, so the stored stretch is empty at "now".
             newest = oldest = self.now
@@ -175,14 +169,17 @@ class RunDiscovery:
         """This pass's share of the older windows, continuing where the last pass stopped."""
         if not older:
             return []
-        saved = store.get_cursor(self.name, SWEEP_CREDIT)
+        saved = store.get_cursor(self.name, cursors.RUNS_SWEEP_CREDIT)
         credit = float(saved) if saved else windows.sweep_phase(self.name)
         count, credit = windows.sweep_count(len(older), self.sweep_share, credit)
-        position = from_cursor(store.get_cursor(self.name, SWEEP))
+        position = from_cursor(store.get_cursor(self.name, cursors.RUNS_SWEEP))
         chosen, following = windows.sweep_slice(older, position, count)
         store.set_cursors(
             self.name,
-            {SWEEP: to_cursor(following) if following else "", SWEEP_CREDIT: f"{credit:.6f}"},
+            {
+                cursors.RUNS_SWEEP: to_cursor(following) if following else "",
+                cursors.RUNS_SWEEP_CREDIT: f"{credit:.6f}",
+            },
             self.now,
         )
         return chosen
@@ -197,7 +194,9 @@ class RunDiscovery:
             # that is everything created before the listing began.
             covered = high or self.now
             store.set_cursors(
-                self.name, {NEWEST: to_cursor(covered), OLDEST: to_cursor(oldest)}, self.now
+                self.name,
+                {cursors.RUNS_NEWEST: to_cursor(covered), cursors.RUNS_OLDEST: to_cursor(oldest)},
+                self.now,
             )
 
     def check_windows(self, chosen: list[Window]) -> None:
@@ -241,7 +240,9 @@ class RunDiscovery:
 
     def backfill_runs(self, oldest: datetime, repo_created: datetime) -> None:
         """Store runs created before ``oldest``, newest first, within the budget and bounds."""
-        history_reached = store.get_cursor(self.name, HISTORY_START) == REACHED
+        history_reached = (
+            store.get_cursor(self.name, cursors.RUNS_HISTORY_START) == cursors.HISTORY_REACHED
+        )
         stored = run_store.count_runs(self.name)
         if backfill_done(self.repo, oldest, history_reached, stored):
             return
@@ -255,9 +256,9 @@ class RunDiscovery:
             if not self.backfill_page(page):
                 return
         # The listing is exhausted: the stored stretch now reaches the lower bound.
-        bounds = {OLDEST: to_cursor(low)}
+        bounds = {cursors.RUNS_OLDEST: to_cursor(low)}
         if self.repo.since is None:
-            bounds[HISTORY_START] = REACHED
+            bounds[cursors.RUNS_HISTORY_START] = cursors.HISTORY_REACHED
         store.set_cursors(self.name, bounds, self.now)
 
     def pages_newest_first(self, low: datetime, high: datetime) -> Iterator[list[dict[str, Any]]]:
@@ -312,7 +313,11 @@ class RunDiscovery:
             kept.append(run)
             if self.budget is not None and len(kept) >= self.budget:
                 break
-        stored_now = self.store_runs(kept, backfill_cursor=OLDEST, stored=known) if kept else kept
+        stored_now = (
+            self.store_runs(kept, backfill_cursor=cursors.RUNS_OLDEST, stored=known)
+            if kept
+            else kept
+        )
         if len(stored_now) < len(kept):
             return False  # deferred: the rate-limit reserve is reached
         if self.room is not None and self.room <= 0:
@@ -412,15 +417,15 @@ class RunDiscovery:
             attempt_rows += [
                 {**row, "repo": self.name} for row in transform.attempt_rows(run, jobs, earlier)
             ]
-        cursors = {}
+        positions: dict[str, str] = {}
         created = [t for run in runs if (t := transform.parse_time(run.get("created_at")))]
         if backfill_cursor is not None and created:
-            cursors[backfill_cursor] = to_cursor(min(created))
+            positions[backfill_cursor] = to_cursor(min(created))
         head_commits = [row for run in runs if (row := transform.head_commit_row(run, self.name))]
         counts = run_store.save_run_page(
             self.name,
             run_store.RunPage(run_rows, job_rows, attempt_rows, step_rows, head_commits),
-            cursors,
+            positions,
             self.now,
         )
         counts["workflowruns"].unchanged += unmoved

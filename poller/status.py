@@ -14,16 +14,17 @@ from typing import Any
 import peewee
 
 from poller.config import Config, RepoConfig
+from poller.cursors import HISTORY_REACHED, RUNS_HISTORY_START, RUNS_OLDEST
 from poller.github import GitHub, describe
 from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
-from poller.runs import HISTORY_START, OLDEST, REACHED, backfill_done
+from poller.runs import backfill_done
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
-    oldest = cursors.get(OLDEST)
+    oldest = cursors.get(RUNS_OLDEST)
     if oldest is None:
         return "not started"
-    reached = cursors.get(HISTORY_START) == REACHED
+    reached = cursors.get(RUNS_HISTORY_START) == HISTORY_REACHED
     done = backfill_done(repo, datetime.fromisoformat(oldest), reached, stored)
     if done:
         return f"done ({done})"

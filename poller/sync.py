@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from poller import run_store, runner_os, shutdown, store, transform
+from poller import cursors, run_store, runner_os, shutdown, store, transform
 from poller.config import Config, RepoConfig
 from poller.github import GitHub
 from poller.locks import NoLocks, RepoLocks
@@ -26,11 +26,7 @@ from poller.store import Counts
 log = structlog.get_logger(__name__)
 
 HTTP_CACHE_DAYS = timedelta(days=7)
-REPO_CREATED = "repo.created"
-METADATA = "repo.metadata"  # when the repository, workflows and branches were last read
-PUSHED = "repo.pushed_at"  # the organisation listing's pushed_at at that read
 METADATA_AT_LEAST = timedelta(days=1)  # how often, when pushed_at tells what changed
-LABEL_MAP = "runner_os.map"  # the label map the stored jobs' OSes were last resolved by
 TABLES = (
     "workflows",
     "branches",
@@ -147,7 +143,7 @@ class RepoSync:
                 self.gh, self.name, self.config.label_map(self.repo), self.now
             ).job_os,
         )
-        created = from_cursor(store.get_cursor(self.name, REPO_CREATED))
+        created = from_cursor(store.get_cursor(self.name, cursors.REPO_CREATED))
         discovery.run(created or datetime(2008, 1, 1))
         if discovery.pushed and not metadata_due:
             # A new run of a push or a pull request: something was pushed, so branches,
@@ -159,14 +155,14 @@ class RepoSync:
         their OS, so the operator's map fixes history too, at no GitHub request."""
         label_map = self.config.label_map(self.repo)
         fingerprint = json.dumps(label_map.rules)
-        if store.get_cursor(self.name, LABEL_MAP) == fingerprint:
+        if store.get_cursor(self.name, cursors.RUNNER_OS_MAP) == fingerprint:
             return
         fixed = run_store.resolve_unknown_oses(
             self.name, lambda labels: runner_os.labels_os(labels, label_map)
         )
         if fixed:
             log.info("sync.jobs_os_resolved", jobs=fixed, by="runner_os")
-        store.set_cursors(self.name, {LABEL_MAP: fingerprint}, self.now)
+        store.set_cursors(self.name, {cursors.RUNNER_OS_MAP: fingerprint}, self.now)
 
     def metadata_due(self) -> bool:
         """Repository, workflows and branches change only with a push: the daemon re-reads
@@ -174,18 +170,18 @@ class RepoSync:
         repository of an ``[[orgs]]`` listing, whose ``pushed_at`` tells when anything was
         pushed, it re-reads them when that moved, and at least daily."""
         every = self.options.metadata_minutes
-        last = from_cursor(store.get_cursor(self.name, METADATA))
+        last = from_cursor(store.get_cursor(self.name, cursors.REPO_METADATA))
         if every is None or last is None:
             return True
         if self.repo.pushed_at is not None:
-            moved = self.repo.pushed_at != store.get_cursor(self.name, PUSHED)
+            moved = self.repo.pushed_at != store.get_cursor(self.name, cursors.REPO_PUSHED_AT)
             return moved or self.now - last >= METADATA_AT_LEAST
         return self.now - last >= timedelta(minutes=every)
 
     def sync_metadata(self) -> None:
         info = self.gh.repository(self.name)
         created = transform.parse_time(info.get("created_at")) or datetime(2008, 1, 1)
-        store.set_cursors(self.name, {REPO_CREATED: to_cursor(created)}, self.now)
+        store.set_cursors(self.name, {cursors.REPO_CREATED: to_cursor(created)}, self.now)
         self.sync_workflows()
         heads = self.sync_branches()
         default_branch = info.get("default_branch")
@@ -196,9 +192,9 @@ class RepoSync:
                 log.warning("sync.branch_missing", branch=branch)
                 continue
             self.sync_commits(branch, heads[branch])
-        read = {METADATA: to_cursor(self.now)}
+        read = {cursors.REPO_METADATA: to_cursor(self.now)}
         if self.repo.pushed_at is not None:
-            read[PUSHED] = self.repo.pushed_at
+            read[cursors.REPO_PUSHED_AT] = self.repo.pushed_at
         store.set_cursors(self.name, read, self.now)
 
     # --- workflows, branches, commits ---
@@ -218,7 +214,7 @@ class RepoSync:
 
     def sync_commits(self, branch: str, head: str | None) -> None:
         """New commits of ``branch``, newest first, down to the head we saw last time."""
-        resource = f"commits:{branch}"
+        resource = cursors.branch_commits(branch)
         last_head = store.get_cursor(self.name, resource)
         if head is not None and head == last_head:
             return
@@ -245,8 +241,8 @@ class RepoSync:
                 taken += 1
             # The branch's cursor moves only with its last page: until then, a crash
             # means the next pass walks the same commits again, which writes nothing.
-            cursors = {resource: new_head} if done and new_head else {}
-            self.count("commits", store.save_branch_commits(self.name, rows, cursors, self.now))
+            positions = {resource: new_head} if done and new_head else {}
+            self.count("commits", store.save_branch_commits(self.name, rows, positions, self.now))
             if done:
                 break
         else:
