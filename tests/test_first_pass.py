@@ -241,12 +241,10 @@ def test_unauthenticated_pass_says_so_in_one_line(fake: FakeGitHub, poller: Poll
 
 def test_each_run_counts_once_a_pass(fake: FakeGitHub, poller: PollerSetup):
     """Listings overlap (the backfill restarts at its boundary second, the windows are
-    primed after it): a 250-run backfill inserted 250 and called 251 unchanged."""
-    repo = fake.add_repo("octo/demo")
-    ci = fake.add_workflow(repo, "CI")
-    fake.add_commit(repo, "main")
-    for i in range(250):
-        fake.add_run(repo, ci, created=NOW - timedelta(days=5, minutes=20 * i))
+    primed after it): a 250-run backfill logged inserted 250 and unchanged 250."""
+    from test_daemon import small_repo
+
+    small_repo(fake, runs=250)  # 3 to 4 days old: all of it backfill
     poller.repos = [{"name": "octo/demo"}]
     first = poller.run()
     assert first.returncode == 0, first.stderr
