@@ -49,12 +49,14 @@ class RunnerDirectory:
         if isinstance(job_id, int) and job_id in self.known:
             return self.known[job_id]
         os = runner_os.labels_os(job.get("labels") or (), self.label_map)
-        if os is None and isinstance(job_id, int):
-            # Found before from its runner, which may be gone by now (ephemeral runners,
-            # a token that lost its rights): what is known is never unlearnt.
-            os = run_store.stored_job_os(job_id)
-        if os is None and not skipped(job) and (job.get("runner_name") or job.get("runner_id")):
-            os = self._runner_os(job)
+        # A skipped job never ran, so no runner can tell; it costs no query either.
+        if os is None and not skipped(job):
+            if isinstance(job_id, int):
+                # Found before from its runner, which may be gone by now (ephemeral
+                # runners, a token that lost its rights): what is known is not unlearnt.
+                os = run_store.stored_job_os(job_id)
+            if os is None and (job.get("runner_name") or job.get("runner_id")):
+                os = self._runner_os(job)
         if isinstance(job_id, int):
             self.known[job_id] = os
         return os
