@@ -44,8 +44,9 @@ from poller.config import (
 from poller.github import GitHub
 from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
 from poller.passes import connect_github, resolve_repos, run_pass
+from poller.report import RepoReport
 from poller.schema import ensure_schema
-from poller.sync import PassOptions, RepoReport
+from poller.sync import PassOptions
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later

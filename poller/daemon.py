@@ -35,8 +35,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from poller import locks, progress, shutdown, units
 from poller.config import Config, RepoConfig, Secrets
 from poller.passes import connect_github, resolve_repos, run_pass
+from poller.report import RepoReport
 from poller.schedule import RepoSchedule
-from poller.sync import PassOptions, RepoReport
+from poller.sync import PassOptions
 
 log = structlog.get_logger(__name__)
 

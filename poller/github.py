@@ -26,15 +26,16 @@ from typing import Any, Protocol
 
 import github
 import structlog
-from github import Auth, Github, GithubException, GithubRetry
+from github import Auth, Github, GithubException
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Requester import Requester
 from requests.utils import parse_header_links
-from urllib3 import BaseHTTPResponse
 
 from poller import shutdown
 from poller.config import GitHubConfig
+from poller.github_errors import CREDENTIALS_REJECTED, AuthFailed, GitHubError, RepoNotFound
 from poller.governor import Governor
+from poller.retry import CONNECT_RETRIES, InterruptibleRetry
 from poller.runner_os import Runner, canonical_os, labels_os
 
 log = structlog.get_logger(__name__)
@@ -42,48 +43,6 @@ log = structlog.get_logger(__name__)
 PER_PAGE = 100
 # GitHub only lets a filtered runs listing reach this many results.
 RESULT_CAP = 1000
-# A refused connection or a failed DNS lookup is retried briefly: unlike a 5xx, waiting a
-# minute rarely helps, and it would cost that minute on every repository of the pass.
-CONNECT_RETRIES = 2
-CONNECT_RETRY_SECONDS = 1.0
-
-
-class GitHubError(Exception):
-    """A GitHub answer we cannot sync through; the message is one line for the log."""
-
-
-class RepoNotFound(GitHubError):
-    pass
-
-
-class AuthFailed(GitHubError):
-    pass
-
-
-class InterruptibleRetry(GithubRetry):
-    """PyGithub's retry policy, but every wait between tries is cut short by a stop
-    request (urllib3 sleeps where no signal reaches), and waits after a connection
-    failure, which has no answer and so no Retry-After, are kept short."""
-
-    def __init__(self, *, governor: Governor | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.governor = governor
-
-    def new(self, **kwargs: Any) -> InterruptibleRetry:
-        # urllib3 makes a new Retry for every try; the governor must come along.
-        return super().new(governor=self.governor, **kwargs)
-
-    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        seconds = self.get_retry_after(response) if response else None
-        secondary = response is not None and response.status in (403, 429)
-        if seconds and secondary and self.governor is not None:
-            # A secondary limit: the whole process holds off, not just this thread.
-            self.governor.hold(seconds)
-        if not seconds:
-            seconds = self.get_backoff_time()
-            if self.history and self.history[-1].status is None:
-                seconds = min(seconds, CONNECT_RETRY_SECONDS)
-        shutdown.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -442,21 +401,3 @@ class GitHub:
         ):
             jobs.extend(page)
         return jobs
-
-
-CREDENTIALS_REJECTED = (
-    "GitHub rejected the credentials (401): check GITHUB_TOKEN (or the github_token "
-    "credential), or [github] app_id, installation_id and private_key_file"
-)
-
-
-def describe(error: Exception) -> str:
-    """One line for the log, whatever went wrong talking to GitHub."""
-    if isinstance(error, GitHubError):
-        return str(error)
-    if isinstance(error, GithubException) and error.status == 401:
-        return CREDENTIALS_REJECTED
-    if isinstance(error, GithubException):
-        message = (error.data or {}).get("message") if isinstance(error.data, dict) else None
-        return f"GitHub answered {error.status}: {message or error.data}"
-    return f"{type(error).__name__}: {error}"

@@ -28,7 +28,7 @@ import structlog
 from playhouse.db_url import parse as parse_db_url
 
 from poller import shutdown, units
-from poller.models import mysql_options
+from poller.mysql import mysql_options
 
 log = structlog.get_logger(__name__)
 

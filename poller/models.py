@@ -32,17 +32,18 @@ import peewee
 from playhouse.db_url import parse as parse_db_url
 
 from poller.config import ConfigError, load, load_secrets, resolve_path
+from poller.mysql import (
+    MYSQL_CASE_SENSITIVE_COLLATION,
+    MYSQL_TABLE_SETTINGS,
+    CaseSensitiveCharField,
+    mysql_options,
+)
 
 database = peewee.DatabaseProxy()
 
 NAME = 255  # GitHub allows 255-character branch names; repo and workflow names are shorter.
 SHA = 100  # the legacy width; a SHA-1 is 40 characters, a SHA-256 64.
 STATE = 50
-
-
-class CaseSensitiveCharField(peewee.CharField):
-    """A name git treats as distinct by case (branches ``Feature`` and ``feature``), in a
-    unique key. On MySQL it gets a binary collation; every other column is ``_ci``."""
 
 
 class BaseModel(peewee.Model):
@@ -312,30 +313,6 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     PollerHeartbeat,
     SchemaMigration,
 )
-
-# utf8mb4: commit messages carry emoji. unicode_ci: case-insensitive like the legacy
-# latin1 tables, and present on MariaDB 10.x and MySQL 8 alike.
-MYSQL_COLLATION = "utf8mb4_unicode_ci"
-MYSQL_CASE_SENSITIVE_COLLATION = "utf8mb4_bin"
-MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", f"COLLATE={MYSQL_COLLATION}"]
-
-
-def mysql_collation(field: peewee.Field) -> str:
-    """The collation a character column has on MySQL/MariaDB."""
-    if isinstance(field, CaseSensitiveCharField):
-        return MYSQL_CASE_SENSITIVE_COLLATION
-    return MYSQL_COLLATION
-
-
-def mysql_options(url: str, password: str | None) -> dict[str, Any]:
-    """pymysql's connect() arguments for a ``mysql://`` url, with the password filled in."""
-    options: dict[str, Any] = parse_db_url(url)
-    # playhouse.db_url spells it 'passwd', which pymysql deprecates.
-    if "passwd" in options:
-        options["password"] = options.pop("passwd")
-    elif password:
-        options["password"] = password
-    return options
 
 
 class DatabaseMissing(Exception):

@@ -15,7 +15,8 @@ from typing import Any
 import structlog
 
 from poller.config import Config, OrgConfig, RepoConfig
-from poller.github import GitHub, describe
+from poller.github import GitHub
+from poller.github_errors import describe
 
 log = structlog.get_logger(__name__)
 

@@ -23,12 +23,14 @@ from github import GithubException
 from poller import cache, orgs, shutdown, store, units
 from poller.clients import GitHubClients
 from poller.config import Config, RepoConfig
-from poller.github import GitHub, GitHubError, describe
+from poller.github import GitHub
+from poller.github_errors import GitHubError, describe
 from poller.governor import Governor
+from poller.history import backfill_pending, utcnow
 from poller.locks import LockLost
-from poller.runs import backfill_pending, utcnow
+from poller.report import RepoReport
 from poller.schedule import RepoSchedule
-from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoReport, RepoSync
+from poller.sync import HTTP_CACHE_DAYS, PassOptions, RepoSync
 
 log = structlog.get_logger(__name__)
 

@@ -31,60 +31,25 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
 from poller import cursors, run_store, shutdown, store, transform, windows
 from poller.config import RepoConfig, SyncConfig
-from poller.github import PER_PAGE, RESULT_CAP, GitHub, GitHubError, Response
+from poller.github import PER_PAGE, RESULT_CAP, GitHub, Response
+from poller.github_errors import GitHubError
+from poller.history import backfill_done, from_cursor, to_cursor
 from poller.progress import Progress
+from poller.report import RepoReport
 from poller.windows import Window
-
-if TYPE_CHECKING:
-    from poller.sync import RepoReport
 
 log = structlog.get_logger(__name__)
 
 SECOND = timedelta(seconds=1)
 # Events whose runs mean that something was pushed (branches, commits, workflow files).
 PUSH_EVENTS = frozenset({"push", "pull_request", "pull_request_target", "merge_group"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def to_cursor(moment: datetime) -> str:
-    return moment.isoformat()
-
-
-def from_cursor(position: str | None) -> datetime | None:
-    return datetime.fromisoformat(position) if position else None
-
-
-def backfill_pending(repo: RepoConfig) -> bool:
-    """Whether the stored history still lacks runs that the repository's bounds want, as
-    the cursors say (what ``status`` shows), however the pass ended."""
-    oldest = from_cursor(store.get_cursor(repo.name, cursors.RUNS_OLDEST))
-    if oldest is None:
-        return True
-    reached = store.get_cursor(repo.name, cursors.RUNS_HISTORY_START) == cursors.HISTORY_REACHED
-    return backfill_done(repo, oldest, reached, run_store.count_runs(repo.name)) is None
-
-
-def backfill_done(
-    repo: RepoConfig, oldest: datetime, history_reached: bool, stored: int
-) -> str | None:
-    """Why the backfill has nothing left to do under the repository's bounds, or None."""
-    if history_reached:
-        return "whole history"
-    if repo.since is not None and oldest <= repo.since:
-        return f"since {repo.since.date()}"
-    if repo.max_runs is not None and stored >= repo.max_runs:
-        return f"{repo.max_runs} runs"
-    return None
 
 
 @dataclass(frozen=True)
@@ -390,7 +355,7 @@ class RunDiscovery:
         unmoved = 0
         for index, run in enumerate(runs):
             old = stored.get(run["id"])
-            if old is not None and not run_moved(old, run):
+            if old is not None and not transform.run_moved(old, run):
                 unmoved += run["id"] not in self.counted
                 continue
             self.pushed = self.pushed or (old is None and run.get("event") in PUSH_EVENTS)
@@ -434,13 +399,3 @@ class RunDiscovery:
             self.report.counts[table].add(table_counts)
         self.progress.advance(stored=len(runs))
         return runs
-
-
-def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
-    """Whether a listed run differs from its row in what a new attempt or status changes."""
-    return bool(
-        stored["updatetime"] != transform.parse_time(run.get("updated_at"))
-        or stored["runattempt"] != (run.get("run_attempt") or 1)
-        or stored["status"] != run.get("status")
-        or stored["conclusion"] != run.get("conclusion")
-    )

@@ -26,15 +26,8 @@ import structlog
 from playhouse.migrate import SchemaMigrator, migrate
 
 from poller import runner_os
-from poller.models import (
-    ALL_MODELS,
-    MYSQL_COLLATION,
-    BaseModel,
-    Job,
-    SchemaMigration,
-    WorkflowRun,
-    mysql_collation,
-)
+from poller.models import ALL_MODELS, BaseModel, Job, SchemaMigration, WorkflowRun
+from poller.mysql import MYSQL_COLLATION, mysql_collation
 
 log = structlog.get_logger(__name__)
 

@@ -15,9 +15,10 @@ import peewee
 
 from poller.config import Config, RepoConfig
 from poller.cursors import HISTORY_REACHED, RUNS_HISTORY_START, RUNS_OLDEST
-from poller.github import GitHub, describe
+from poller.github import GitHub
+from poller.github_errors import describe
+from poller.history import backfill_done
 from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
-from poller.runs import backfill_done
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:

@@ -16,10 +16,12 @@ import structlog
 from poller import cursors, run_store, runner_os, shutdown, store, transform
 from poller.config import Config, RepoConfig
 from poller.github import GitHub
+from poller.history import from_cursor, to_cursor
 from poller.locks import NoLocks, RepoLocks
 from poller.progress import NoProgress, Progress
+from poller.report import RepoReport
 from poller.runners import RunnerDirectory
-from poller.runs import RunDiscovery, from_cursor, to_cursor
+from poller.runs import RunDiscovery
 from poller.schedule import RepoSchedule
 from poller.store import Counts
 
@@ -27,50 +29,6 @@ log = structlog.get_logger(__name__)
 
 HTTP_CACHE_DAYS = timedelta(days=7)
 METADATA_AT_LEAST = timedelta(days=1)  # how often, when pushed_at tells what changed
-TABLES = (
-    "workflows",
-    "branches",
-    "commits",
-    "workflowruns",
-    "jobs",
-    "steps",
-    "workflowrun_attempts",
-)
-
-
-@dataclass
-class RepoReport:
-    repo: str
-    counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
-    error: str | None = None
-    # Requests that counted against the rate limit, and free 304 answers.
-    requests_spent: int = 0
-    requests_not_modified: int = 0
-    seconds: float = 0.0
-    backfill_pending: bool = False
-    # Jobs stored this pass whose OS nothing could tell (status lists their labels).
-    jobs_os_unknown: int = 0
-    # Why the repository was not synced at all this pass (another process's lock).
-    skipped: str | None = None
-    # A stop request ended its sync part-way.
-    stopped: bool = False
-    # GitHub could not be reached (no answer at all, unlike an error status).
-    unreachable: bool = False
-    # The database failed the sync (down, restarting), not GitHub or the data.
-    database_failed: bool = False
-
-    def summary(self) -> dict[str, dict[str, int]]:
-        return {
-            table: {
-                "inserted": c.inserted,
-                "updated": c.updated,
-                "unchanged": c.unchanged,
-                "deleted": c.deleted,
-            }
-            for table, c in self.counts.items()
-        }
-
-
 ProgressFactory = Callable[[str, Callable[[], int]], Progress]
 
 

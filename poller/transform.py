@@ -143,6 +143,16 @@ def run_row(run: Payload, jobs: Iterable[Payload], repo: str, job_os: JobOs = la
     }
 
 
+def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Whether a listed run differs from its row in what a new attempt or status changes."""
+    return bool(
+        stored["updatetime"] != parse_time(run.get("updated_at"))
+        or stored["runattempt"] != (run.get("run_attempt") or 1)
+        or stored["status"] != run.get("status")
+        or stored["conclusion"] != run.get("conclusion")
+    )
+
+
 def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = labels_os) -> Row:
     """A ``jobs`` row. ``run_attempt`` fills in for payloads that omit the field. The
     queue time is the job's own wait for a runner, ``started_at - created_at``; a skipped

@@ -1,0 +1,44 @@
+"""MySQL and MariaDB spelled out: the charset and collations the tables get, and
+pymysql's connection options from a ``mysql://`` url.
+
+MariaDB's server default is latin1 and peewee's connection default the 3-byte ``utf8``,
+so nothing here is left to a default. Text compares without case, as in the legacy
+tables; only names git keeps apart by case, inside a unique key, are binary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+from playhouse.db_url import parse as parse_db_url
+
+
+class CaseSensitiveCharField(peewee.CharField):
+    """A name git treats as distinct by case (branches ``Feature`` and ``feature``), in a
+    unique key. On MySQL it gets a binary collation; every other column is ``_ci``."""
+
+
+# utf8mb4: commit messages carry emoji. unicode_ci: case-insensitive like the legacy
+# latin1 tables, and present on MariaDB 10.x and MySQL 8 alike.
+MYSQL_COLLATION = "utf8mb4_unicode_ci"
+MYSQL_CASE_SENSITIVE_COLLATION = "utf8mb4_bin"
+MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", f"COLLATE={MYSQL_COLLATION}"]
+
+
+def mysql_collation(field: peewee.Field) -> str:
+    """The collation a character column has on MySQL/MariaDB."""
+    if isinstance(field, CaseSensitiveCharField):
+        return MYSQL_CASE_SENSITIVE_COLLATION
+    return MYSQL_COLLATION
+
+
+def mysql_options(url: str, password: str | None) -> dict[str, Any]:
+    """pymysql's connect() arguments for a ``mysql://`` url, with the password filled in."""
+    options: dict[str, Any] = parse_db_url(url)
+    # playhouse.db_url spells it 'passwd', which pymysql deprecates.
+    if "passwd" in options:
+        options["password"] = options.pop("passwd")
+    elif password:
+        options["password"] = password
+    return options

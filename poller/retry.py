@@ -1,0 +1,48 @@
+"""PyGithub's retry policy, made to stop when the process stops.
+
+urllib3 sleeps between tries where no signal reaches, and would hold a stopping poller
+for minutes; a connection failure has no answer and so no Retry-After, and waiting a
+minute for it on every repository of a pass helps nobody. A secondary limit's
+Retry-After holds the whole process (the governor), not just the thread that met it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from github import GithubRetry
+from urllib3 import BaseHTTPResponse
+
+from poller import shutdown
+from poller.governor import Governor
+
+# A refused connection or a failed DNS lookup is retried briefly: unlike a 5xx, waiting a
+# minute rarely helps, and it would cost that minute on every repository of the pass.
+CONNECT_RETRIES = 2
+CONNECT_RETRY_SECONDS = 1.0
+
+
+class InterruptibleRetry(GithubRetry):
+    """PyGithub's retry policy, but every wait between tries is cut short by a stop
+    request (urllib3 sleeps where no signal reaches), and waits after a connection
+    failure, which has no answer and so no Retry-After, are kept short."""
+
+    def __init__(self, *, governor: Governor | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.governor = governor
+
+    def new(self, **kwargs: Any) -> InterruptibleRetry:
+        # urllib3 makes a new Retry for every try; the governor must come along.
+        return super().new(governor=self.governor, **kwargs)
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        seconds = self.get_retry_after(response) if response else None
+        secondary = response is not None and response.status in (403, 429)
+        if seconds and secondary and self.governor is not None:
+            # A secondary limit: the whole process holds off, not just this thread.
+            self.governor.hold(seconds)
+        if not seconds:
+            seconds = self.get_backoff_time()
+            if self.history and self.history[-1].status is None:
+                seconds = min(seconds, CONNECT_RETRY_SECONDS)
+        shutdown.sleep(seconds)
