@@ -310,14 +310,19 @@ def test_a_stop_that_abandons_a_hung_request_hands_back_its_lease_and_heartbeat(
     try:
         daemon.wait_for("daemon.pass_done", count=1)
         fake.latency = 30  # every request from now on hangs
-        deadline = time.monotonic() + 20
+        # A lease that is still the same 1.5 s later is a pass stuck in its request; one
+        # seen once may be a quick pass that began before the latency was set.
+        deadline, held, leases = time.monotonic() + 20, False, []
         with poller.database.open():
-            while time.monotonic() < deadline:
-                leased = SyncSchedule.select().where(SyncSchedule.leaseowner.is_null(False))
-                if leased.exists():
-                    break
+            while time.monotonic() < deadline and not held:
+                leases.append({row.repo: row.leaseuntil for row in SyncSchedule.select()})
+                earlier = leases[-31] if len(leases) > 30 else None  # 1.5 s ago
+                held = earlier is not None and any(
+                    until is not None and earlier.get(repo) == until
+                    for repo, until in leases[-1].items()
+                )
                 time.sleep(0.05)
-            assert leased.exists()
+        assert held
     finally:
         assert stop(daemon) == 0
         fake.latency = 0

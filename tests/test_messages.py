@@ -1,6 +1,7 @@
 """What an operator reads when something is wrong: one line that says what to do, from a
-real ``python -m poller``. Read-only directories are real too: as root, the poller runs
-as ``nobody`` (root would write anyway); otherwise as the user running the tests."""
+real ``python -m poller``. Read-only directories are real too: as root (who would write
+anyway) the poller runs in a mount namespace of its own where the directory is a
+read-only bind mount; otherwise the directory is 0555 to the user running the tests."""
 
 from __future__ import annotations
 
@@ -31,16 +32,18 @@ def demo(fake: FakeGitHub) -> None:
     fake.add_run(repo, ci, created=NOW - timedelta(hours=1))
 
 
-def as_reader(command: list[str]) -> list[str]:
-    """``command`` as a user who may not write the test's directories."""
+def as_reader(command: list[str], directory: Path) -> list[str]:
+    """``command`` where ``directory`` may not be written. A 0555 directory binds a user;
+    root needs the directory mounted read-only, in a mount namespace of its own."""
     if os.geteuid() != 0:
         return command
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    remount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", remount, str(directory), *command]
 
 
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
-    """A directory ``nobody`` may enter (pytest's tmp_path is root's alone)."""
+    """A directory of the test's own, made read-only by the test."""
     path = Path(tempfile.mkdtemp(prefix="shark-poller-"))
     path.chmod(0o755)
     yield path
@@ -51,7 +54,7 @@ def shared_dir() -> Iterator[Path]:
 def run_as_reader(setup: PollerSetup, *args: str) -> subprocess.CompletedProcess[str]:
     setup.write().chmod(0o644)
     return subprocess.run(
-        as_reader(setup.command(*args)),
+        as_reader(setup.command(*args), setup.tmp_path),
         env=setup.env(),
         capture_output=True,
         text=True,
@@ -112,7 +115,7 @@ def test_a_read_only_directory_is_named_and_status_still_reads(fake: FakeGitHub,
     script.chmod(0o644)
     shared_dir.chmod(0o555)
     reader = subprocess.run(
-        as_reader([sys.executable, str(script)]),
+        as_reader([sys.executable, str(script)], shared_dir),
         env=writer.env(),
         capture_output=True,
         text=True,
@@ -122,8 +125,7 @@ def test_a_read_only_directory_is_named_and_status_still_reads(fake: FakeGitHub,
     assert (reader.returncode, reader.stdout.strip()) == (0, "1"), reader.stderr
 
     # A poller that may not write there is told which directory, and what to do.
-    if os.geteuid() == 0:
-        result = run_as_reader(writer, "--once")
-        assert result.returncode == 3
-        line = one_error_line(result.stderr)
-        assert f"must be able to write {shared_dir}" in line and "dash.db-wal" in line
+    result = run_as_reader(writer, "--once")
+    assert result.returncode == 3
+    line = one_error_line(result.stderr)
+    assert f"must be able to write {shared_dir}" in line and "dash.db-wal" in line
