@@ -41,10 +41,12 @@ from fake_github import FakeGitHub, FakeRepo  # noqa: E402
 from poller import config as config_module  # noqa: E402
 from poller import logs, run_store  # noqa: E402
 from poller.daemon import sweep_share  # noqa: E402
+from poller.engine import Engine  # noqa: E402
+from poller.locks import NoLocks  # noqa: E402
 from poller.models import WorkflowRunAttempt  # noqa: E402
-from poller.passes import connect_github, run_pass  # noqa: E402
+from poller.pool import connect  # noqa: E402
+from poller.repo_sync import PassOptions  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
-from poller.sync import PassOptions  # noqa: E402
 from support import TOKEN, Database, PollerSetup  # noqa: E402
 
 INTERVAL = timedelta(minutes=5)
@@ -277,7 +279,7 @@ def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Resu
     setup.sync = {"rerun_sweep_minutes": sweep_minutes}
     setup.schedule = {"interval_minutes": INTERVAL.total_seconds() / 60}
     config = config_module.load(setup.write())
-    gh = connect_github(config, TOKEN)
+    engine = Engine(config, connect(config, TOKEN), NoLocks())
     daemon = PassOptions(
         backfill_budget=config.sync.backfill_runs_per_pass, sweep_share=sweep_share(config)
     )
@@ -285,7 +287,7 @@ def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Resu
     try:
         with database.open() as db:
             ensure_schema(db)
-            run_pass(config, gh, now=start)  # the backfill: --once, before the day starts
+            engine.run_all(now=start)  # the backfill: --once, before the day starts
             previous = simulation.github_states()
             moment = start
             while moment < end:
@@ -295,7 +297,7 @@ def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Resu
                 changed = sum(1 for run, state in states.items() if previous.get(run) != state)
                 previous = states
                 fake.reset_counts()
-                [report] = run_pass(config, gh, daemon, now=moment)
+                [report] = engine.run_all(daemon, now=moment)
                 assert report.error is None, report.error
                 hour = int((moment - start - timedelta(seconds=1)) / timedelta(hours=1))
                 spent[hour] += fake.count()
@@ -308,11 +310,11 @@ def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Resu
             while moment < drain_end or simulation.active:
                 moment += INTERVAL
                 simulation.apply_until(moment)
-                run_pass(config, gh, daemon, now=moment)
+                engine.run_all(daemon, now=moment)
                 simulation.check(moment, moment - INTERVAL)
             mismatches = simulation.mismatches()
     finally:
-        gh.close()
+        engine.close()
         fake.stop()
     return Result(
         sweep_minutes,

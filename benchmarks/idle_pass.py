@@ -27,15 +27,17 @@ from poller import config as config_module  # noqa: E402
 from poller import logs  # noqa: E402
 from poller.config import Config  # noqa: E402
 from poller.daemon import sweep_share  # noqa: E402
-from poller.passes import connect_github, run_pass  # noqa: E402
+from poller.engine import Engine  # noqa: E402
+from poller.locks import NoLocks  # noqa: E402
+from poller.pool import connect  # noqa: E402
+from poller.repo_sync import PassOptions  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
-from poller.sync import PassOptions  # noqa: E402
 from support import TOKEN, Database, PollerSetup  # noqa: E402
 
 
 def daemon_pass(config: Config, now: datetime) -> tuple[float, int, int]:
     """One daemon pass: seconds, rate-limited requests, all requests."""
-    clients = connect_github(config, TOKEN)
+    engine = Engine(config, connect(config, TOKEN), NoLocks())
     options = PassOptions(
         backfill_budget=config.sync.backfill_runs_per_pass,
         sweep_share=sweep_share(config),
@@ -43,11 +45,11 @@ def daemon_pass(config: Config, now: datetime) -> tuple[float, int, int]:
     )
     started = time.monotonic()
     try:
-        reports = run_pass(config, clients, options, now=now)
+        reports = engine.run_all(options, now=now)
     finally:
-        clients.close()
+        engine.close()
     assert not any(r.error for r in reports), [r.error for r in reports if r.error]
-    stats = clients.stats
+    stats = engine.github.stats
     return time.monotonic() - started, stats.spent, stats.sent
 
 
@@ -79,7 +81,9 @@ def main() -> int:
         fast = dataclasses.replace(fast, github=dataclasses.replace(fast.github, concurrency=16))
         with database.open() as db:
             ensure_schema(db)
-            run_pass(fast, connect_github(fast, TOKEN), now=now)  # the backfill, unmeasured
+            Engine(fast, connect(fast, TOKEN), NoLocks()).run_all(
+                now=now
+            )  # the backfill, unmeasured
             fake.latency = args.latency_ms / 1000
             for concurrency in (4, 1):
                 setup.github = {"requests_per_minute": 800, "concurrency": concurrency}

@@ -45,7 +45,9 @@ from fake_github import FakeGitHub, FakeRepo, SecondaryLimit  # noqa: E402
 from mariadb import start_mariadb  # noqa: E402
 from poller import config as config_module  # noqa: E402
 from poller import logs, windows  # noqa: E402
-from poller.passes import connect_github, run_pass  # noqa: E402
+from poller.engine import Engine  # noqa: E402
+from poller.locks import NoLocks  # noqa: E402
+from poller.pool import connect  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
 from support import TOKEN, LogTail, PollerSetup  # noqa: E402
 
@@ -341,7 +343,7 @@ def main() -> int:
             ensure_schema(db)
             started = time.monotonic()
             fast = config_module.load(setup.write())
-            reports = run_pass(fast, connect_github(fast, TOKEN))
+            reports = Engine(fast, connect(fast, TOKEN), NoLocks()).run_all()
             assert not any(r.error for r in reports), [r.error for r in reports if r.error]
         print(
             f"{args.repos} repositories, {runs} runs over {args.history_days:g} days backfilled "

@@ -22,7 +22,6 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -30,7 +29,8 @@ from typing import NoReturn
 import peewee
 import structlog
 
-from poller import locks, logs, progress, shutdown, status, units
+from poller import logs, progress, shutdown, status, units
+from poller.clock import SYSTEM
 from poller.config import (
     DB_PASSWORD_ENV,
     Config,
@@ -41,12 +41,12 @@ from poller.config import (
     load_secrets,
     resolve_path,
 )
+from poller.engine import Engine
 from poller.github import GitHub
 from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
-from poller.passes import connect_github, resolve_repos, run_pass
+from poller.repo_sync import PassOptions
 from poller.report import RepoReport
 from poller.schema import ensure_schema
-from poller.sync import PassOptions
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later
@@ -127,7 +127,7 @@ def load_settings(args: argparse.Namespace) -> tuple[Config, Secrets]:
 
 def warn_about(config: Config) -> None:
     """Settings that are valid but almost surely not meant: said once, at start."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = SYSTEM.now()
     bounded = [(repo.name, repo.since) for repo in config.repos]
     bounded += [(f"{org.name}/*", org.template.since) for org in config.orgs]
     for name, since in bounded:
@@ -244,49 +244,53 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
 
 
 def run_once(config: Config, secrets: Secrets) -> int:
-    gh = connect_github(config, secrets.github_token)
-    repo_locks = locks.for_database(config.database.url, secrets.db_password)
-    options = PassOptions(
-        progress=progress.for_terminal(sys.stderr.isatty(), config.sync.progress_seconds),
-        locks=repo_locks,
+    """One catch-up pass over every repository, on the engine the daemon uses."""
+    with Engine.start(config, secrets) as engine:
+        options = PassOptions(
+            progress=progress.for_terminal(sys.stderr.isatty(), config.sync.progress_seconds)
+        )
+
+        def work() -> None:
+            with units.session():
+                engine.run_all(options)
+
+        shutdown.install(lambda received: log.info("pass.stopping", signal=received.name))
+        finished = shutdown.run_in_worker(work, "pass")
+        reports = engine.unlisted + engine.reports
+        if shutdown.requested.is_set():
+            interrupted(engine.repos, reports, finished=finished)
+            return shutdown.exit_status()
+        return pass_done(reports, engine)
+
+
+def interrupted(repos: list[RepoConfig], reports: list[RepoReport], *, finished: bool) -> None:
+    """Say what a stopped ``--once`` left undone; exit at once if its unit is hung."""
+    done = {report.repo for report in reports if not report.stopped}
+    received = shutdown.received()
+    log.warning(
+        "pass.interrupted",
+        signal=received.name if received else None,
+        unfinished=[repo.name for repo in repos if repo.name not in done],
+        failed=[report.repo for report in reports if report.error],
+        # A unit of work that did not reach its boundary in time rolls back.
+        abandoned_unit=not finished,
     )
-    reports: list[RepoReport] = []
-    repos: list[RepoConfig] = list(config.repos)
+    if not finished:
+        shutdown.abandon(shutdown.exit_status())
 
-    def work() -> None:
-        with units.session():
-            repos[:] = resolve_repos(config, gh, reports)
-            run_pass(config, gh, options, reports=reports, repos=repos)
 
-    shutdown.install(lambda received: log.info("pass.stopping", signal=received.name))
-    finished = shutdown.run_in_worker(work, "pass")
+def pass_done(reports: list[RepoReport], engine: Engine) -> int:
     failed = [report.repo for report in reports if report.error]
     skipped = [report.repo for report in reports if report.skipped]
-    if shutdown.requested.is_set():
-        done = {report.repo for report in reports if not report.stopped}
-        received = shutdown.received()
-        log.warning(
-            "pass.interrupted",
-            signal=received.name if received else None,
-            unfinished=[repo.name for repo in repos if repo.name not in done],
-            failed=failed,
-            # A unit of work that did not reach its boundary in time rolls back.
-            abandoned_unit=not finished,
-        )
-        if not finished:
-            shutdown.abandon(shutdown.exit_status())
-    gh.close()
-    repo_locks.close()
-    if shutdown.requested.is_set():
-        return shutdown.exit_status()
+    stats = engine.github.stats
     log.info(
         "pass.done",
         repos=len(reports),
         failed=failed,
         skipped=skipped,
-        requests_spent=gh.stats.spent,
-        requests_not_modified=gh.stats.not_modified,
-        rate_limit_remaining=gh.stats.rate_remaining,
+        requests_spent=stats.spent,
+        requests_not_modified=stats.not_modified,
+        rate_limit_remaining=stats.rate_remaining,
     )
     if failed:
         return EXIT_REPO_FAILED

@@ -7,7 +7,18 @@ claims more than is stored. Positions are text: ISO times unless said otherwise.
 
 from __future__ import annotations
 
-# --- runs (runs.py) ---
+from datetime import datetime
+
+
+def to_cursor(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def from_cursor(position: str | None) -> datetime | None:
+    return datetime.fromisoformat(position) if position else None
+
+
+# --- runs (plan.py, collect.py) ---
 # Every run created in [RUNS_OLDEST, RUNS_NEWEST] is stored.
 RUNS_NEWEST = "runs.newest"
 RUNS_OLDEST = "runs.oldest"
@@ -19,7 +30,7 @@ HISTORY_REACHED = "reached"
 RUNS_SWEEP = "runs.sweep"
 RUNS_SWEEP_CREDIT = "runs.sweep_credit"
 
-# --- repository metadata (sync.py) ---
+# --- repository metadata (metadata.py, repo_sync.py) ---
 REPO_CREATED = "repo.created"
 # When the repository, workflows and branches were last read, and the organisation
 # listing's pushed_at at that read.
@@ -32,7 +43,7 @@ def branch_commits(branch: str) -> str:
     return f"commits:{branch}"
 
 
-# --- OS of jobs (sync.py, runners.py) ---
+# --- OS of jobs (repo_sync.py, runners.py) ---
 # The label map (JSON) the stored jobs' OSes were last resolved by.
 RUNNER_OS_MAP = "runner_os.map"
 # When listing the repository's, or its organisation's, self-hosted runners was refused.

@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import peewee
@@ -32,12 +31,13 @@ from apscheduler.events import (
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from poller import locks, progress, shutdown, units
+from poller import progress, shutdown, units
+from poller.clock import SYSTEM, Clock
 from poller.config import Config, RepoConfig, Secrets
-from poller.passes import connect_github, resolve_repos, run_pass
+from poller.engine import Engine
+from poller.repo_sync import PassOptions
 from poller.report import RepoReport
 from poller.schedule import RepoSchedule
-from poller.sync import PassOptions
 
 log = structlog.get_logger(__name__)
 
@@ -61,8 +61,21 @@ def notify_systemd(message: str) -> None:
 
 
 class Daemon:
-    def __init__(self, config: Config, secrets: Secrets) -> None:
+    """The service: wakes on APScheduler's interval trigger, decides what is due, and
+    hands it to the engine. ``wake`` is one wake-up, on the clock it was given, so tests
+    drive it without the scheduler and without sleeps."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        *,
+        clock: Clock = SYSTEM,
+        schedule: RepoSchedule | None = None,
+    ) -> None:
         self.config = config
+        self.engine = engine
+        self.clock = clock
         self.in_pass = threading.Lock()
         self.failures = 0
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
@@ -71,11 +84,15 @@ class Daemon:
         self.tick = max(
             min(self.interval / WAKE_UPS_PER_INTERVAL, LONGEST_SLEEP), timedelta(seconds=0.2)
         )
-        self.schedule = RepoSchedule(self.interval)
+        self.schedule = schedule or RepoSchedule(self.interval, clock=clock)
+        self.options = PassOptions(
+            backfill_budget=config.sync.backfill_runs_per_pass,
+            sweep_share=sweep_share(config),
+            metadata_minutes=config.sync.metadata_minutes,
+            progress=progress.for_terminal(False, config.sync.progress_seconds),
+        )
         self.listed: tuple[float, list[RepoConfig]] | None = None  # [[orgs]], when listed
         self.pollers = 1  # daemons sharing the database, and so the request budget
-        self.gh = connect_github(config, secrets.github_token)
-        self.locks = locks.for_database(config.database.url, secrets.db_password)
         self.scheduler = BlockingScheduler(
             timezone=UTC,
             job_defaults={
@@ -91,24 +108,19 @@ class Daemon:
             self.on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
 
-    def one_pass(self) -> None:
+    def wake(self) -> timedelta | None:
+        """One wake-up: sync the repositories that are due. Returns how long to back off
+        when everything failed, else None."""
         if shutdown.requested.is_set():
-            return
+            return None
         with self.in_pass:
             structlog.contextvars.clear_contextvars()
-            started = time.monotonic()
-            options = PassOptions(
-                backfill_budget=self.config.sync.backfill_runs_per_pass,
-                sweep_share=sweep_share(self.config),
-                metadata_minutes=self.config.sync.metadata_minutes,
-                progress=progress.for_terminal(False, self.config.sync.progress_seconds),
-                locks=self.locks,
-                schedule=self.schedule,
-            )
+            started = self.clock.monotonic()
             try:
                 with units.session():
                     repos, unlisted = self.repos_to_sync()
-                    passed = run_pass(self.config, self.gh, options, repos=repos)
+                    due = self.schedule.due(repos)
+                    passed = self.engine.run_pass(due, self.options, gate=self.schedule)
                     reports = unlisted + [r for r in passed if not r.skipped]
                 failed = bool(reports) and all(report.error for report in reports)
                 on_database = failed and all(report.database_failed for report in reports)
@@ -116,18 +128,27 @@ class Daemon:
                 log.error("daemon.pass_failed", error=f"database: {error}")
                 reports, failed, on_database = [], True, True
             except shutdown.Interrupted:
-                return  # stopping while the schedule's database was being reconnected
+                return None  # stopping while the schedule's database was being reconnected
             if not reports and not failed:
                 notify_systemd("WATCHDOG=1")  # alive; nothing was due
-                return
+                return None
             log.info(
                 "daemon.pass_done",
-                seconds=round(time.monotonic() - started, 3),
+                seconds=round(self.clock.monotonic() - started, 3),
                 ok=not failed,
                 repos=len(reports),
-                rate_limit_remaining=self.gh.stats.rate_remaining,
+                rate_limit_remaining=self.engine.github.stats.rate_remaining,
             )
-            self.after_pass(failed, on_database=on_database)
+            return self.after_pass(failed, on_database=on_database)
+
+    def on_wake(self) -> None:
+        """APScheduler's job: a wake-up, and the backoff it asks for."""
+        delay = self.wake()
+        if delay is not None:
+            self.scheduler.modify_job(JOB_ID, next_run_time=self.wall_clock() + delay)
+
+    def wall_clock(self) -> datetime:
+        return self.clock.now().replace(tzinfo=UTC)
 
     def share_budget(self) -> int:
         """Pollers on one database spend one installation's request budget: record this
@@ -143,7 +164,7 @@ class Daemon:
             return self.pollers
         if pollers != self.pollers:
             self.pollers = pollers
-            self.gh.governor.share(pollers)
+            self.engine.github.governor.share(pollers)
             log.info(
                 "daemon.budget_shared",
                 pollers=pollers,
@@ -164,15 +185,14 @@ class Daemon:
         the requests. After a failed listing, the next tick lists again."""
         if not self.config.orgs:
             return list(self.config.repos), []
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self.listed is not None and now - self.listed[0] < self.interval.total_seconds():
             return self.listed[1], []
-        unlisted: list[RepoReport] = []
-        repos = resolve_repos(self.config, self.gh, unlisted)
+        repos, unlisted = self.engine.repositories()
         self.listed = None if unlisted else (now, repos)
         return repos, unlisted
 
-    def after_pass(self, failed: bool, *, on_database: bool = False) -> None:
+    def after_pass(self, failed: bool, *, on_database: bool = False) -> timedelta | None:
         """Back off after passes where everything failed. GitHub down: from an interval,
         doubling. The database down (a restart outlasted the units' reconnects): from the
         next wake-up, doubling up to an interval, so that it costs little more than the
@@ -180,16 +200,24 @@ class Daemon:
         if not failed:
             self.failures = 0
             notify_systemd("WATCHDOG=1")
-            return
+            return None
         self.failures += 1
+        delay: timedelta
         if on_database:
             delay = min(self.tick * 2 ** (self.failures - 1), self.interval)
         else:
             delay = min(self.interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, self.interval))
         if shutdown.requested.is_set():
-            return
+            return None
         log.warning("daemon.backing_off", failures=self.failures, retry_in=delay.total_seconds())
-        self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC) + delay)
+        return delay
+
+    def first_wake(self) -> datetime:
+        """Now; or, joining running pollers, two wake-ups from now: they take their
+        smaller share of the budget at their next heartbeat, and claiming nothing until
+        then keeps the sum within the budget."""
+        joining = self.share_budget() > 1
+        return self.wall_clock() + (2 * self.tick if joining else timedelta())
 
     def on_scheduler_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:
@@ -198,7 +226,7 @@ class Daemon:
         elif event.code == EVENT_JOB_MISSED:
             log.warning("daemon.pass_missed", scheduled=str(event.scheduled_run_time))
         elif event.code == EVENT_JOB_ERROR:
-            # run_pass contains its errors, so this is a bug; the daemon keeps going.
+            # The engine contains its errors, so this is a bug; the daemon keeps going.
             log.error("daemon.pass_crashed", error=repr(getattr(event, "exception", None)))
 
     def on_stop(self, received: signal.Signals) -> None:
@@ -208,13 +236,10 @@ class Daemon:
 
     def run(self) -> int:
         shutdown.install(self.on_stop)
-        # Joining running pollers: they take their smaller share of the budget at their
-        # next heartbeat; claiming nothing until then keeps the sum within the budget.
-        joining = self.share_budget() > 1
-        first_pass = datetime.now(UTC) + (2 * self.tick if joining else timedelta())
+        first_pass = self.first_wake()
         threading.Thread(target=self.beat, name="heartbeat", daemon=True).start()
         self.scheduler.add_job(
-            self.one_pass,
+            self.on_wake,
             IntervalTrigger(
                 seconds=self.tick.total_seconds(),
                 jitter=min(self.config.schedule.jitter_seconds, self.tick.total_seconds() / 2),
@@ -239,8 +264,6 @@ class Daemon:
         log.info("daemon.stopped", clean=finished)
         if not finished:
             shutdown.abandon(0)
-        self.gh.close()
-        self.locks.close()
         return 0
 
 
@@ -252,4 +275,5 @@ def sweep_share(config: Config) -> float:
 
 
 def run_daemon(config: Config, secrets: Secrets) -> int:
-    return Daemon(config, secrets).run()
+    with Engine.start(config, secrets) as engine:
+        return Daemon(config, engine).run()

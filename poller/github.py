@@ -17,23 +17,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import github
 import structlog
 from github import Auth, Github, GithubException
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Requester import Requester
-from requests.utils import parse_header_links
 
 from poller import shutdown
+from poller.clock import SYSTEM, Clock, epoch, whole_seconds
 from poller.config import GitHubConfig
 from poller.github_errors import CREDENTIALS_REJECTED, AuthFailed, GitHubError, RepoNotFound
+from poller.github_types import (
+    Payload,
+    RateLimit,
+    RequestStats,
+    Response,
+    ResponseCache,
+    RunListing,
+)
 from poller.governor import Governor
 from poller.retry import CONNECT_RETRIES, InterruptibleRetry
 from poller.runner_os import Runner, canonical_os, labels_os
@@ -45,45 +51,13 @@ PER_PAGE = 100
 RESULT_CAP = 1000
 
 
-@dataclass(frozen=True)
-class Response:
-    status: int
-    headers: dict[str, str]
-    data: Any
-
-    @property
-    def next_url(self) -> str | None:
-        for link in parse_header_links(self.headers.get("link", "")):
-            if link.get("rel") == "next":
-                return link.get("url")
-        return None
-
-
-@dataclass
-class RequestStats:
-    """Requests sent, and how many were free 304s. Retries inside urllib3 are not seen."""
-
-    sent: int = 0
-    not_modified: int = 0
-    rate_remaining: int | None = None
-    rate_limit: int | None = None
-    rate_reset: int | None = None
-
-    @property
-    def spent(self) -> int:
-        """Requests that counted against the rate limit: all but the free 304s."""
-        return self.sent - self.not_modified
-
-
-class ResponseCache(Protocol):
-    def lookup(self, url: str) -> tuple[str, bytes] | None: ...
-    def save(self, url: str, etag: str, body: bytes, now: datetime) -> None: ...
-    def touch(self, url: str, now: datetime) -> None: ...
-    def known(self, urls: Sequence[str]) -> set[str]: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+def identity(config: GitHubConfig, token: str | None) -> str:
+    """Whose ETags a client's are, as a hash (GitHub's ETags are specific to the token):
+    the token's, or the app installation's."""
+    who = f"token:{token or ''}"
+    if config.app_id and config.installation_id and config.private_key_file:
+        who = f"app:{config.app_id}:{config.installation_id}"
+    return hashlib.sha256(who.encode()).hexdigest()[:32]
 
 
 def created_filter(low: datetime | None, high: datetime | None) -> str:
@@ -102,8 +76,16 @@ def created_filter(low: datetime | None, high: datetime | None) -> str:
 
 
 class GitHub:
+    """One client: one token or app installation, with its ETags (``cache``)."""
+
     def __init__(
-        self, config: GitHubConfig, token: str | None, governor: Governor | None = None
+        self,
+        config: GitHubConfig,
+        token: str | None,
+        governor: Governor | None = None,
+        *,
+        cache: ResponseCache | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         # Shared by every client of the process: GitHub's secondary limits are per token.
         self.governor = governor or Governor(config.requests_per_minute, config.concurrency)
@@ -121,18 +103,13 @@ class GitHub:
             secondary_rate_wait=config.secondary_rate_wait_seconds,
         )
         auth: Auth.Auth | None = Auth.Token(token) if token else None
-        who = f"token:{token or ''}"
         if config.app_id and config.installation_id and config.private_key_file:
             # PyGithub signs the JWT and renews the installation token before it expires.
             private_key = Path(config.private_key_file).read_text()
             auth = Auth.AppAuth(config.app_id, private_key).get_installation_auth(
                 config.installation_id
             )
-            who = f"app:{config.app_id}:{config.installation_id}"
         self.authenticated = auth is not None
-        # Whose ETags these are (GitHub's ETags are specific to the token), as a hash; an
-        # app's installation tokens rotate hourly, but its ETags stay valid.
-        self.identity = hashlib.sha256(who.encode()).hexdigest()[:32]
         self._client = Github(
             auth=auth,
             base_url=config.api_url,
@@ -143,8 +120,8 @@ class GitHub:
         )
         self._requester: Requester = self._client.requester
         self.stats = RequestStats()
-        # Where ETags and bodies are kept; passes.connect_github puts the database here.
-        self.cache: ResponseCache | None = None
+        self.cache = cache  # None: every request is unconditional
+        self.clock = clock
         self.config = config
 
     def close(self) -> None:
@@ -153,24 +130,30 @@ class GitHub:
     # --- transport ---
 
     def get(
-        self,
-        url: str,
-        params: dict[str, Any] | None = None,
-        *,
-        kind: str = "other",
-        conditional: bool = True,
+        self, url: str, params: dict[str, Any] | None = None, *, conditional: bool = True
     ) -> Response:
         """GET ``url`` (a path or a ``next`` link). Raises PyGithub's exceptions on >= 400.
 
         A conditional GET sends the ETag stored for this URL. A 304 answer costs no rate
         limit, and is returned with the stored body as if it were a 200.
         """
+        return self._get(url, params, conditional=conditional, spends_reserve=True)
+
+    def _get(
+        self,
+        url: str,
+        params: dict[str, Any] | None,
+        *,
+        conditional: bool,
+        spends_reserve: bool,
+    ) -> Response:
         full_url = Requester.add_parameters_to_url(url, params) if params else url
         cache = self.cache if conditional else None
         cached = cache.lookup(full_url) if cache else None
         headers = {"If-None-Match": cached[0]} if cached else None
         while True:
-            self.wait_if_exhausted(kind)
+            if spends_reserve:
+                self.wait_if_exhausted()
             try:
                 with self.governor.request():
                     status, response_headers, body = self._requester.requestJson(
@@ -184,9 +167,10 @@ class GitHub:
                 self.sleep(max(error.wait or 0.0, self.seconds_to_reset(), 1.0))
         self.stats.sent += 1
         self._read_rate_limit(response_headers)
+        now = whole_seconds(self.clock.now())
         if status == 304 and cache and cached:
             self.stats.not_modified += 1
-            cache.touch(full_url, _utcnow())
+            cache.touch(full_url, now)
             envelope = json.loads(cached[1])
             return Response(
                 200, {**response_headers, "link": envelope["link"]}, json.loads(envelope["body"])
@@ -197,7 +181,7 @@ class GitHub:
         etag = response_headers.get("etag")
         if cache and etag and status == 200:
             envelope = {"link": response_headers.get("link", ""), "body": body}
-            cache.save(full_url, etag, json.dumps(envelope).encode(), _utcnow())
+            cache.save(full_url, etag, json.dumps(envelope).encode(), now)
         return Response(status, response_headers, data)
 
     def _read_rate_limit(self, headers: dict[str, Any]) -> None:
@@ -219,17 +203,17 @@ class GitHub:
         return min(self.config.rate_limit_reserve, (self.stats.rate_limit or 5000) // 5)
 
     def seconds_to_reset(self) -> float:
-        return (self.stats.rate_reset or 0) + 1 - time.time()
+        return (self.stats.rate_reset or 0) + 1 - epoch(self.clock.now())
 
     def budget_low(self) -> bool:
         """True once the reserve is reached: the backfill waits for the next reset."""
         remaining = self.stats.rate_remaining
         return remaining is not None and remaining < self.reserve and self.seconds_to_reset() > 0
 
-    def wait_if_exhausted(self, kind: str) -> None:
+    def wait_if_exhausted(self) -> None:
         """Live work spends the reserve down to a tenth, then waits for the reset."""
         remaining = self.stats.rate_remaining
-        if kind == "rate_limit" or remaining is None or remaining >= max(1, self.reserve // 10):
+        if remaining is None or remaining >= max(1, self.reserve // 10):
             return
         seconds = self.seconds_to_reset()
         if seconds > 0:
@@ -245,9 +229,19 @@ class GitHub:
 
     # --- endpoints ---
 
-    def repository(self, full_name: str) -> dict[str, Any]:
+    def rate_limit(self) -> RateLimit | None:
+        """``GET /rate_limit``, which costs nothing and may be asked with the reserve
+        spent; None when GitHub does not say."""
+        core = self._get("/rate_limit", None, conditional=False, spends_reserve=False).data
+        core = (core or {}).get("resources", {}).get("core")
+        if not core:
+            return None
+        reset = datetime.fromtimestamp(int(core["reset"]), UTC).replace(tzinfo=None)
+        return RateLimit(int(core["remaining"]), int(core["limit"]), reset)
+
+    def repository(self, full_name: str) -> Payload:
         try:
-            return dict(self.get(f"/repos/{full_name}", kind="repo").data)
+            return dict(self.get(f"/repos/{full_name}").data)
         except github.BadCredentialsException:
             raise AuthFailed(f"{full_name}: {CREDENTIALS_REJECTED}") from None
         except github.UnknownObjectException:
@@ -255,54 +249,69 @@ class GitHub:
                 f"{full_name}: repository not found (404), or the token cannot see it"
             ) from None
 
-    def list_items(
+    def pages(
         self,
-        url: str,
-        params: dict[str, Any],
-        *,
+        first: Response,
         key: str | None,
-        kind: str,
+        *,
+        max_pages: int | None = None,
         conditional: bool = True,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of a listing, following the ``Link: rel="next"`` header."""
-        next_url: str | None = url
-        query: dict[str, Any] | None = {**params, "per_page": PER_PAGE}
-        while next_url:
-            response = self.get(next_url, query, kind=kind, conditional=conditional)
+    ) -> Iterator[list[Payload]]:
+        """``first`` and the pages after it, following ``Link: rel="next"``, up to
+        ``max_pages`` in all; ``key`` names the list inside an envelope."""
+        response: Response | None = first
+        read = 0
+        while response is not None:
             yield list(response.data[key] if key else response.data)
-            next_url, query = response.next_url, None
+            read += 1
+            next_url = response.next_url
+            more = next_url is not None and (max_pages is None or read < max_pages)
+            response = self.get(next_url, conditional=conditional) if next_url and more else None
 
-    def org_repositories(self, org: str) -> Iterator[dict[str, Any]]:
+    def list_items(
+        self, url: str, params: dict[str, Any], *, key: str | None, conditional: bool = True
+    ) -> Iterator[list[Payload]]:
+        """Every page of a listing, 100 items a page."""
+        first = self.get(url, {**params, "per_page": PER_PAGE}, conditional=conditional)
+        return self.pages(first, key, conditional=conditional)
+
+    def org_repositories(self, org: str) -> Iterator[Payload]:
         """An organisation's repositories, 100 a page, with ``archived`` and ``pushed_at``."""
         try:
-            for page in self.list_items(
-                f"/orgs/{org}/repos", {"type": "all"}, key=None, kind="org"
-            ):
+            for page in self.list_items(f"/orgs/{org}/repos", {"type": "all"}, key=None):
                 yield from page
         except github.UnknownObjectException:
             raise GitHubError(
                 f"{org}: organisation not found (404), or the token cannot see it"
             ) from None
 
-    def workflows(self, full_name: str) -> Iterator[dict[str, Any]]:
-        for page in self.list_items(
-            f"/repos/{full_name}/actions/workflows", {}, key="workflows", kind="workflows"
-        ):
+    def workflows(self, full_name: str) -> Iterator[Payload]:
+        for page in self.list_items(f"/repos/{full_name}/actions/workflows", {}, key="workflows"):
             yield from page
 
-    def branches(self, full_name: str) -> Iterator[dict[str, Any]]:
-        for page in self.list_items(f"/repos/{full_name}/branches", {}, key=None, kind="branches"):
+    def branches(self, full_name: str) -> Iterator[Payload]:
+        for page in self.list_items(f"/repos/{full_name}/branches", {}, key=None):
             yield from page
 
-    def commit_pages(self, full_name: str, branch: str) -> Iterator[list[dict[str, Any]]]:
-        return self.list_items(
-            f"/repos/{full_name}/commits", {"sha": branch}, key=None, kind="commits"
+    def commit_pages(self, full_name: str, branch: str) -> Iterator[list[Payload]]:
+        return self.list_items(f"/repos/{full_name}/commits", {"sha": branch}, key=None)
+
+    def runs(self, full_name: str, low: datetime | None, high: datetime | None) -> RunListing:
+        """The first page of the runs created in ``[low, high]``, newest first."""
+        first = self.get(*self._runs_listing(full_name, low, high))
+        return RunListing(
+            int(first.data.get("total_count", 0)), list(first.data["workflow_runs"]), first.next_url
         )
 
-    def runs_first_page(
-        self, full_name: str, low: datetime | None, high: datetime | None
-    ) -> Response:
-        return self.get(*self._runs_listing(full_name, low, high), kind="runs")
+    def run_pages(
+        self, listing: RunListing, max_pages: int | None = None
+    ) -> Iterator[list[Payload]]:
+        """The listing's pages, its first included, up to ``max_pages`` in all."""
+        yield listing.runs
+        if listing.next_url and (max_pages is None or max_pages > 1):
+            first = self.get(listing.next_url)
+            rest = None if max_pages is None else max_pages - 1
+            yield from self.pages(first, "workflow_runs", max_pages=rest)
 
     def runs_listings_primed(
         self, full_name: str, ranges: Sequence[tuple[datetime | None, datetime | None]]
@@ -325,29 +334,18 @@ class GitHub:
             {"created": created_filter(low, high), "per_page": PER_PAGE},
         )
 
-    def runs_next_pages(
-        self, first: Response, max_pages: int | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        """The pages after ``first``, up to ``max_pages`` pages in all."""
-        next_url, pages = first.next_url, 1
-        while next_url and (max_pages is None or pages < max_pages):
-            response = self.get(next_url, kind="runs")
-            pages += 1
-            yield list(response.data["workflow_runs"])
-            next_url = response.next_url
-
-    def run(self, full_name: str, run_id: int) -> dict[str, Any] | None:
+    def run(self, full_name: str, run_id: int) -> Payload | None:
         """One run, or None when GitHub no longer has it."""
         try:
-            return dict(self.get(f"/repos/{full_name}/actions/runs/{run_id}", kind="run").data)
+            return dict(self.get(f"/repos/{full_name}/actions/runs/{run_id}").data)
         except github.UnknownObjectException:
             return None
 
-    def run_attempt(self, full_name: str, run_id: int, attempt: int) -> dict[str, Any] | None:
+    def run_attempt(self, full_name: str, run_id: int, attempt: int) -> Payload | None:
         """A run as it was at one of its attempts, or None when GitHub no longer has it."""
         try:
             path = f"/repos/{full_name}/actions/runs/{run_id}/attempts/{attempt}"
-            return dict(self.get(path, kind="run").data)
+            return dict(self.get(path).data)
         except github.UnknownObjectException:
             return None
 
@@ -357,9 +355,7 @@ class GitHub:
         try:
             items = [
                 item
-                for page in self.list_items(
-                    f"/{scope}/actions/runners", {}, key="runners", kind="runners"
-                )
+                for page in self.list_items(f"/{scope}/actions/runners", {}, key="runners")
                 for item in page
             ]
         except GithubException as error:
@@ -382,19 +378,18 @@ class GitHub:
         or ``identical``); None when GitHub cannot compare them."""
         path = f"/repos/{full_name}/compare/{ancestor}...{head}"
         try:
-            answer = self.get(path, {"per_page": 1}, kind="compare", conditional=False)
+            answer = self.get(path, {"per_page": 1}, conditional=False)
         except (github.UnknownObjectException, GithubException):
             return None
         return bool(answer.data.get("status") in ("ahead", "identical"))
 
-    def jobs(self, full_name: str, run_id: int) -> list[dict[str, Any]]:
+    def jobs(self, full_name: str, run_id: int) -> list[Payload]:
         """Jobs of every attempt of a run: one request unless it has over 100 jobs."""
-        jobs: list[dict[str, Any]] = []
+        jobs: list[Payload] = []
         for page in self.list_items(
             f"/repos/{full_name}/actions/runs/{run_id}/jobs",
             {"filter": "all"},
             key="jobs",
-            kind="jobs",
             # A run's jobs are fetched because the run moved, so they have changed too;
             # caching them would only grow the cache by one entry per run.
             conditional=False,

@@ -1,6 +1,7 @@
 """What one repository's sync did in a pass: its counts, requests, time and outcome.
 
-The sync fills it in, the pass logs and records it, and the command line turns the
+The collector returns what it stored (``Collected``), the repository's sync turns that into
+a report, the pass logs and records it, and the command line turns the
 reports into an exit status. It lives apart so that each of them can import it.
 """
 
@@ -19,6 +20,18 @@ TABLES = (
     "steps",
     "workflowrun_attempts",
 )
+
+
+@dataclass
+class Collected:
+    """What one repository's run collection did in a pass (``collect``)."""
+
+    counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
+    # Jobs stored whose OS nothing could tell (status lists their labels).
+    jobs_os_unknown: int = 0
+    # A run new to us shows a push: branches and commits may have moved.
+    pushed: bool = False
+    backfill_pending: bool = False
 
 
 @dataclass
@@ -41,6 +54,13 @@ class RepoReport:
     unreachable: bool = False
     # The database failed the sync (down, restarting), not GitHub or the data.
     database_failed: bool = False
+
+    def take(self, collected: Collected) -> None:
+        """What the repository's sync collected."""
+        for table, counts in collected.counts.items():
+            self.counts[table].add(counts)
+        self.jobs_os_unknown += collected.jobs_os_unknown
+        self.backfill_pending = self.backfill_pending or collected.backfill_pending
 
     def summary(self) -> dict[str, dict[str, int]]:
         return {

@@ -7,8 +7,7 @@ neither skips nor duplicates a run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -17,7 +16,7 @@ import peewee
 from poller import transform
 from poller.models import Job, Step, WorkflowRun, WorkflowRunAttempt
 from poller.store import Counts, clip, diff, save_commits, select_rows, set_cursors, upsert
-from poller.transform import Row
+from poller.transform import Row, RunPage
 from poller.units import unit_of_work
 
 
@@ -30,24 +29,15 @@ def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
     }
 
 
-@dataclass(frozen=True)
-class RunPage:
-    """The rows one page of runs makes."""
-
-    runs: list[Row]
-    jobs: list[Row]
-    attempts: list[Row]
-    steps: list[Row]
-    head_commits: list[Row]
-
-
 @unit_of_work
 def save_run_page(
-    repo: str, page: RunPage, cursors: dict[str, str], now: datetime
+    repo: str, page: RunPage, stored: Mapping[int, Row], cursors: dict[str, str], now: datetime
 ) -> dict[str, Counts]:
-    """One page of runs with their jobs, steps, attempts and head commits, and its cursor."""
+    """One page of runs with their jobs, steps, attempts and head commits, and its cursor.
+    ``page.runs`` are the runs that changed (``transform.run_changed``) from ``stored``:
+    each is written, as an insert or an update."""
     counts = {
-        "workflowruns": _save_runs(page.runs, stored_runs([row["gitid"] for row in page.runs])),
+        "workflowruns": _save_runs(page.runs, stored),
         "jobs": _save_children(Job, page.jobs, ("gitid",), "gitid"),
         "steps": _save_children(Step, page.steps, ("jobid", "number"), "jobid"),
         "workflowrun_attempts": _save_children(
@@ -59,11 +49,10 @@ def save_run_page(
     return counts
 
 
-def _save_runs(rows: list[Row], stored: dict[int, Row]) -> Counts:
-    rows = [clip(WorkflowRun, row) for row in rows]
-    changed, counts = diff(stored, rows, lambda row: row["gitid"])
-    upsert(WorkflowRun, changed, ["gitid"])
-    return counts
+def _save_runs(rows: list[Row], stored: Mapping[int, Row]) -> Counts:
+    upsert(WorkflowRun, [clip(WorkflowRun, row) for row in rows], ["gitid"])
+    inserted = sum(1 for row in rows if row["gitid"] not in stored)
+    return Counts(inserted=inserted, updated=len(rows) - inserted)
 
 
 def _save_children(

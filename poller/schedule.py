@@ -17,11 +17,13 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import peewee
 import structlog
 
+from poller import shutdown
+from poller.clock import SYSTEM, Clock, whole_seconds
 from poller.config import RepoConfig
 from poller.models import PollerHeartbeat, SyncSchedule
 from poller.units import bookkeeping
@@ -32,10 +34,6 @@ MYSQL_LOCK_WAIT_TIMEOUT = 1205
 MYSQL_DEADLOCK = 1213
 
 
-def utcnow_exact() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def ceil_second(moment: datetime) -> datetime:
     """Databases keep whole seconds; rounding up keeps "not before" true."""
     floor = moment.replace(microsecond=0)
@@ -43,8 +41,14 @@ def ceil_second(moment: datetime) -> datetime:
 
 
 class RepoSchedule:
-    def __init__(self, interval: timedelta, owner: str | None = None) -> None:
+    """This poller's view of the schedule: what is due, and the leases it holds. It is
+    the engine's ``Gate``: ``claim`` before a repository's sync, ``done`` after."""
+
+    def __init__(
+        self, interval: timedelta, owner: str | None = None, clock: Clock = SYSTEM
+    ) -> None:
         self.interval = interval
+        self.clock = clock
         self.lease = max(2 * interval, timedelta(seconds=2))
         # Whose leases these are: unique per process, readable in the table.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -55,7 +59,7 @@ class RepoSchedule:
         """The repositories worth claiming now: due and not leased, new ones first, then
         the longest overdue. One read, so that a tick over a thousand repositories that
         are not due costs the database one query rather than a thousand claims."""
-        now = utcnow_exact()
+        now = self.clock.now()
         schedule = scheduled()
         self.scheduled = set(schedule)
         never = datetime.min
@@ -69,20 +73,20 @@ class RepoSchedule:
     def heartbeat(self, alive_for: timedelta) -> int:
         """Record that this poller is alive; how many pollers are, counting those seen
         within ``alive_for`` (this one included)."""
-        return beat(self.owner, utcnow_exact().replace(microsecond=0), alive_for)
+        return beat(self.owner, whole_seconds(self.clock.now()), alive_for)
 
     def leave(self) -> None:
         """On a stop: hand back the leases still held (a sync abandoned mid-request),
         due at once, and leave, so the other pollers take the repositories and their
         share of the budget back now rather than when the lease and heartbeat run out."""
-        release_all(self.owner, utcnow_exact().replace(microsecond=0))
+        release_all(self.owner, whole_seconds(self.clock.now()))
         remove_poller(self.owner)
 
     def claim(self, repo: str) -> bool:
         """Take the repository if it is due and nobody holds it. Losing a row lock to
         another poller's claim of the same repository (a deadlock or a lock wait on
         MySQL, a busy SQLite) means it is theirs: that is no error."""
-        now = utcnow_exact()
+        now = self.clock.now()
         try:
             if repo.lower() not in self.scheduled:
                 add_repo(repo, now)
@@ -98,10 +102,14 @@ class RepoSchedule:
 
     def done(self, repo: str, *, finished: bool) -> None:
         """Release the repository: due an interval after its claim, or at once when a
-        stop request cut its sync short."""
+        stop request cut its sync short. If the database is gone, or a stop request cuts
+        the reconnects short, the lease runs out by itself: no reason to fail the pass."""
         claimed_at = self.claimed.pop(repo)
         due = ceil_second(claimed_at + self.interval) if finished else claimed_at
-        release_repo(repo, self.owner, due)
+        try:
+            release_repo(repo, self.owner, due)
+        except (peewee.PeeweeException, shutdown.Interrupted) as error:
+            log.warning("schedule.release_failed", error=str(error))
 
 
 def lost_to_another(error: peewee.OperationalError) -> bool:

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import peewee
 
+from poller.clock import SYSTEM
 from poller.config import Config, RepoConfig
 from poller.cursors import HISTORY_REACHED, RUNS_HISTORY_START, RUNS_OLDEST
 from poller.github import GitHub
 from poller.github_errors import describe
-from poller.history import backfill_done
 from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
+from poller.plan import backfill_done
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
@@ -88,12 +89,12 @@ def _iso(moment: datetime | None) -> str | None:
 
 def rate_limit(gh: GitHub) -> dict[str, Any]:
     try:
-        response = gh.get("/rate_limit", kind="rate_limit", conditional=False)
-        core = response.data["resources"]["core"]
+        limit = gh.rate_limit()
     except Exception as error:
         return {"error": describe(error)}
-    reset = datetime.fromtimestamp(int(core["reset"]), UTC).replace(tzinfo=None)
-    return {"remaining": core["remaining"], "limit": core["limit"], "reset": _iso(reset)}
+    if limit is None:
+        return {"error": "GitHub's /rate_limit gave no core limit"}
+    return {"remaining": limit.remaining, "limit": limit.limit, "reset": _iso(limit.reset)}
 
 
 def followed(config: Config) -> list[RepoConfig]:
@@ -114,7 +115,7 @@ def followed(config: Config) -> list[RepoConfig]:
 
 def collect(config: Config, gh: GitHub, now: datetime | None = None) -> dict[str, Any]:
     """Each repository's state, the stalest first (never synced counts as stalest)."""
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+    now = now or SYSTEM.now()
     with database.connection_context():
         repos = [repo_status(repo, now) for repo in followed(config)]
     repos.sort(

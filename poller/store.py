@@ -235,6 +235,14 @@ def get_cursor(repo: str, resource: str) -> str | None:
 
 
 @unit_of_work
+def get_cursors(repo: str) -> dict[str, str]:
+    """Every cursor of ``repo``, by name: one query."""
+    query = SyncCursor.select(SyncCursor.resource, SyncCursor.position)
+    rows = query.where((SyncCursor.repo == repo) & SyncCursor.position.is_null(False))
+    return {row.resource: str(row.position) for row in rows}
+
+
+@unit_of_work
 def set_cursors(repo: str, positions: dict[str, str], now: datetime) -> None:
     rows = [
         {"repo": repo, "resource": resource, "position": position, "updatetime": now}

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,9 +144,10 @@ def run_row(run: Payload, jobs: Iterable[Payload], repo: str, job_os: JobOs = la
     }
 
 
-def run_moved(stored: dict[str, Any], run: dict[str, Any]) -> bool:
-    """Whether a listed run differs from its row in what a new attempt or status changes."""
-    return bool(
+def run_changed(stored: Row | None, run: Payload) -> bool:
+    """Whether a listed run is new, or differs from its row in what a new attempt or
+    status changes: the one rule for whether a run costs a jobs request and a write."""
+    return stored is None or bool(
         stored["updatetime"] != parse_time(run.get("updated_at"))
         or stored["runattempt"] != (run.get("run_attempt") or 1)
         or stored["status"] != run.get("status")
@@ -321,3 +323,47 @@ def workflow_row(item: Payload, repo: str, image_patterns: Iterable[str] = ()) -
         "repo": repo,
         "imagebuild": builds_images(item, image_patterns),
     }
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """A changed run with what was fetched for it: its jobs of every attempt, and the
+    earlier attempts that no job shows (``attempts_without_jobs``), by number."""
+
+    run: Payload
+    jobs: Sequence[Payload]
+    earlier: Mapping[int, Payload] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """The rows one page of runs makes."""
+
+    runs: list[Row]
+    jobs: list[Row]
+    attempts: list[Row]
+    steps: list[Row]
+    head_commits: list[Row]
+
+
+def run_page(
+    changed: Sequence[RunDetails], listed: Sequence[Payload], repo: str, job_os: JobOs
+) -> RunPage:
+    """The rows of a page: the changed runs and theirs, and every listed run's head commit."""
+    page = RunPage([], [], [], [], [])
+    for details in changed:
+        run, jobs = details.run, details.jobs
+        attempt = run.get("run_attempt") or 1
+        page.runs.append(run_row(run, jobs, repo, job_os))
+        page.jobs.extend(job_row(job, repo, attempt, job_os) for job in jobs)
+        page.steps.extend(row for job in jobs for row in step_rows(job, repo))
+        page.attempts.extend(
+            {**row, "repo": repo} for row in attempt_rows(run, jobs, details.earlier)
+        )
+    page.head_commits.extend(row for run in listed if (row := head_commit_row(run, repo)))
+    return page
+
+
+def os_unknown(jobs: Iterable[Payload], job_os: JobOs) -> int:
+    """Jobs that ran and whose OS nothing could tell."""
+    return sum(1 for job in jobs if not skipped(job) and job_os(job) is None)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fake_github import FakeGitHub
-from poller.cache import HttpCacheStore
+from poller.http_cache import HttpCacheStore
 from poller.models import HttpCache, WorkflowRun
 from support import PollerSetup, mirror, repo_done_events
 

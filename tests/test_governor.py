@@ -16,7 +16,7 @@ from fake_github import FakeGitHub, SecondaryLimit
 from poller import config as config_module
 from poller import shutdown
 from poller.governor import Governor
-from poller.passes import connect_github
+from poller.pool import connect
 from support import TOKEN, PollerSetup
 
 
@@ -170,7 +170,7 @@ def test_a_secondary_limit_answer_holds_every_thread(fake: FakeGitHub, poller: P
     fake.secondary_limit("/repos/octo/a", retry_after=2)
     poller.repos = [{"name": "octo/a"}, {"name": "octo/b"}]
     settings = config_module.load(poller.write())
-    clients = connect_github(settings, poller.token)
+    clients = connect(settings, poller.token)
     for client in clients.clients:
         client.cache = None  # the ETag cache is not what this is about
     refused_at = time.time()

@@ -13,10 +13,12 @@ import peewee
 
 from fake_github import FakeGitHub
 from poller import config as config_module
+from poller.engine import Engine
+from poller.locks import NoLocks
 from poller.models import Commit, Job, SyncCursor, WorkflowRun, WorkflowRunAttempt
-from poller.passes import connect_github, run_pass
+from poller.pool import connect
+from poller.repo_sync import PassOptions
 from poller.schema import ensure_schema
-from poller.sync import PassOptions
 from support import PollerSetup, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -170,13 +172,13 @@ def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller
     poller.repos = [{"name": "octo/slices"}]
     poller.sync = {"backfill_runs_per_pass": 100}
     settings = config_module.load(poller.write())
-    gh = connect_github(settings, poller.token)
-    with poller.database.open() as db, contextlib.closing(gh):
+    engine = Engine(settings, connect(settings, poller.token), NoLocks())
+    with poller.database.open() as db, contextlib.closing(engine):
         ensure_schema(db)
         totals, pending = [], []
         for _ in range(3):
             fresh = fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(seconds=5))
-            [report] = run_pass(settings, gh, PassOptions(backfill_budget=100))
+            [report] = engine.run_all(PassOptions(backfill_budget=100))
             assert report.error is None
             assert WorkflowRun.select().where(WorkflowRun.gitid == fresh).exists()
             totals.append(WorkflowRun.select().count())

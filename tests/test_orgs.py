@@ -13,11 +13,13 @@ import pytest
 from fake_github import FakeGitHub
 from poller import config as config_module
 from poller.config import OrgConfig
+from poller.engine import Engine
+from poller.locks import NoLocks
 from poller.models import Branch, WorkflowRun
 from poller.orgs import wanted
-from poller.passes import connect_github, run_pass
+from poller.pool import connect
+from poller.repo_sync import PassOptions
 from poller.schema import ensure_schema
-from poller.sync import PassOptions
 from support import PollerSetup, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -108,19 +110,19 @@ def test_the_listing_pushed_at_says_when_to_read_branches(fake: FakeGitHub, poll
     poller.repos = [{"name": "solo/lib"}]
     poller.orgs = [{"name": "octo"}]
     settings = config_module.load(poller.write())
-    gh = connect_github(settings, poller.token)
+    engine = Engine(settings, connect(settings, poller.token), NoLocks())
     options = PassOptions(metadata_minutes=60)
 
     def branch_reads() -> dict[str, int]:
         before = {name: fake.count(f"/repos/{name}/branches", rate_limited=False) for name in NAMES}
-        reports = run_pass(settings, gh, options)
+        reports = engine.run_all(options)
         assert not any(report.error for report in reports)
         return {
             name: fake.count(f"/repos/{name}/branches", rate_limited=False) - before[name]
             for name in NAMES
         }
 
-    with poller.database.open() as db, contextlib.closing(gh):
+    with poller.database.open() as db, contextlib.closing(engine):
         ensure_schema(db)
         assert branch_reads() == {"octo/api": 1, "solo/lib": 1}  # the first sight
         assert branch_reads() == {"octo/api": 0, "solo/lib": 0}  # nothing pushed

@@ -1,7 +1,7 @@
 """Property: any sequence of GitHub changes, interleaved with passes, ends in the same
 database as one from-scratch sync of the final state.
 
-The passes run in-process (``sync.run_pass``) for speed, against the same fake GitHub over
+The passes run in-process (``Engine.run_all``) for speed, against the same fake GitHub over
 HTTP, the real PyGithub client and real databases that the subprocess tests use.
 
 The generated changes stay within what the design promises to see: runs may show up
@@ -23,9 +23,11 @@ from hypothesis import strategies as st
 
 from fake_github import FakeGitHub, JobSpec
 from poller import config as config_module
-from poller.passes import connect_github, run_pass
+from poller.engine import Engine
+from poller.locks import NoLocks
+from poller.pool import connect
+from poller.repo_sync import PassOptions
 from poller.schema import ensure_schema
-from poller.sync import PassOptions
 from support import PollerSetup, mirror
 
 LABELS = [
@@ -130,21 +132,21 @@ def test_incremental_passes_equal_a_from_scratch_sync(
     poller.repos = [{"name": name}]
     poller.sync = {"lookback_days": 2}
     settings_ = config_module.load(poller.write())
-    gh = connect_github(settings_, poller.token)
+    engine = Engine(settings_, connect(settings_, poller.token), NoLocks())
     incremental, scratch = make_database(), make_database()
     try:
         with incremental.open() as db:
             ensure_schema(db)
-            assert not any(r.error for r in run_pass(settings_, gh))
+            assert not any(r.error for r in engine.run_all())
             half_sweep = PassOptions(sweep_share=0.5)
             for step in [*steps, ("pass",), ("pass",)]:
                 if step == ("pass",):
-                    assert not any(r.error for r in run_pass(settings_, gh, half_sweep))
+                    assert not any(r.error for r in engine.run_all(half_sweep))
                 else:
                     apply(fake, repo, workflows, step)
         with scratch.open() as db:
             ensure_schema(db)
-            assert not any(r.error for r in run_pass(settings_, gh))
+            assert not any(r.error for r in engine.run_all())
     finally:
-        gh.close()
+        engine.close()
     assert mirror(incremental) == mirror(scratch)

@@ -1,4 +1,4 @@
-"""The ETag cache: ETag and body of each polled GitHub URL, per token, in the database.
+"""The HTTP cache: ETag and body of each polled GitHub URL, per token, in the database.
 
 After a restart an unchanged listing still answers 304, which costs no rate limit, and
 the stored body is replayed through the same diff, which finds nothing to write. These

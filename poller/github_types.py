@@ -1,0 +1,70 @@
+"""What the GitHub room hands out: typed answers, so no other room reads GitHub's JSON
+envelopes (``workflow_runs``, ``total_count``, ``resources.core``) or its headers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from requests.utils import parse_header_links
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    data: Any
+
+    @property
+    def next_url(self) -> str | None:
+        for link in parse_header_links(self.headers.get("link", "")):
+            if link.get("rel") == "next":
+                return link.get("url")
+        return None
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """The first page of a ``created``-filtered runs listing. ``total_count`` is what
+    the filter matches, which may exceed what GitHub lets a listing reach (1,000);
+    ``GitHub.pages`` reads on from here."""
+
+    total_count: int
+    runs: list[Payload]
+    next_url: str | None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    remaining: int
+    limit: int
+    reset: datetime  # naive UTC
+
+
+@dataclass
+class RequestStats:
+    """Requests sent, and how many were free 304s. Retries inside urllib3 are not seen."""
+
+    sent: int = 0
+    not_modified: int = 0
+    rate_remaining: int | None = None
+    rate_limit: int | None = None
+    rate_reset: int | None = None
+
+    @property
+    def spent(self) -> int:
+        """Requests that counted against the rate limit: all but the free 304s."""
+        return self.sent - self.not_modified
+
+
+class ResponseCache(Protocol):
+    """ETags and bodies of polled URLs (``http_cache``), for conditional requests."""
+
+    def lookup(self, url: str) -> tuple[str, bytes] | None: ...
+    def save(self, url: str, etag: str, body: bytes, now: datetime) -> None: ...
+    def touch(self, url: str, now: datetime) -> None: ...
+    def known(self, urls: Sequence[str]) -> set[str]: ...

@@ -1,0 +1,255 @@
+"""Sync one repository under its lock, and say how it went (``RepoReport``).
+
+In order: the repository's row, stored jobs that a changed ``runner_os`` map now
+resolves, the metadata when it is due (``metadata``), and the runs (``collect``). A run
+new to us that shows a push means branches and commits moved: the metadata is read then
+too. Every error is contained here: it is logged with ``repo=`` and recorded in
+``sync_status``, and the pass goes on with the next repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import peewee
+import requests
+import structlog
+from github import GithubException
+
+from poller import cursors, run_store, runner_os, shutdown, store, units
+from poller.clock import SYSTEM, Clock
+from poller.collect import RunCollector
+from poller.config import Config, RepoConfig
+from poller.cursors import from_cursor
+from poller.github import GitHub
+from poller.github_errors import GitHubError, describe
+from poller.history import backfill_pending
+from poller.locks import LockLost, RepoLocks
+from poller.metadata import MetadataSync
+from poller.progress import NoProgress, Progress
+from poller.report import Collected, RepoReport
+from poller.runners import RunnerDirectory
+
+log = structlog.get_logger(__name__)
+
+METADATA_AT_LEAST = timedelta(days=1)  # how often, when pushed_at tells what changed
+ProgressFactory = Callable[[str, Callable[[], int]], Progress]
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """How a pass runs. ``backfill_budget`` of None means: finish the backfill.
+    ``sweep_share`` is the share of the re-run horizon's older windows re-read this pass
+    (1: all of it, as ``--once`` does; the daemon spreads it over ``rerun_sweep_minutes``).
+    ``metadata_minutes`` is how stale repository metadata may be before it is re-read
+    (None: every pass). ``progress`` makes a repository's progress report from its name
+    and a count of the requests it has sent."""
+
+    backfill_budget: int | None = None
+    sweep_share: float = 1.0
+    metadata_minutes: float | None = None
+    progress: ProgressFactory = lambda repo, requests: NoProgress()
+
+
+def sync_repository(
+    config: Config,
+    gh: GitHub,
+    repo: RepoConfig,
+    *,
+    options: PassOptions,
+    locks: RepoLocks,
+    now: datetime,
+    clock: Clock = SYSTEM,
+) -> RepoReport:
+    """One repository under its lock; skipped when another process holds the lock."""
+    report = RepoReport(repo.name)
+    started = clock.monotonic()
+    sent_before, free_before = gh.stats.sent, gh.stats.not_modified
+    try:
+        locked = locks.acquire(repo.name)
+    except shutdown.Interrupted:
+        locked, report.stopped = False, True
+    except Exception as error:
+        locked, report.error = False, f"could not take the repository lock: {error}"
+        report.database_failed = True
+        log.error("sync.repo_failed", error=report.error)
+    if not locked and report.error is None:
+        report.skipped = "another shark-poller process holds its lock"
+        log.warning("sync.repo_skipped", reason=report.skipped)
+        return report
+    if locked:
+        progress = options.progress(repo.name, lambda: gh.stats.sent - sent_before)
+        guard = units.write_guard.set(lambda: locks.verify(repo.name))
+        try:
+            sync_locked(config, gh, repo, options, now, report, progress)
+        finally:
+            units.write_guard.reset(guard)
+            progress.close()
+            locks.release(repo.name)
+    report.requests_not_modified = gh.stats.not_modified - free_before
+    report.requests_spent = gh.stats.sent - sent_before - report.requests_not_modified
+    report.seconds = round(clock.monotonic() - started, 3)
+    if not report.stopped:
+        record(report, now, gh.stats.rate_remaining)
+    log_done(report, gh)
+    return report
+
+
+def sync_locked(
+    config: Config,
+    gh: GitHub,
+    repo: RepoConfig,
+    options: PassOptions,
+    now: datetime,
+    report: RepoReport,
+    progress: Progress,
+) -> None:
+    """The sync itself, its errors turned into the report's outcome."""
+    sync = RepoSync(gh, config, repo, now, options, progress)
+    try:
+        sync.run()
+    except shutdown.Interrupted:
+        report.stopped = True
+        log.info("sync.repo_stopped", reason="shutdown requested")
+    except peewee.PeeweeException as error:
+        report.error, report.database_failed = f"database: {error}", True
+        log.error("sync.repo_failed", error=report.error)
+    except Exception as error:
+        report.error = describe(error)
+        report.unreachable = isinstance(error, requests.ConnectionError)
+        log.error("sync.repo_failed", error=report.error, exc_info=not expected(error))
+    # What was stored before an error or a stop counts too.
+    report.take(sync.collected())
+    if report.stopped:
+        # Cut short, the sync never decided; the cursors say where the history stands.
+        with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
+            report.backfill_pending = backfill_pending(repo)
+
+
+class RepoSync:
+    """The steps of one repository's sync, in order."""
+
+    def __init__(
+        self,
+        gh: GitHub,
+        config: Config,
+        repo: RepoConfig,
+        now: datetime,
+        options: PassOptions,
+        progress: Progress,
+    ) -> None:
+        self.gh = gh
+        self.config = config
+        self.repo = repo
+        self.name = repo.name
+        self.now = now
+        self.options = options
+        self.progress = progress
+        self.metadata = MetadataSync(gh, repo, now)
+        label_map = config.label_map(repo)
+        self.collector = RunCollector(
+            gh,
+            repo,
+            config.sync,
+            now,
+            job_os=RunnerDirectory(gh, self.name, label_map, now).job_os,
+            progress=progress,
+        )
+
+    def run(self) -> None:
+        store.ensure_repo(self.name)
+        self.apply_label_map()
+        metadata_due = self.metadata_due()
+        if metadata_due:
+            self.metadata.sync()
+        collected = self.collector.collect(
+            backfill_budget=self.options.backfill_budget, sweep_share=self.options.sweep_share
+        )
+        if collected.pushed and not metadata_due:
+            # A new run of a push or a pull request: something was pushed, so branches,
+            # commits and perhaps workflow files moved. Nothing else would tell us.
+            self.metadata.sync()
+
+    def collected(self) -> Collected:
+        """What the sync stored, so far or in all: the runs' and the metadata's counts."""
+        done = self.collector.done
+        for table, counts in self.metadata.counts.items():
+            done.counts[table].add(counts)
+        return done
+
+    def apply_label_map(self) -> None:
+        """When ``runner_os`` changed since the last pass, stored jobs it now resolves get
+        their OS, so the operator's map fixes history too, at no GitHub request."""
+        label_map = self.config.label_map(self.repo)
+        fingerprint = json.dumps(label_map.rules)
+        if store.get_cursor(self.name, cursors.RUNNER_OS_MAP) == fingerprint:
+            return
+        fixed = run_store.resolve_unknown_oses(
+            self.name, lambda labels: runner_os.labels_os(labels, label_map)
+        )
+        if fixed:
+            log.info("sync.jobs_os_resolved", jobs=fixed, by="runner_os")
+        store.set_cursors(self.name, {cursors.RUNNER_OS_MAP: fingerprint}, self.now)
+
+    def metadata_due(self) -> bool:
+        """Repository, workflows and branches change only with a push: the daemon re-reads
+        them when a run shows one, and at least every ``metadata_minutes``. For a
+        repository of an ``[[orgs]]`` listing, whose ``pushed_at`` tells when anything was
+        pushed, it re-reads them when that moved, and at least daily."""
+        every = self.options.metadata_minutes
+        last = from_cursor(store.get_cursor(self.name, cursors.REPO_METADATA))
+        if every is None or last is None:
+            return True
+        if self.repo.pushed_at is not None:
+            moved = self.repo.pushed_at != store.get_cursor(self.name, cursors.REPO_PUSHED_AT)
+            return moved or self.now - last >= METADATA_AT_LEAST
+        return self.now - last >= timedelta(minutes=every)
+
+
+def not_tried(repo: RepoConfig, reason: str | None, now: datetime) -> RepoReport:
+    """The report of a repository the pass did not try: GitHub did not answer another."""
+    report = RepoReport(repo.name, error=f"not tried: GitHub is unreachable ({reason})")
+    report.unreachable = True
+    log.error("sync.repo_failed", error=report.error)
+    record(report, now, None)
+    return report
+
+
+def log_done(report: RepoReport, gh: GitHub) -> None:
+    log.debug("sync.repo_counts", counts=report.summary())
+    log.info(
+        "sync.repo_done",
+        ok=report.error is None and not report.stopped,
+        error=report.error,
+        counts=report.summary(),
+        requests_spent=report.requests_spent,
+        requests_not_modified=report.requests_not_modified,
+        rate_limit_remaining=gh.stats.rate_remaining,
+        seconds=report.seconds,
+        backfill_pending=report.backfill_pending,
+        jobs_os_unknown=report.jobs_os_unknown,
+    )
+
+
+def record(report: RepoReport, now: datetime, rate_remaining: int | None) -> None:
+    """The outcome in ``sync_status``, where ``status`` reads it."""
+    try:
+        store.record_pass(
+            report.repo,
+            now,
+            error=report.error,
+            requests_spent=report.requests_spent,
+            requests_not_modified=report.requests_not_modified,
+            rate_remaining=rate_remaining,
+        )
+    except peewee.PeeweeException as error:
+        log.error("sync.status_not_saved", error=str(error))
+
+
+def expected(error: Exception) -> bool:
+    """Errors from the outside world, which need no traceback in the log."""
+    return isinstance(error, GitHubError | GithubException | requests.RequestException | LockLost)
