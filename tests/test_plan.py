@@ -1,0 +1,225 @@
+"""The planner is pure: cursors, stored runs per day, settings and now in; listings out.
+Table-driven, like ``test_windows``, with no database and no GitHub."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from poller import cursors, plan, windows
+from poller.config import RepoConfig, SyncConfig
+from poller.plan import FIRST_RUN, SECOND, Backfill, RunCursors, Stretch
+from poller.windows import Window
+
+NOW = datetime(2026, 12, 1, 12, 0, 0)
+SETTINGS = SyncConfig()  # lookback 2 days, horizon 30, overlap 10 minutes
+DAY = timedelta(days=1)
+
+
+def per_day(runs: int, days: int) -> dict[date, int]:
+    """``runs`` stored on each of the last ``days`` days, today included."""
+    return {(NOW - i * DAY).date(): runs for i in range(days)}
+
+
+def covered(where: Stretch) -> list[Window]:
+    """The fixed windows newest first, checked to tile [their lowest, live_start)."""
+    fixed = where.recent + where.older
+    for newer, older in itertools.pairwise(fixed):
+        assert older.high == newer.low, (older, newer)
+    assert not fixed or fixed[0].high == where.live_start
+    return fixed
+
+
+@pytest.mark.parametrize(
+    ("positions", "expected"),
+    [
+        ({}, RunCursors()),
+        (
+            {
+                cursors.RUNS_NEWEST: "2026-12-01T11:00:00",
+                cursors.RUNS_OLDEST: "2026-10-01T00:00:00",
+                cursors.RUNS_HISTORY_START: cursors.HISTORY_REACHED,
+                cursors.RUNS_SWEEP: "2026-11-20T00:00:00",
+                cursors.RUNS_SWEEP_CREDIT: "0.250000",
+                cursors.REPO_CREATED: "2019-07-01T08:00:00",
+            },
+            RunCursors(
+                newest=datetime(2026, 12, 1, 11),
+                oldest=datetime(2026, 10, 1),
+                history_reached=True,
+                sweep=datetime(2026, 11, 20),
+                sweep_credit=0.25,
+                repo_created=datetime(2019, 7, 1, 8),
+            ),
+        ),
+        # A sweep that went round starts over from the newest: its position is "".
+        ({cursors.RUNS_SWEEP: "", cursors.RUNS_HISTORY_START: "other"}, RunCursors()),
+    ],
+    ids=["nothing stored", "every cursor", "sweep restarted"],
+)
+def test_cursors_are_parsed_from_their_positions(positions, expected):
+    assert RunCursors.parse(positions) == expected
+
+
+def test_first_sight_plans_one_live_listing_from_now():
+    where = plan.stretch(RunCursors(), {}, SETTINGS, NOW)
+    assert where == Stretch(oldest=NOW, live_start=NOW, recent=[], older=[])
+    assert where.ranges() == [(NOW, None)]
+    assert where.unfinished_before == NOW
+
+
+@pytest.mark.parametrize(
+    ("runs_a_day", "recent_windows", "live_from"),
+    [
+        # Quiet: the lookback fits one listing, which starts at the start of its day.
+        (5, 0, datetime(2026, 11, 29)),
+        # Busy: each day is cut into pieces of at most 60 runs, 3 hours at 480 a day; the
+        # pieces reaching into the lookback are re-read every pass, and the live listing
+        # starts at the piece that holds newest less the overlap (11:45).
+        (480, 15, datetime(2026, 12, 1, 9)),
+    ],
+    ids=["quiet", "busy"],
+)
+def test_the_stretch_is_tiled_by_fixed_windows(runs_a_day, recent_windows, live_from):
+    state = RunCursors(newest=NOW - timedelta(minutes=5), oldest=NOW - timedelta(days=60))
+    where = plan.stretch(state, per_day(runs_a_day, 60), SETTINGS, NOW)
+    fixed = covered(where)
+    assert where.live_start == live_from
+    assert len(where.recent) == recent_windows
+    # The horizon is whole days back from now; older runs are never re-read.
+    assert fixed[-1].low == plan.horizon(SETTINGS, NOW) == datetime(2026, 11, 1)
+    lookback = NOW - timedelta(days=SETTINGS.lookback_days)
+    assert all(w.high <= lookback for w in where.older)
+    assert all(w.high > lookback for w in where.recent)
+    assert where.unfinished_before == (where.recent[-1].low if where.recent else live_from)
+    # Each fixed window is listed inclusive of its low and exclusive of its high.
+    assert where.ranges()[1:] == [(w.low, w.high - SECOND) for w in fixed]
+
+
+def test_a_stretch_younger_than_the_horizon_is_cut_from_its_oldest_run():
+    oldest = NOW - timedelta(days=5, hours=3)
+    state = RunCursors(newest=NOW, oldest=oldest)
+    where = plan.stretch(state, per_day(100, 6), SETTINGS, NOW)
+    assert covered(where)[-1].low == oldest
+    assert plan.counts_from(state, SETTINGS, NOW) == datetime(2026, 11, 1)
+
+
+@pytest.mark.parametrize(
+    ("share", "state", "swept", "position", "credit"),
+    [
+        # All of it every pass (--once, or rerun_sweep_minutes = 0).
+        (1.0, RunCursors(sweep_credit=0.0), "all", "", "0.000000"),
+        # A quarter of 15 older windows: 3 this pass, and 0.75 of one carried over.
+        (0.25, RunCursors(sweep_credit=0.0), "first quarter", "next", "0.750000"),
+        (0.25, RunCursors(sweep=datetime(2026, 11, 16), sweep_credit=0.0), "below", "next", None),
+        # Too small a share for a window this pass: the credit carries over.
+        (0.001, RunCursors(sweep_credit=0.0), "none", "", None),
+    ],
+    ids=["everything", "a quarter", "continued", "credit only"],
+)
+def test_the_sweep_reads_its_share_of_the_older_windows(share, state, swept, position, credit):
+    state = RunCursors(
+        newest=NOW, oldest=NOW - 60 * DAY, sweep=state.sweep, sweep_credit=state.sweep_credit
+    )
+    planned = plan.plan_runs("octo/demo", state, per_day(20, 60), SETTINGS, NOW, share)
+    older = planned.stretch.older
+    chosen = planned.windows[len(planned.stretch.recent) :]
+    assert planned.windows[: len(planned.stretch.recent)] == planned.stretch.recent
+    if swept == "all":
+        assert chosen == older
+    elif swept == "none":
+        assert chosen == []
+    else:
+        pending = [w for w in older if state.sweep is None or w.low < state.sweep]
+        assert chosen == pending[: int(len(older) * share)] and chosen
+    saved = planned.sweep_positions
+    if position == "next":
+        assert saved[cursors.RUNS_SWEEP] == chosen[-1].low.isoformat()
+    else:
+        assert saved[cursors.RUNS_SWEEP] == position
+    if credit is not None:
+        assert saved[cursors.RUNS_SWEEP_CREDIT] == credit
+    else:
+        assert 0 <= float(saved[cursors.RUNS_SWEEP_CREDIT]) < 1
+
+
+def test_a_first_sweep_starts_at_a_phase_fixed_by_the_name():
+    state = RunCursors(newest=NOW, oldest=NOW - 60 * DAY)
+    planned = [
+        plan.plan_runs(name, state, per_day(20, 60), SETTINGS, NOW, 0.01).sweep_positions
+        for name in ("octo/a", "octo/b")
+    ]
+    credits = [float(positions[cursors.RUNS_SWEEP_CREDIT]) for positions in planned]
+    expected = [windows.sweep_phase(name) for name in ("octo/a", "octo/b")]
+    older = len(plan.stretch(state, per_day(20, 60), SETTINGS, NOW).older)
+    assert credits == pytest.approx([(c + older * 0.01) % 1 for c in expected], abs=1e-6)
+
+
+def test_nothing_older_means_no_sweep_cursor_is_written():
+    state = RunCursors(newest=NOW, oldest=NOW - timedelta(hours=1))
+    assert plan.plan_runs("octo/demo", state, {}, SETTINGS, NOW, 0.5).sweep_positions == {}
+
+
+OLDEST = datetime(2026, 11, 20)
+CREATED = datetime(2020, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("repo", "history_reached", "stored", "budget", "expected"),
+    [
+        (RepoConfig("o/r"), True, 10, None, None),
+        (RepoConfig("o/r", since=datetime(2026, 11, 25)), False, 10, None, None),
+        (RepoConfig("o/r", max_runs=10), False, 10, None, None),
+        (RepoConfig("o/r"), False, 10, 500, Backfill(CREATED, OLDEST, 500, None, whole=True)),
+        (
+            RepoConfig("o/r", since=datetime(2026, 1, 1), max_runs=25),
+            False,
+            10,
+            None,
+            Backfill(datetime(2026, 1, 1), OLDEST, None, 15, whole=False),
+        ),
+    ],
+    ids=["whole history", "since reached", "max_runs reached", "to the first run", "bounded"],
+)
+def test_the_backfill_is_planned_within_the_bounds(repo, history_reached, stored, budget, expected):
+    state = RunCursors(oldest=OLDEST, history_reached=history_reached, repo_created=CREATED)
+    assert plan.plan_backfill(repo, OLDEST, state, stored, budget) == expected
+
+
+def test_a_repository_of_unknown_age_is_backfilled_from_githubs_first_year():
+    backfill = plan.plan_backfill(RepoConfig("o/r"), OLDEST, RunCursors(oldest=OLDEST), 0, None)
+    assert backfill is not None and backfill.low == FIRST_RUN
+
+
+@pytest.mark.parametrize(
+    ("backfill", "expected"),
+    [
+        (
+            Backfill(CREATED, OLDEST, None, None, whole=True),
+            {
+                cursors.RUNS_OLDEST: CREATED.isoformat(),
+                cursors.RUNS_HISTORY_START: cursors.HISTORY_REACHED,
+            },
+        ),
+        (
+            Backfill(datetime(2026, 1, 1), OLDEST, None, None, whole=False),
+            {cursors.RUNS_OLDEST: "2026-01-01T00:00:00"},
+        ),
+    ],
+    ids=["to the first run", "to since"],
+)
+def test_an_exhausted_backfill_moves_the_cursors_to_its_bound(backfill, expected):
+    assert plan.backfill_reached(backfill) == expected
+
+
+def test_priming_reads_the_listings_that_have_no_etag():
+    state = RunCursors(newest=NOW, oldest=NOW - 60 * DAY)
+    where = plan.stretch(state, per_day(480, 60), SETTINGS, NOW)
+    fixed = where.recent + where.older
+    primed = [True] + [i % 3 != 0 for i in range(len(fixed))]
+    live, unprimed = plan.unprimed(where, primed)
+    assert live is False
+    assert unprimed == fixed[::3]
+    assert plan.unprimed(where, [False] + [True] * len(fixed)) == (True, [])
