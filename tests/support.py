@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,21 @@ class LogTail:
 
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+class FakeClock:
+    """A clock the test holds (``poller.clock.Clock``): time moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self.moment = start.replace(tzinfo=None)
+        self.seconds = 1000.0
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def advance(self, by: timedelta) -> None:
+        self.moment += by
+        self.seconds += by.total_seconds()

@@ -1,5 +1,6 @@
 """The service, run as real processes: schedule, shutdown, database outages, two pollers,
-and secrets that never reach the logs."""
+and secrets that never reach the logs. Then the daemon's wake-ups on the test's clock,
+in-process: what is due, backoff, organisation listings and joining pollers."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ import peewee
 import pytest
 
 from fake_github import FakeGitHub
+from poller import config as config_module
+from poller import models, pool
+from poller.daemon import Daemon
+from poller.engine import Engine
+from poller.locks import NoLocks
 from poller.models import WorkflowRun
-from support import Database, LogTail, PollerSetup, mirror
+from poller.schema import ensure_schema
+from support import Database, FakeClock, LogTail, PollerSetup, mirror
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -349,3 +356,107 @@ def test_wake_ups_with_nothing_due_log_nothing(fake: FakeGitHub, poller: PollerS
     events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
     after_pass = events[events.index("daemon.pass_done") + 1 :]
     assert after_pass == ["daemon.stopping", "daemon.stopped"], after_pass
+
+
+# --- the service on the test's clock: in-process, no scheduler, no sleeps ---
+
+
+def daemon_on(poller: PollerSetup, clock: FakeClock, interval_minutes: float = 5) -> Daemon:
+    poller.schedule = {"interval_minutes": interval_minutes, "jitter_seconds": 0}
+    settings = config_module.load(poller.write())
+    db = models.open_database(poller.database.url, poller.database.password)
+    with db.connection_context():
+        ensure_schema(db)
+    engine = Engine(settings, pool.connect(settings, poller.token, clock), NoLocks(), clock)
+    return Daemon(settings, engine, clock=clock)
+
+
+def test_each_repository_is_synced_once_an_interval_whatever_the_wake_ups(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    """An hour of wake-ups every tick: each repository is synced at 0, 5, ..., 55
+    minutes, and a wake-up with nothing due syncs nothing and backs nothing off."""
+    for name in ("octo/a", "octo/b"):
+        small_repo(fake, name)
+    poller.repos = [{"name": "octo/a"}, {"name": "octo/b"}]
+    clock = FakeClock(NOW)
+    daemon = daemon_on(poller, clock)
+    start, synced = clock.now(), []
+    try:
+        while clock.now() < start + timedelta(hours=1):
+            assert daemon.wake() is None
+            synced += [(report.repo, clock.now() - start) for report in daemon.engine.reports]
+            daemon.engine.reports = []
+            clock.advance(daemon.tick)
+    finally:
+        daemon.engine.close()
+    assert daemon.tick == timedelta(seconds=15)
+    for name in ("octo/a", "octo/b"):
+        moments = [at for repo, at in synced if repo == name]
+        assert moments == [timedelta(minutes=5 * i) for i in range(12)], (name, moments)
+    assert len(stored_runs(poller)) == 6
+
+
+def test_failed_passes_back_off_doubling_from_an_interval(fake: FakeGitHub, poller: PollerSetup):
+    small_repo(fake)
+    poller.repos = [{"name": "octo/demo"}]
+    poller.github = {"max_retries": 0}
+    fake.fail("/repos/octo/demo", 503, times=3)
+    clock = FakeClock(NOW)
+    daemon = daemon_on(poller, clock)
+    interval, delays = daemon.interval, []
+    try:
+        for _ in range(4):
+            delay = daemon.wake()
+            delays.append(delay)
+            clock.advance(delay or daemon.tick)
+    finally:
+        daemon.engine.close()
+    assert delays == [interval, 2 * interval, 4 * interval, None]
+    assert daemon.failures == 0
+    assert len(stored_runs(poller)) == 3
+
+
+def test_organisations_are_listed_once_an_interval_not_every_wake_up(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    small_repo(fake, "octo/api")
+    poller.repos = []
+    poller.orgs = [{"name": "octo"}]
+    clock = FakeClock(NOW)
+    daemon = daemon_on(poller, clock, interval_minutes=1)
+    listings = []
+    try:
+        for _ in range(3 * 60 // 12):  # three intervals of wake-ups, 12 s apart
+            daemon.wake()
+            listings.append(fake.count("/orgs/octo/repos", rate_limited=False))
+            clock.advance(daemon.tick)
+    finally:
+        daemon.engine.close()
+    assert daemon.tick == timedelta(seconds=12)
+    # At 0, 60 and 120 s: a new repository of the organisation waits an interval at most.
+    assert [n for n, before in zip(listings, [0, *listings], strict=False) if n > before] == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_a_poller_that_joins_others_waits_for_them_to_share_the_budget(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    small_repo(fake)
+    poller.repos = [{"name": "octo/demo"}]
+    clock = FakeClock(NOW)
+    first, second = daemon_on(poller, clock), daemon_on(poller, clock)
+    try:
+        assert first.first_wake() == first.wall_clock()  # alone: at once
+        clock.advance(first.tick)
+        # Two wake-ups later, the one running has seen the newcomer and halved its rate.
+        assert second.first_wake() == second.wall_clock() + 2 * second.tick
+        assert first.share_budget() == 2
+        governor, github = first.engine.github.governor, first.config.github
+        assert governor.rate == (github.requests_per_minute / 2 - github.concurrency) / 60
+    finally:
+        first.engine.close()
+        second.engine.close()

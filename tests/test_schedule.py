@@ -1,95 +1,105 @@
-"""Several daemons on one MariaDB database divide the repositories through leases and due
+"""Several pollers on one MariaDB database divide the repositories through leases and due
 times: none is synced twice within an interval, and a killed poller's repositories are
-taken over. Real processes, a real SIGKILL."""
+taken over. The schedule runs on the test's clock, so hours pass in no wall time."""
 
 from __future__ import annotations
 
 import itertools
-import signal
 import threading
-import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
 
-from fake_github import FakeGitHub
 from mariadb import MariaDB
 from poller import units
 from poller.config import RepoConfig
 from poller.models import PollerHeartbeat, SyncSchedule
 from poller.schedule import RepoSchedule
 from poller.schema import ensure_schema
-from support import LogTail, PollerSetup
-from test_daemon import small_repo
-
-INTERVAL = 3.0  # seconds
+from support import FakeClock
 
 
-def syncs(daemon: LogTail) -> list[tuple[str, float]]:
-    return [
-        (event["repo"], datetime.fromisoformat(event["timestamp"]).timestamp())
-        for event in daemon.events("sync.repo_done")
-    ]
+class Poller:
+    """A poller as the schedule sees it, on the test's clock: it wakes each tick at its
+    own phase, and each wake-up syncs one due repository (a sync lasts a tick)."""
+
+    def __init__(self, clock: FakeClock, phase: timedelta) -> None:
+        self.schedule = RepoSchedule(INTERVAL, clock=clock)
+        self.clock = clock
+        self.next_wake = clock.now() + phase
+        self.synced: list[tuple[str, datetime]] = []
+        self.pollers_seen: list[int] = []
+
+    def wake(self, repos: list[RepoConfig], *, killed: bool = False) -> str | None:
+        """The repository synced, if any; ``killed``: the poller dies during its sync."""
+        self.next_wake = self.clock.now() + TICK
+        self.pollers_seen.append(self.schedule.heartbeat(4 * TICK))
+        for repo in self.schedule.due(repos):
+            if self.schedule.claim(repo.name):
+                self.synced.append((repo.name, self.clock.now()))
+                if not killed:  # a killed poller never releases its lease
+                    self.schedule.done(repo.name, finished=True)
+                return repo.name
+        return None
+
+
+INTERVAL = timedelta(minutes=5)
+TICK = INTERVAL / 5
 
 
 @pytest.mark.mariadb
-def test_pollers_divide_the_work_and_take_over_a_killed_one(
-    fake: FakeGitHub, tmp_path, mariadb_server: MariaDB
-):
-    names = [f"octo/r{i}" for i in range(8)]
-    for name in names:
-        small_repo(fake, name, runs=2)
+def test_pollers_divide_the_work_and_take_over_a_killed_one(mariadb_server: MariaDB):
+    """Two pollers on one database, hours on the test's clock: they divide the
+    repositories, none is synced twice within an interval, and when one is killed
+    holding a lease, the other takes everything over within two intervals."""
     database = mariadb_server.create_database("divide")
-    daemons = []
-    for label in ("a", "b"):
-        (tmp_path / label).mkdir()
-        setup = PollerSetup(
-            tmp_path / label, fake.url, database, repos=[{"name": n} for n in names]
-        )
-        setup.schedule = {"interval_minutes": INTERVAL / 60, "jitter_seconds": 0}
-        daemons.append(LogTail(setup.popen()))
-        time.sleep(INTERVAL / 2)  # different phases, as two VMs would have
-    a, b = daemons
-    time.sleep(4 * INTERVAL)
-    with database.open():
-        assert PollerHeartbeat.select().count() == 2
-    a.process.send_signal(signal.SIGKILL)
-    a.process.wait(timeout=10)
-    killed = time.time()
-    time.sleep(3 * INTERVAL)
-    b.process.send_signal(signal.SIGTERM)
-    assert b.process.wait(timeout=30) == 0
-    # The two shared the request budget, and the survivor took all of it back once the
-    # killed one's heartbeat ran out; a clean stop removes the poller's own heartbeat.
-    shared = [event["pollers"] for event in b.events("daemon.budget_shared")]
-    assert shared[-2:] == [2, 1], shared
-    # The one that joined claimed nothing before the one running had taken its half.
-    [halved, *_] = [e for e in a.events("daemon.budget_shared") if e["pollers"] == 2]
-    first_claim = min(moment - s["seconds"] for s, (_, moment) in zip(
-        b.events("sync.repo_done"), syncs(b), strict=True))  # fmt: skip
-    assert first_claim >= datetime.fromisoformat(halved["timestamp"]).timestamp()
-    with database.open():
-        assert PollerHeartbeat.select().count() == 1  # the killed one's, until it expires
+    repos = [RepoConfig(f"octo/r{i}") for i in range(8)]
+    clock = FakeClock(datetime(2026, 12, 1, 8))
+    start = clock.now()
+    a, b = Poller(clock, timedelta()), Poller(clock, TICK / 2)
+    # After six intervals, a dies in the middle of its next sync, holding that lease.
+    killed_at: datetime | None = None
+    held = None
+    with database.open() as db:
+        ensure_schema(db)
+        while clock.now() < start + 12 * INTERVAL:
+            for poller in (a, b) if killed_at is None else (b,):
+                if poller.next_wake > clock.now():
+                    continue
+                dying = poller is a and clock.now() >= start + 6 * INTERVAL
+                synced = poller.wake(repos, killed=dying)
+                if dying and synced:
+                    killed_at, held = clock.now(), synced
+            clock.advance(timedelta(seconds=1))
+        # A clean stop hands back the leases and leaves; the killed one's heartbeat stays
+        # until it is a day old.
+        b.schedule.leave()
+        assert PollerHeartbeat.select().count() == 1
 
-    by_repo: dict[str, list[float]] = defaultdict(list)
-    for repo, moment in syncs(a) + syncs(b):
-        by_repo[repo].append(moment)
+    assert killed_at is not None and held is not None
+    before = [(repo, at) for repo, at in a.synced + b.synced if at < killed_at]
     # Both pollers took a share of the repositories, and between them covered them all.
-    share_a = {repo for repo, _ in syncs(a)}
-    share_b = {repo for repo, moment in syncs(b) if moment < killed}
-    assert share_a and share_b and share_a | share_b == set(names)
+    assert {repo for repo, _ in a.synced} and {repo for repo, at in b.synced if at < killed_at}
+    assert {repo for repo, _ in before} == {repo.name for repo in repos}
+    by_repo: dict[str, list[datetime]] = defaultdict(list)
+    for repo, at in sorted(a.synced + b.synced, key=lambda sync: sync[1]):
+        by_repo[repo].append(at)
     for repo, moments in by_repo.items():
-        moments.sort()
         gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
-        # Claims are an interval apart at least; the logged end of a sync may vary a bit.
-        assert all(gap >= INTERVAL - 0.5 for gap in gaps), (repo, gaps)
-    # After the kill, the survivor syncs every repository within two intervals (a lease
-    # held by the dead poller runs out after two).
-    for name in names:
-        after = [moment for repo, moment in syncs(b) if repo == name and moment > killed]
-        assert after and after[0] - killed <= 2 * INTERVAL + 1.5, (name, after)
+        assert all(gap >= INTERVAL for gap in gaps), (repo, gaps)
+    # After the kill, the survivor syncs every repository within two intervals: the
+    # lease the dead poller holds runs out after two, and not before.
+    for repo in repos:
+        after = [at for name, at in b.synced if name == repo.name and at >= killed_at]
+        assert after and after[0] - killed_at <= 2 * INTERVAL + TICK, (repo.name, after)
+    taken_over = min(at for name, at in b.synced if name == held and at > killed_at)
+    assert 2 * INTERVAL < taken_over - killed_at <= 2 * INTERVAL + TICK
+    # They counted each other while both were alive, and the survivor counts itself
+    # alone once the killed one missed four heartbeats.
+    assert 2 in b.pollers_seen[: len(a.pollers_seen)]
+    assert b.pollers_seen[-1] == 1
 
 
 @pytest.mark.mariadb
