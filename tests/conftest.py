@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import peewee
 import pytest
 
 from fake_github import FakeGitHub
@@ -78,3 +79,18 @@ def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest):
             print(f"\n    {request.node.name}: {message}")
 
     return emit
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[peewee.Database]:
+    """A real SQLite database with the poller's schema, open for the test's thread: for
+    the unit tests of the store rooms."""
+    from poller.models import open_database
+    from poller.schema import ensure_schema
+
+    db = open_database(f"sqlite:///{tmp_path / 'unit.db'}")
+    # Not connection_context: a unit that reconnects resets the state it would pop.
+    db.connect()
+    ensure_schema(db)
+    yield db
+    db.close()
