@@ -96,6 +96,7 @@ class Request:
     conditional: bool
     refused: bool = False  # by the secondary limit
     at: float = field(default_factory=time.time)
+    credential: str = ""  # what the Authorization header presented, if anything
 
     @property
     def rate_limited(self) -> bool:
@@ -714,7 +715,10 @@ class FakeGitHub:
                     status, body = 403, SECONDARY_LIMIT_BODY
                     assert limit is not None
                     extra = {**self._rate_headers(), "retry-after": str(limit.retry_after)}
-                self.requests.append(Request(path, query, status, conditional, not admitted))
+                credential = lowered.get("authorization", "").split(" ", 1)[-1]
+                self.requests.append(
+                    Request(path, query, status, conditional, not admitted, credential=credential)
+                )
                 return status, extra, body
         finally:
             if admitted and limit is not None:

@@ -216,7 +216,11 @@ def test_github_app_installation_auth(fake: FakeGitHub, poller: PollerSetup, tmp
     result = poller.run("--once", "--log-level", "debug")
     assert result.returncode == 0, result.stderr
     assert "unauthenticated" not in result.stderr
-    assert fake.installation_tokens  # a token was issued and then used
+    # A token was issued, and every request for the repository presented one.
+    assert fake.installation_tokens
+    repository_requests = [r for r in fake.requests if r.path.startswith("/repos/")]
+    assert repository_requests
+    assert {r.credential for r in repository_requests} <= fake.installation_tokens
     # PyGithub's debug log prints the response that carries the token: it is masked.
     assert '"logger": "github.Requester"' in result.stderr
     assert not any(token in result.stderr for token in fake.installation_tokens)
