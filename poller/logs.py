@@ -84,9 +84,6 @@ def configure(
     pretty: bool | None = None,
 ) -> None:
     stream = stream or sys.stderr
-    if pretty is None:
-        pretty = stream.isatty()
-    masker = SecretMasker(secrets)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         with_repo,
@@ -94,6 +91,29 @@ def configure(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    pretty = stream.isatty() if pretty is None else pretty
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(shared, SecretMasker(secrets), pretty=pretty))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    tame_libraries(level)
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def formatter(
+    shared: list[Processor], masker: SecretMasker, *, pretty: bool
+) -> structlog.stdlib.ProcessorFormatter:
+    """Ours and every library's records alike: masked, then pretty or JSON."""
     renderer: Processor
     if pretty:
         renderer = structlog.dev.ConsoleRenderer()
@@ -107,7 +127,7 @@ def configure(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             )
         ]
-    formatter = structlog.stdlib.ProcessorFormatter(
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -116,11 +136,10 @@ def configure(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+
+
+def tame_libraries(level: str) -> None:
+    """PyGithub's and APScheduler's loggers, through our pipeline and at our level."""
     # PyGithub sets up its own logger when imported: level INFO and a StreamHandler of its
     # own, which would print raw, unmasked lines beside ours and hide its debug output.
     import github  # noqa: F401  (so that its set-up has happened before we undo it)
@@ -135,13 +154,3 @@ def configure(
     # its errors, unless debugging: a wake-up with nothing due logs nothing.
     quiet = logging.NOTSET if level == "debug" else logging.ERROR
     logging.getLogger("apscheduler").setLevel(quiet)
-    structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )

@@ -333,37 +333,9 @@ def open_database(
     reader (``read_only``) opens an existing database only, and never writes to it.
     """
     scheme = urlsplit(url).scheme
-    options = parse_db_url(url)
     db: peewee.Database
     if scheme == "sqlite":
-        path = options.pop("database")
-        pragmas: dict[str, Any] = {"busy_timeout": int(timeout_seconds * 1000)}
-        if read_only and path != ":memory:":
-            if not Path(path).is_file():
-                raise DatabaseMissing(
-                    f"database {path} does not exist (shark-poller creates it on its first pass)"
-                )
-            # A read-only connection: it cannot create, upgrade or write anything.
-            resolved = Path(path).resolve()
-            mode = "mode=ro"
-            if not Path(f"{resolved}-wal").exists() and not os.access(resolved.parent, os.W_OK):
-                # Reading a WAL database needs its -shm file, which SQLite cannot create in
-                # a directory we may not write. No -wal file means no writer is connected
-                # (it would hold both), so the file is read as it stands.
-                mode = "immutable=1"
-            path = f"file:{resolved}?{mode}"
-            options["uri"] = True
-        elif path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # WAL lets dashboard readers query while the poller writes.
-            pragmas["journal_mode"] = "wal"
-            # A writer's transactions take the write lock when they begin. A deferred one
-            # that reads and then writes fails at once, without waiting, when another
-            # process wrote in between (SQLITE_BUSY_SNAPSHOT).
-            options["lock_type"] = "IMMEDIATE"
-        db = peewee.SqliteDatabase(
-            path, autoconnect=autoconnect, timeout=timeout_seconds, pragmas=pragmas, **options
-        )
+        db = _sqlite(url, autoconnect, timeout_seconds, read_only=read_only)
     elif scheme == "mysql":
         options = mysql_options(url, password)
         name = options.pop("database")
@@ -391,6 +363,40 @@ def open_database(
                 model_field.collation = MYSQL_CASE_SENSITIVE_COLLATION if mysql else None
     database.initialize(db)
     return db
+
+
+def _sqlite(
+    url: str, autoconnect: bool, timeout_seconds: float, *, read_only: bool
+) -> peewee.SqliteDatabase:
+    options = parse_db_url(url)
+    path = options.pop("database")
+    pragmas: dict[str, Any] = {"busy_timeout": int(timeout_seconds * 1000)}
+    if read_only and path != ":memory:":
+        if not Path(path).is_file():
+            raise DatabaseMissing(
+                f"database {path} does not exist (shark-poller creates it on its first pass)"
+            )
+        # A read-only connection: it cannot create, upgrade or write anything.
+        resolved = Path(path).resolve()
+        mode = "mode=ro"
+        if not Path(f"{resolved}-wal").exists() and not os.access(resolved.parent, os.W_OK):
+            # Reading a WAL database needs its -shm file, which SQLite cannot create in
+            # a directory we may not write. No -wal file means no writer is connected
+            # (it would hold both), so the file is read as it stands.
+            mode = "immutable=1"
+        path = f"file:{resolved}?{mode}"
+        options["uri"] = True
+    elif path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # WAL lets dashboard readers query while the poller writes.
+        pragmas["journal_mode"] = "wal"
+        # A writer's transactions take the write lock when they begin. A deferred one
+        # that reads and then writes fails at once, without waiting, when another
+        # process wrote in between (SQLITE_BUSY_SNAPSHOT).
+        options["lock_type"] = "IMMEDIATE"
+    return peewee.SqliteDatabase(
+        path, autoconnect=autoconnect, timeout=timeout_seconds, pragmas=pragmas, **options
+    )
 
 
 def redact_url(url: str) -> str:
