@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import peewee
@@ -26,6 +25,7 @@ import structlog
 from playhouse.migrate import SchemaMigrator, migrate
 
 from poller import runner_os
+from poller.clock import SYSTEM, whole_seconds
 from poller.models import ALL_MODELS, BaseModel, Job, SchemaMigration, WorkflowRun
 from poller.mysql import MYSQL_COLLATION, mysql_collation
 
@@ -124,7 +124,7 @@ def _once(db: peewee.Database, name: str, upgrade: Any) -> None:
         return
     with db.atomic():
         upgrade(db)
-        applied = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        applied = whole_seconds(SYSTEM.now())
         SchemaMigration.insert(name=name, appliedat=applied).execute()
 
 
