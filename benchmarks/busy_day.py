@@ -264,7 +264,7 @@ class Result:
 
 
 def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Result:
-    end = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    end = args.end or datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=args.hours)
     fake = FakeGitHub(token=TOKEN).start()
     fake.rate_limit = fake.rate_remaining = 10**9
@@ -390,6 +390,13 @@ def main() -> int:
     parser.add_argument("--old-reruns", type=int, default=18)
     parser.add_argument("--sweep-minutes", type=float, nargs="+", default=[60, 0])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--end",
+        type=datetime.fromisoformat,
+        default=None,
+        help="the simulated day's end, naive UTC (default: this hour); fixes the figures, "
+        "which otherwise move with where the day falls against UTC midnight",
+    )
     args = parser.parse_args()
     logs.configure("warning")
     with tempfile.TemporaryDirectory() as directory:
