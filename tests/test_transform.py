@@ -336,3 +336,45 @@ def test_timings_are_consistent_for_any_jobs(created, queue, durations):
     assert isinstance(row["queuetime"], int)
     assert row["starttime"] == first_start
     assert row["runtime"] == (row["endtime"] - row["starttime"]).total_seconds() >= 0
+
+
+STORED = transform.run_row(run(), [JOB], REPO)  # a completed, successful run
+
+
+@pytest.mark.parametrize(
+    ("listed", "changed"),
+    [
+        (run(), False),
+        (run(updated_at="2030-01-01T00:00:00Z"), True),
+        (run(run_attempt=2), True),
+        (run(status="in_progress", conclusion=None), True),
+        (run(conclusion="failure"), True),
+        # Live pull_requests and other fields a listing carries move without the run.
+        (run(pull_requests=[{"number": 7}], display_title="renamed"), False),
+    ],
+    ids=["same", "updated", "new attempt", "status", "conclusion", "pull requests moved"],
+)
+def test_a_run_changed_when_its_attempt_or_status_moved(listed, changed):
+    assert transform.run_changed(STORED, listed) is changed
+
+
+def test_a_run_not_stored_has_changed():
+    assert transform.run_changed(None, RUN) is True
+
+
+def test_a_page_holds_the_changed_runs_rows_and_every_listed_head_commit():
+    other = run(id=RUN["id"] + 1, head_commit={**RUN["head_commit"], "id": "f" * 40})
+    details = transform.RunDetails(RUN, [JOB, job(["windows-latest"])])
+    page = transform.run_page([details], [RUN, other], REPO, transform.labels_os)
+    assert [row["gitid"] for row in page.runs] == [RUN["id"]]
+    assert [row["gitid"] for row in page.jobs] == [JOB["id"], JOB["id"]]
+    assert {row["runid"] for row in page.attempts} == {RUN["id"]}
+    assert len(page.steps) == 2 * len(JOB["steps"])
+    assert [row["hash"] for row in page.head_commits] == [RUN["head_commit"]["id"], "f" * 40]
+
+
+def test_jobs_of_unknown_os_are_counted_unless_skipped():
+    unknown = job(["nodai-amdgpu-mi300-x86-64"])
+    skipped = {**unknown, "conclusion": "skipped"}
+    jobs = [job(["ubuntu-24.04"]), unknown, skipped]
+    assert transform.os_unknown(jobs, transform.labels_os) == 1
