@@ -103,16 +103,14 @@ class Engine:
         say so."""
         if not self.config.orgs:
             return list(self.config.repos), []
-        with self.github.for_org("*") as gh:
-            repos, failed = orgs.resolve(self.config, gh)
-            now = self.now()
-            reports = []
-            for org in self.config.orgs:
-                report = RepoReport(f"{org.name}/*", error=failed.get(org.name))
-                if report.error:
-                    reports.append(report)
-                with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
-                    store.record_org(report.repo, now, report.error)
+        repos, failed = orgs.resolve(self.config, self.github)
+        now, reports = self.now(), []
+        for org in self.config.orgs:
+            report = RepoReport(f"{org.name}/*", error=failed.get(org.name))
+            if report.error:
+                reports.append(report)
+            with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
+                store.record_org(report.repo, now, report.error)
         return repos, reports
 
     def run_all(

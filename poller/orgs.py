@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 
 from poller.config import Config, OrgConfig, RepoConfig
-from poller.github import GitHub
 from poller.github_errors import describe
+from poller.pool import GitHubPool
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ def org_repos(
     ]
 
 
-def resolve(config: Config, gh: GitHub) -> tuple[list[RepoConfig], dict[str, str]]:
+def resolve(config: Config, github: GitHubPool) -> tuple[list[RepoConfig], dict[str, str]]:
     """Every repository to sync this pass, and the organisations that could not be listed
     with the reason. One unlistable organisation never stops the others."""
     repos = list(config.repos)
@@ -52,7 +52,8 @@ def resolve(config: Config, gh: GitHub) -> tuple[list[RepoConfig], dict[str, str
     failed: dict[str, str] = {}
     for org in config.orgs:
         try:
-            listing = list(gh.org_repositories(org.name))
+            with github.for_org(org.name) as gh:
+                listing = list(gh.org_repositories(org.name))
         except Exception as error:
             failed[org.name] = describe(error)
             log.error("sync.org_failed", org=org.name, error=failed[org.name])

@@ -45,7 +45,7 @@ class GitHubPool:
             self.free.put(gh)
 
     def for_org(self, org: str) -> contextlib.AbstractContextManager[GitHub]:
-        """The client to list ``org``'s repositories with."""
+        """The client to list the organisation ``org``'s repositories with."""
         return self.for_repo(f"{org}/*")
 
     @property
