@@ -361,6 +361,13 @@ def test_wake_ups_with_nothing_due_log_nothing(fake: FakeGitHub, poller: PollerS
 # --- the service on the test's clock: in-process, no scheduler, no sleeps ---
 
 
+@pytest.fixture
+def local(fake: FakeGitHub, tmp_path) -> PollerSetup:
+    """The daemon's own logic, on SQLite: the schedule's MariaDB semantics are
+    test_schedule's."""
+    return PollerSetup(tmp_path, fake.url, Database(f"sqlite:///{tmp_path / 'daemon.db'}"))
+
+
 def daemon_on(poller: PollerSetup, clock: FakeClock, interval_minutes: float = 5) -> Daemon:
     poller.schedule = {"interval_minutes": interval_minutes, "jitter_seconds": 0}
     settings = config_module.load(poller.write())
@@ -372,15 +379,15 @@ def daemon_on(poller: PollerSetup, clock: FakeClock, interval_minutes: float = 5
 
 
 def test_each_repository_is_synced_once_an_interval_whatever_the_wake_ups(
-    fake: FakeGitHub, poller: PollerSetup
+    fake: FakeGitHub, local: PollerSetup
 ):
     """An hour of wake-ups every tick: each repository is synced at 0, 5, ..., 55
     minutes, and a wake-up with nothing due syncs nothing and backs nothing off."""
     for name in ("octo/a", "octo/b"):
         small_repo(fake, name)
-    poller.repos = [{"name": "octo/a"}, {"name": "octo/b"}]
+    local.repos = [{"name": "octo/a"}, {"name": "octo/b"}]
     clock = FakeClock(NOW)
-    daemon = daemon_on(poller, clock)
+    daemon = daemon_on(local, clock)
     start, synced = clock.now(), []
     try:
         while clock.now() < start + timedelta(hours=1):
@@ -394,16 +401,16 @@ def test_each_repository_is_synced_once_an_interval_whatever_the_wake_ups(
     for name in ("octo/a", "octo/b"):
         moments = [at for repo, at in synced if repo == name]
         assert moments == [timedelta(minutes=5 * i) for i in range(12)], (name, moments)
-    assert len(stored_runs(poller)) == 6
+    assert len(stored_runs(local)) == 6
 
 
-def test_failed_passes_back_off_doubling_from_an_interval(fake: FakeGitHub, poller: PollerSetup):
+def test_failed_passes_back_off_doubling_from_an_interval(fake: FakeGitHub, local: PollerSetup):
     small_repo(fake)
-    poller.repos = [{"name": "octo/demo"}]
-    poller.github = {"max_retries": 0}
+    local.repos = [{"name": "octo/demo"}]
+    local.github = {"max_retries": 0}
     fake.fail("/repos/octo/demo", 503, times=3)
     clock = FakeClock(NOW)
-    daemon = daemon_on(poller, clock)
+    daemon = daemon_on(local, clock)
     interval, delays = daemon.interval, []
     try:
         for _ in range(4):
@@ -414,17 +421,17 @@ def test_failed_passes_back_off_doubling_from_an_interval(fake: FakeGitHub, poll
         daemon.engine.close()
     assert delays == [interval, 2 * interval, 4 * interval, None]
     assert daemon.failures == 0
-    assert len(stored_runs(poller)) == 3
+    assert len(stored_runs(local)) == 3
 
 
 def test_organisations_are_listed_once_an_interval_not_every_wake_up(
-    fake: FakeGitHub, poller: PollerSetup
+    fake: FakeGitHub, local: PollerSetup
 ):
     small_repo(fake, "octo/api")
-    poller.repos = []
-    poller.orgs = [{"name": "octo"}]
+    local.repos = []
+    local.orgs = [{"name": "octo"}]
     clock = FakeClock(NOW)
-    daemon = daemon_on(poller, clock, interval_minutes=1)
+    daemon = daemon_on(local, clock, interval_minutes=1)
     listings = []
     try:
         for _ in range(3 * 60 // 12):  # three intervals of wake-ups, 12 s apart
@@ -443,12 +450,12 @@ def test_organisations_are_listed_once_an_interval_not_every_wake_up(
 
 
 def test_a_poller_that_joins_others_waits_for_them_to_share_the_budget(
-    fake: FakeGitHub, poller: PollerSetup
+    fake: FakeGitHub, local: PollerSetup
 ):
     small_repo(fake)
-    poller.repos = [{"name": "octo/demo"}]
+    local.repos = [{"name": "octo/demo"}]
     clock = FakeClock(NOW)
-    first, second = daemon_on(poller, clock), daemon_on(poller, clock)
+    first, second = daemon_on(local, clock), daemon_on(local, clock)
     try:
         assert first.first_wake() == first.wall_clock()  # alone: at once
         clock.advance(first.tick)
