@@ -186,6 +186,8 @@ class FakeRepo:
     jobs: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     # Each run's earlier attempts, as GET .../runs/{id}/attempts/{n} shows them.
     attempts: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    # Open pull requests by number: (head ref, head sha, base ref).
+    pull_requests: dict[int, tuple[str, str, str]] = field(default_factory=dict)
 
 
 class FakeGitHub:
@@ -207,6 +209,7 @@ class FakeGitHub:
         # GitHub Apps: app id -> (installation id, public key PEM), and tokens issued.
         self.apps: dict[int, tuple[int, str]] = {}
         self.installation_tokens: set[str] = set()
+        self.other_tokens: set[str] = set()  # personal tokens accepted beside ``token``
         self.require_auth = False
         # Self-hosted runners per scope ("repos/OWNER/NAME" or "orgs/ORG"), as GET
         # .../actions/runners lists them; without admin rights GitHub answers 403.
@@ -738,7 +741,8 @@ class FakeGitHub:
     ) -> tuple[int, dict[str, str], Any]:
         auth = headers.get("authorization", "")
         presented = auth.split(" ", 1)[-1]
-        if auth and presented != self.token and presented not in self.installation_tokens:
+        known = presented == self.token or presented in self.installation_tokens
+        if auth and not known and presented not in self.other_tokens:
             return 401, self._rate_headers(), {"message": "Bad credentials"}
         if self.require_auth and not auth:
             return 401, self._rate_headers(), {"message": "Requires authentication"}
@@ -756,7 +760,12 @@ class FakeGitHub:
         status, body, link = self._route(path, query, origin)
         response_headers = self._rate_headers()
         if status == 200 and self.etags_enabled:
-            etag = 'W/"' + hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest() + '"'
+            # GitHub's ETags are specific to the token: "It's currently expected for ETags
+            # to be auth token specific" (GitHub support, eclipse-csi/otterdog#201; the
+            # docs do not say so yet, github/docs#34689). Another token's ETag answers 200.
+            credential = headers.get("authorization", "").split(" ", 1)[-1]
+            digest = hashlib.sha1(credential.encode() + json.dumps(body, sort_keys=True).encode())
+            etag = 'W/"' + digest.hexdigest() + '"'
             response_headers["etag"] = etag
             if headers.get("if-none-match") == etag:
                 if link:
@@ -832,7 +841,7 @@ class FakeGitHub:
             if run is None:
                 return 404, {"message": "Not Found"}, None
             if len(rest) == 3:
-                return 200, run, None
+                return 200, self._live(repo, run, query), None
             if rest[3:] == ["jobs"]:
                 jobs = repo.jobs[run["id"]]
                 if query.get("filter", "latest") == "latest":
@@ -880,8 +889,44 @@ class FakeGitHub:
         status, body, link = self._paginate(
             runs, "workflow_runs", path, query, origin, per_page, page
         )
+        body["workflow_runs"] = [self._live(repo, run, query) for run in body["workflow_runs"]]
         body["total_count"] = total
         return status, body, link
+
+    def _live(self, repo: FakeRepo, run: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        """A run as GitHub serves it: with the open pull requests whose head is the run's,
+        as they are now, so a listing changes when a pull request opens or closes though
+        no run did; unless asked for ``exclude_pull_requests=true``."""
+        if query.get("exclude_pull_requests") == "true":
+            return {**run, "pull_requests": []}
+        api = f"https://api.github.com/repos/{repo.full_name}"
+        live = [
+            {
+                "url": f"{api}/pulls/{number}",
+                "id": 1_000_000 + number,
+                "number": number,
+                "head": {"ref": head_ref, "sha": head_sha, "repo": {"url": api}},
+                "base": {
+                    "ref": base_ref,
+                    "sha": repo.branches.get(base_ref, ""),
+                    "repo": {"url": api},
+                },
+            }
+            for number, (head_ref, head_sha, base_ref) in sorted(repo.pull_requests.items())
+            if head_sha == run["head_sha"]
+        ]
+        return {**run, "pull_requests": live}
+
+    def open_pull_request(self, repo: FakeRepo, head_branch: str, base: str = "main") -> int:
+        """An open pull request from ``head_branch``'s current head into ``base``."""
+        with self.lock:
+            number = next(self.ids)
+            repo.pull_requests[number] = (head_branch, repo.branches[head_branch], base)
+            return number
+
+    def close_pull_request(self, repo: FakeRepo, number: int) -> None:
+        with self.lock:
+            del repo.pull_requests[number]
 
     def _paginate(
         self,
