@@ -49,6 +49,12 @@ log = structlog.get_logger(__name__)
 PER_PAGE = 100
 # GitHub only lets a filtered runs listing reach this many results.
 RESULT_CAP = 1000
+# Each run GitHub serves embeds the open pull requests whose head is the run's, as they
+# are now, so a listing's body (and ETag) changes when a pull request opens, closes or
+# its base moves, though no run did. Nothing is stored from them; this parameter of the
+# runs endpoints leaves them out (GitHub's REST docs for "List workflow runs for a
+# repository" and "Get a workflow run"; gh's own run listing sets it, go-github#2735).
+NO_PULL_REQUESTS = {"exclude_pull_requests": "true"}
 
 
 def identity(config: GitHubConfig, token: str | None) -> str:
@@ -331,13 +337,14 @@ class GitHub:
     ) -> tuple[str, dict[str, Any]]:
         return (
             f"/repos/{full_name}/actions/runs",
-            {"created": created_filter(low, high), "per_page": PER_PAGE},
+            {"created": created_filter(low, high), **NO_PULL_REQUESTS, "per_page": PER_PAGE},
         )
 
     def run(self, full_name: str, run_id: int) -> Payload | None:
         """One run, or None when GitHub no longer has it."""
         try:
-            return dict(self.get(f"/repos/{full_name}/actions/runs/{run_id}").data)
+            path = f"/repos/{full_name}/actions/runs/{run_id}"
+            return dict(self.get(path, NO_PULL_REQUESTS).data)
         except github.UnknownObjectException:
             return None
 
@@ -345,7 +352,7 @@ class GitHub:
         """A run as it was at one of its attempts, or None when GitHub no longer has it."""
         try:
             path = f"/repos/{full_name}/actions/runs/{run_id}/attempts/{attempt}"
-            return dict(self.get(path).data)
+            return dict(self.get(path, NO_PULL_REQUESTS).data)
         except github.UnknownObjectException:
             return None
 

@@ -8,11 +8,12 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from fake_github import FakeGitHub
 from poller.http_cache import HttpCacheStore
 from poller.models import HttpCache, WorkflowRun
-from support import PollerSetup, mirror, repo_done_events
+from support import TOKEN, PollerSetup, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -79,6 +80,76 @@ def test_an_idle_pass_costs_no_rate_limited_request(fake: FakeGitHub, poller: Po
             f"{row.key}{row.url}{row.etag}{zlib.decompress(row.body).decode()}" for row in rows
         )
         assert poller.token not in stored
+
+
+def test_etags_stop_answering_304_when_the_token_changes(fake: FakeGitHub, poller: PollerSetup):
+    """GitHub's ETags are specific to the token (eclipse-csi/otterdog#201), and so are the
+    fake's. A pass under a new token pays once for every listing it re-reads, then its
+    own ETags make the next pass free again."""
+    repo_with_history(fake, 30, recent=3)
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    fake.reset_counts()
+    assert poller.run().returncode == 0 and fake.count() == 0
+
+    first = next(r for r in fake.requests if r.path == "/repos/octo/demo/actions/runs")
+    with poller.database.open():
+        stored = HttpCache.select().where(HttpCache.url.contains("actions/runs")).first()
+    assert stored is not None
+    other = "ghp_AnotherToken0123456789abcdefABCDEF01"
+    fake.other_tokens.add(other)
+    # The first token's ETag, presented with the other token, is no match.
+    url = f"{fake.url}{stored.url}"
+    for token, status in ((poller.token, 304), (other, 200)):
+        answer = requests.get(
+            url, headers={"Authorization": f"token {token}", "If-None-Match": stored.etag}
+        )
+        assert answer.status_code == status, token
+
+    poller.token = other
+    fake.reset_counts()
+    assert poller.run().returncode == 0
+    rotated = fake.count()
+    assert rotated >= 4 and not any(r.conditional for r in fake.requests)
+    fake.reset_counts()
+    assert poller.run().returncode == 0 and fake.count() == 0
+    assert first.credential == TOKEN
+
+
+def test_a_pull_request_that_opens_or_closes_costs_no_listing(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    """Each run GitHub lists embeds the open pull requests whose head is the run's, live.
+    The poller stores nothing of them and asks for listings without them, so a pull
+    request opening or closing, which moves no run, leaves every listing a free 304."""
+    repo, ci = repo_with_history(fake, 0, recent=5)
+    fake.create_branch(repo, "feature")
+    fake.add_commit(repo, "feature")  # its own head, which only its runs share
+    for minutes in (5, 9):
+        fake.add_run(repo, ci, created=NOW - timedelta(minutes=minutes), branch="feature")
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    fake.reset_counts()
+    number = fake.open_pull_request(repo, "feature")
+    assert poller.run().returncode == 0
+    assert fake.count() == 0, [r.path for r in fake.requests if not r.conditional]
+    fake.close_pull_request(repo, number)
+    fake.reset_counts()
+    assert poller.run().returncode == 0 and fake.count() == 0
+    listings = [r for r in fake.requests if r.path.endswith("/actions/runs")]
+    assert listings and all(r.query.get("exclude_pull_requests") == "true" for r in listings)
+    # Without the parameter GitHub (and the fake) embeds them.
+    listed = requests.get(
+        f"{fake.url}/repos/octo/demo/actions/runs",
+        headers={"Authorization": f"token {poller.token}"},
+    ).json()["workflow_runs"]
+    fake.open_pull_request(repo, "feature")
+    relisted = requests.get(
+        f"{fake.url}/repos/octo/demo/actions/runs",
+        headers={"Authorization": f"token {poller.token}"},
+    ).json()["workflow_runs"]
+    assert [len(r["pull_requests"]) for r in listed] == [0] * 7
+    assert sorted(len(r["pull_requests"]) for r in relisted) == [0] * 5 + [1, 1]
 
 
 @pytest.mark.parametrize("max_wait", [60, 0.5], ids=["inside-pygithub", "between-requests"])
