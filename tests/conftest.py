@@ -71,6 +71,13 @@ def poller(tmp_path: Path, fake: FakeGitHub, database: Database) -> PollerSetup:
 
 
 @pytest.fixture
+def sqlite_poller(tmp_path: Path, fake: FakeGitHub) -> PollerSetup:
+    """A poller on SQLite only: for tests of what the poller asks GitHub, where the
+    database is not what is tested."""
+    return PollerSetup(tmp_path, fake.url, Database(f"sqlite:///{tmp_path / 'dashboard.db'}"))
+
+
+@pytest.fixture
 def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest):
     """Print a measured figure into the test run's output, past pytest's capture."""
 

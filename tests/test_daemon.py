@@ -362,10 +362,10 @@ def test_wake_ups_with_nothing_due_log_nothing(fake: FakeGitHub, poller: PollerS
 
 
 @pytest.fixture
-def local(fake: FakeGitHub, tmp_path) -> PollerSetup:
+def local(sqlite_poller: PollerSetup) -> PollerSetup:
     """The daemon's own logic, on SQLite: the schedule's MariaDB semantics are
     test_schedule's."""
-    return PollerSetup(tmp_path, fake.url, Database(f"sqlite:///{tmp_path / 'daemon.db'}"))
+    return sqlite_poller
 
 
 def daemon_on(poller: PollerSetup, clock: FakeClock, interval_minutes: float = 5) -> Daemon:

@@ -82,10 +82,13 @@ def test_an_idle_pass_costs_no_rate_limited_request(fake: FakeGitHub, poller: Po
         assert poller.token not in stored
 
 
-def test_etags_stop_answering_304_when_the_token_changes(fake: FakeGitHub, poller: PollerSetup):
+def test_etags_stop_answering_304_when_the_token_changes(
+    fake: FakeGitHub, sqlite_poller: PollerSetup
+):
     """GitHub's ETags are specific to the token (eclipse-csi/otterdog#201), and so are the
     fake's. A pass under a new token pays once for every listing it re-reads, then its
     own ETags make the next pass free again."""
+    poller = sqlite_poller
     repo_with_history(fake, 30, recent=3)
     poller.repos = [{"name": "octo/demo"}]
     assert poller.run().returncode == 0
@@ -117,11 +120,12 @@ def test_etags_stop_answering_304_when_the_token_changes(fake: FakeGitHub, polle
 
 
 def test_a_pull_request_that_opens_or_closes_costs_no_listing(
-    fake: FakeGitHub, poller: PollerSetup
+    fake: FakeGitHub, sqlite_poller: PollerSetup
 ):
     """Each run GitHub lists embeds the open pull requests whose head is the run's, live.
     The poller stores nothing of them and asks for listings without them, so a pull
     request opening or closing, which moves no run, leaves every listing a free 304."""
+    poller = sqlite_poller
     repo, ci = repo_with_history(fake, 0, recent=5)
     fake.create_branch(repo, "feature")
     fake.add_commit(repo, "feature")  # its own head, which only its runs share
