@@ -15,8 +15,8 @@ ROOMS = {
     "shared": {"clock", "shutdown"},
     "pure": {"config", "checks", "cursors", "plan", "windows", "transform", "runner_os"},
     "store": {
-        "models", "mysql", "schema", "units", "store", "run_store", "http_cache", "locks",
-        "history",
+        "models", "model_base", "state_models", "mysql", "schema", "units", "store",
+        "run_store", "http_cache", "locks", "history",
     },
     "github": {"github", "github_types", "pool", "governor", "retry", "github_errors"},
     "engine": {
