@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import structlog
 
@@ -70,7 +70,7 @@ class RunCollector:
 
     def collect(self, *, backfill_budget: int | None, sweep_share: float) -> Collected:
         state = self.state()
-        counts = run_store.runs_per_day(self.name, plan.counts_from(state, self.settings, self.now))
+        counts = self.runs_per_day(state)
         planned = plan.plan_runs(self.name, state, counts, self.settings, self.now, sweep_share)
         where = planned.stretch
         self.sync_live(where)
@@ -91,6 +91,10 @@ class RunCollector:
 
     def state(self) -> RunCursors:
         return RunCursors.parse(store.get_cursors(self.name))
+
+    def runs_per_day(self, state: RunCursors) -> dict[date, int]:
+        """The stored runs per day that size this state's windows."""
+        return run_store.runs_per_day(self.name, plan.counts_from(state, self.settings, self.now))
 
     # --- live runs, windows, unfinished runs ---
 
@@ -134,8 +138,7 @@ class RunCollector:
     def prime(self) -> None:
         """Read, now, the listings the next pass will re-read but has no ETag for."""
         state = self.state()
-        counts = run_store.runs_per_day(self.name, plan.counts_from(state, self.settings, self.now))
-        where = plan.stretch(state, counts, self.settings, self.now)
+        where = plan.stretch(state, self.runs_per_day(state), self.settings, self.now)
         live, fixed = plan.unprimed(where, self.gh.runs_listings_primed(self.name, where.ranges()))
         if live:
             self.sync_live(where)
