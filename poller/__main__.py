@@ -29,7 +29,7 @@ from typing import NoReturn
 import peewee
 import structlog
 
-from poller import logs, progress, shutdown, status, units
+from poller import logs, pool, progress, shutdown, status, units
 from poller.clock import SYSTEM
 from poller.config import (
     DB_PASSWORD_ENV,
@@ -42,7 +42,6 @@ from poller.config import (
     resolve_path,
 )
 from poller.engine import Engine
-from poller.github import GitHub
 from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
 from poller.repo_sync import PassOptions
 from poller.report import RepoReport
@@ -225,11 +224,11 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
         timeout_seconds=min(config.github.timeout_seconds, STATUS_GITHUB_TIMEOUT_SECONDS),
         max_retries=0,
     )
-    gh = GitHub(quick, secrets.github_token)
+    github = pool.GitHubPool(dataclasses.replace(config, github=quick), secrets.github_token)
     try:
-        report = status.collect(config, gh)
+        report = status.collect(config, github)
     finally:
-        gh.close()
+        github.close()
     try:
         print(status.render_json(report) if as_json else status.render_table(report))
         sys.stdout.flush()

@@ -53,10 +53,16 @@ class GitHubConfig:
     max_rate_limit_wait_seconds: float = 60.0
     # GitHub asks for at least a minute after a secondary limit without Retry-After.
     secondary_rate_wait_seconds: float = 60.0
-    # GitHub App installation auth, instead of GITHUB_TOKEN: all three together.
+    # GitHub App auth, instead of GITHUB_TOKEN: app_id and private_key_file together. The
+    # installation of each account is [[orgs]]/[[repos]] installation_id, else this one,
+    # else found from GitHub's list of the App's installations.
     app_id: int | None = None
     installation_id: int | None = None
     private_key_file: str | None = None
+
+    @property
+    def uses_app(self) -> bool:
+        return self.app_id is not None
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,8 @@ class RepoConfig:
     # Runner-label globs to an OS, for labels that name none (see runner_os); the
     # repository's entries are tried before the global [runner_os] table's.
     runner_os: tuple[tuple[str, str], ...] = ()
+    # With GitHub App auth: the App's installation on the repository's owner.
+    installation_id: int | None = None
     # Not from config.toml: the organisation's listing says when anything was last pushed
     # (None for [[repos]]), which tells the daemon when to re-read branches and workflows.
     pushed_at: str | None = None
@@ -132,6 +140,12 @@ class Config:
     orgs: tuple[OrgConfig, ...] = ()
     # [runner_os]: label globs to an OS, for every repository.
     runner_os: tuple[tuple[str, str], ...] = ()
+    # Each account's App installation given in [[orgs]]/[[repos]], by lower-case owner.
+    installations: tuple[tuple[str, int], ...] = ()
+
+    def installation_for(self, owner: str) -> int | None:
+        """The App installation configured for ``owner``; None: find it from GitHub."""
+        return dict(self.installations).get(owner.lower(), self.github.installation_id)
 
     def label_map(self, repo: RepoConfig) -> LabelMap:
         """The label map for ``repo``: its own entries first, then the global ones."""
@@ -187,6 +201,7 @@ REPO_KEYS: dict[str, Checker] = {
     "branches": checks.branch_list,
     "docker_workflows": checks.pattern_list,
     "runner_os": checks.os_map,
+    "installation_id": checks.positive_int,
 }
 ORG_KEYS: dict[str, Checker] = {
     **{key: checker for key, checker in REPO_KEYS.items() if key != "name"},
@@ -239,17 +254,7 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
     if not repos and not orgs:
         raise fail("[[repos]]", "at least one repository (or [[orgs]]) is required")
 
-    app_keys = [
-        key
-        for key in ("app_id", "installation_id", "private_key_file")
-        if key in sections["github"]
-    ]
-    if app_keys and len(app_keys) != 3:
-        missing = sorted({"app_id", "installation_id", "private_key_file"} - set(app_keys))
-        raise fail(
-            f"[github].{missing[0]}",
-            "GitHub App auth needs app_id, installation_id and private_key_file together",
-        )
+    installations = _installations(sections["github"], repos, orgs, fail)
     return Config(
         path=path,
         github=GitHubConfig(**sections["github"]),
@@ -259,7 +264,45 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         repos=tuple(repos),
         orgs=tuple(orgs),
         runner_os=label_os,
+        installations=installations,
     )
+
+
+def _installations(
+    github: Mapping[str, Any],
+    repos: list[RepoConfig],
+    orgs: list[OrgConfig],
+    fail: Callable[[str, str], ConfigError],
+) -> tuple[tuple[str, int], ...]:
+    """Each owner's installation from [[orgs]] and [[repos]]; App auth checked whole. An
+    App is installed once per account, so one owner has one installation."""
+    if ("app_id" in github) != ("private_key_file" in github):
+        missing = "private_key_file" if "app_id" in github else "app_id"
+        raise fail(
+            f"[github].{missing}", "GitHub App auth needs app_id and private_key_file together"
+        )
+    entries = [
+        (repo.name.split("/")[0], repo.installation_id, f"[[repos]] {repo.name}") for repo in repos
+    ]
+    entries += [(org.name, org.template.installation_id, f"[[orgs]] {org.name}") for org in orgs]
+    if "installation_id" in github:
+        entries.append(("", github["installation_id"], "[github]"))
+    found: dict[str, int] = {}
+    for owner, installation, where in entries:
+        if installation is None:
+            continue
+        if "app_id" not in github:
+            raise fail(
+                f"{where}.installation_id",
+                "needs GitHub App auth: set [github] app_id and private_key_file",
+            )
+        if owner and found.setdefault(owner.lower(), installation) != installation:
+            raise fail(
+                f"{where}.installation_id",
+                f"{owner} already has installation {found[owner.lower()]}: an App is "
+                "installed once per account",
+            )
+    return tuple(sorted(found.items()))
 
 
 def _unknown(key: str, value: Any, known: list[str]) -> tuple[str, str]:

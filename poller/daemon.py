@@ -164,7 +164,7 @@ class Daemon:
             return self.pollers
         if pollers != self.pollers:
             self.pollers = pollers
-            self.engine.github.governor.share(pollers)
+            self.engine.github.share(pollers)
             log.info(
                 "daemon.budget_shared",
                 pollers=pollers,

@@ -28,9 +28,10 @@ import structlog
 from poller import http_cache, locks, orgs, pool, shutdown, store, units
 from poller.clock import SYSTEM, Clock, whole_seconds
 from poller.config import Config, RepoConfig, Secrets
+from poller.github_errors import GitHubError
 from poller.locks import RepoLocks
 from poller.pool import GitHubPool
-from poller.repo_sync import PassOptions, not_tried, sync_repository
+from poller.repo_sync import PassOptions, failed, not_tried, sync_repository
 from poller.report import RepoReport
 
 log = structlog.get_logger(__name__)
@@ -163,6 +164,24 @@ class _Pass:
             for future in [executor.submit(self.sync_one, repo) for repo in repos]:
                 future.result()
 
+    def sync_claimed(self, repo: RepoConfig) -> RepoReport:
+        try:
+            lent = self.engine.github.for_repo(repo.name)
+        except GitHubError as error:  # no credential reads it: the App is not installed
+            return failed(repo, str(error), self.now)
+        with lent as gh:
+            if self.unreachable is not None:
+                return not_tried(repo, self.unreachable, self.now)
+            return sync_repository(
+                self.engine.config,
+                gh,
+                repo,
+                options=self.options,
+                locks=self.engine.locks,
+                now=self.now,
+                clock=self.engine.clock,
+            )
+
     def sync_one(self, repo: RepoConfig) -> None:
         if shutdown.requested.is_set():
             return
@@ -174,19 +193,7 @@ class _Pass:
             with own_session or contextlib.nullcontext():
                 if not self.gate.claim(repo.name):
                     return  # not due, or another poller has it
-                with self.engine.github.for_repo(repo.name) as gh:
-                    if self.unreachable is not None:
-                        report = not_tried(repo, self.unreachable, self.now)
-                    else:
-                        report = sync_repository(
-                            self.engine.config,
-                            gh,
-                            repo,
-                            options=self.options,
-                            locks=self.engine.locks,
-                            now=self.now,
-                            clock=self.engine.clock,
-                        )
+                report = self.sync_claimed(repo)
                 self.gate.done(repo.name, finished=not report.stopped)
             self.reports.append(report)
             if report.unreachable and self.unreachable is None:

@@ -19,7 +19,6 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import github
@@ -57,12 +56,11 @@ RESULT_CAP = 1000
 NO_PULL_REQUESTS = {"exclude_pull_requests": "true"}
 
 
-def identity(config: GitHubConfig, token: str | None) -> str:
-    """Whose ETags a client's are, as a hash (GitHub's ETags are specific to the token):
-    the token's, or the app installation's."""
-    who = f"token:{token or ''}"
-    if config.app_id and config.installation_id and config.private_key_file:
-        who = f"app:{config.app_id}:{config.installation_id}"
+def identity(who: str) -> str:
+    """Whose ETags a client's are, as a hash: ``token:<token>`` or ``app:<app>:<id>``.
+    GitHub's ETags are specific to the token, so an installation's stored ETags answer
+    304 only for as long as its current token lives; they are kept under the
+    installation all the same, and each 200 under a new token replaces them."""
     return hashlib.sha256(who.encode()).hexdigest()[:32]
 
 
@@ -82,12 +80,12 @@ def created_filter(low: datetime | None, high: datetime | None) -> str:
 
 
 class GitHub:
-    """One client: one token or app installation, with its ETags (``cache``)."""
+    """One client: one token or app installation (``auth``), with its ETags (``cache``)."""
 
     def __init__(
         self,
         config: GitHubConfig,
-        token: str | None,
+        auth: Auth.Auth | None,
         governor: Governor | None = None,
         *,
         cache: ResponseCache | None = None,
@@ -108,13 +106,6 @@ class GitHub:
             max_rate_limit_wait=config.max_rate_limit_wait_seconds,
             secondary_rate_wait=config.secondary_rate_wait_seconds,
         )
-        auth: Auth.Auth | None = Auth.Token(token) if token else None
-        if config.app_id and config.installation_id and config.private_key_file:
-            # PyGithub signs the JWT and renews the installation token before it expires.
-            private_key = Path(config.private_key_file).read_text()
-            auth = Auth.AppAuth(config.app_id, private_key).get_installation_auth(
-                config.installation_id
-            )
         self.authenticated = auth is not None
         self._client = Github(
             auth=auth,

@@ -1,56 +1,57 @@
 """The process's GitHub clients, and which one a repository is synced with.
 
-One PyGithub client per worker thread (PyGithub's requester keeps per-client state), all
-behind one request governor and the ETags kept in the database, each lent to one
-repository's sync at a time. ``for_repo`` is the one place that says which client, and
-so which token or installation, a repository is read with.
+A **credential** is one personal token or one GitHub App installation. GitHub gives each
+its own primary limit, its own secondary limits and, since ETags are specific to the
+token, its own ETags. So each credential here has its own clients (one per worker thread:
+PyGithub's requester keeps per-client state), its own request governor and its own
+identity for the ETags kept in the database; an installation's clients share one token
+(``app_auth``). ``for_repo`` and ``for_org`` are the one place that says which credential
+an account is read with: the App's installation on the repository's owner, as
+``config.toml`` gives it or as GitHub lists the App's installations.
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import structlog
+from github import Auth
 
+from poller import app_auth
 from poller.clock import SYSTEM, Clock
 from poller.config import Config
 from poller.github import GitHub, identity
+from poller.github_errors import GitHubError, describe
 from poller.github_types import RequestStats
 from poller.governor import Governor
 from poller.http_cache import HttpCacheStore
 
 log = structlog.get_logger(__name__)
 
+TOKEN = "token"  # the name of the personal token's credential
 
-class GitHubPool:
-    def __init__(self, clients: list[GitHub]) -> None:
+
+class Credential:
+    """One token or one installation: its clients, governor and ETag identity."""
+
+    def __init__(self, name: str, clients: list[GitHub]) -> None:
+        self.name = name
         self.clients = clients
         self.free: queue.SimpleQueue[GitHub] = queue.SimpleQueue()
         for client in clients:
             self.free.put(client)
 
-    def __len__(self) -> int:
-        return len(self.clients)
-
     @contextlib.contextmanager
-    def for_repo(self, repo: str) -> Iterator[GitHub]:
-        """The client to sync ``repo`` with, for as long as the sync takes."""
-        del repo  # one token or installation reads every repository
+    def lend(self) -> Iterator[GitHub]:
         gh = self.free.get()
         try:
             yield gh
         finally:
             self.free.put(gh)
-
-    def for_org(self, org: str) -> contextlib.AbstractContextManager[GitHub]:
-        """The client to list the organisation ``org``'s repositories with."""
-        return self.for_repo(f"{org}/*")
-
-    @property
-    def authenticated(self) -> bool:
-        return self.clients[0].authenticated
 
     @property
     def governor(self) -> Governor:
@@ -71,22 +72,129 @@ class GitHubPool:
             rate_reset=self.clients[0].stats.rate_reset,
         )
 
+
+class GitHubPool:
+    """Every credential the process reads GitHub with, built when first needed."""
+
+    def __init__(self, config: Config, token: str | None, clock: Clock = SYSTEM) -> None:
+        self.config = config
+        self.token = token
+        self.clock = clock
+        self.app: Auth.AppAuth | None = None
+        if config.github.uses_app:
+            assert config.github.app_id is not None and config.github.private_key_file
+            key = Path(config.github.private_key_file).read_text()
+            self.app = Auth.AppAuth(config.github.app_id, key)
+        self.credentials: dict[str, Credential] = {}
+        self.listed: dict[str, int] | None = None  # the App's installations, by owner
+        self.pollers = 1  # pollers sharing each budget (``share``)
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Repositories synced at once."""
+        return self.config.github.concurrency
+
+    def for_repo(self, repo: str) -> contextlib.AbstractContextManager[GitHub]:
+        """The client to sync ``repo`` with, for as long as the sync takes."""
+        return self.credential(repo.split("/", 1)[0]).lend()
+
+    def for_org(self, org: str) -> contextlib.AbstractContextManager[GitHub]:
+        """The client to list the organisation ``org``'s repositories with."""
+        return self.credential(org).lend()
+
+    def credential(self, owner: str) -> Credential:
+        """The credential that reads ``owner``'s repositories. Raises GitHubError when the
+        App is not installed on the account."""
+        with self.lock:
+            name = TOKEN if self.app is None else self._installation_name(owner)
+            if name not in self.credentials:
+                self.credentials[name] = self._build(name)
+            return self.credentials[name]
+
+    def _installation_name(self, owner: str) -> str:
+        installation = self.config.installation_for(owner)
+        if installation is None:
+            installation = self._listed().get(owner.lower())
+        if installation is None:
+            raise GitHubError(
+                f"GitHub App {self.config.github.app_id} is not installed on {owner}: "
+                "install it on the account, or set installation_id in its [[orgs]] or "
+                "[[repos]] entry"
+            )
+        return f"installation {installation}"
+
+    def _listed(self) -> dict[str, int]:
+        if self.listed is None:
+            assert self.app is not None
+            try:
+                self.listed = app_auth.installations(
+                    self.app, self.config.github.api_url, int(self.config.github.timeout_seconds)
+                )
+            except Exception as error:
+                raise GitHubError(
+                    f"cannot list GitHub App {self.config.github.app_id}'s installations: "
+                    f"{describe(error)}"
+                ) from None
+            log.info("github.installations", installations=self.listed)
+        return self.listed
+
+    def _build(self, name: str) -> Credential:
+        settings = self.config.github
+        auth: Auth.Auth | None = Auth.Token(self.token) if self.token else None
+        who = f"token:{self.token or ''}"
+        if self.app is not None:
+            installation = int(name.split()[-1])
+            auth = app_auth.InstallationToken(
+                self.app, installation, settings.api_url, int(settings.timeout_seconds), self.clock
+            )
+            who = f"app:{settings.app_id}:{installation}"
+        governor = Governor(settings.requests_per_minute, settings.concurrency)
+        governor.share(self.pollers)
+        cache = HttpCacheStore(identity(who))
+        clients = [
+            GitHub(settings, auth, governor, cache=cache, clock=self.clock)
+            for _ in range(settings.concurrency)
+        ]
+        return Credential(name, clients)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.app is not None or bool(self.token)
+
+    def share(self, pollers: int) -> None:
+        """Several pollers on one database: each takes its part of every budget."""
+        with self.lock:
+            self.pollers = pollers
+            for credential in self.credentials.values():
+                credential.governor.share(pollers)
+
+    @property
+    def stats(self) -> RequestStats:
+        """Every credential's counts added up; the rate limit is the lowest left."""
+        parts = [c.stats for c in list(self.credentials.values())]
+        remaining = [s.rate_remaining for s in parts if s.rate_remaining is not None]
+        low = min(parts, key=lambda s: s.rate_remaining or 0, default=RequestStats())
+        return RequestStats(
+            sent=sum(s.sent for s in parts),
+            not_modified=sum(s.not_modified for s in parts),
+            rate_remaining=min(remaining) if remaining else None,
+            rate_limit=low.rate_limit,
+            rate_reset=low.rate_reset,
+        )
+
+    def by_credential(self) -> dict[str, RequestStats]:
+        """Each credential's counts apart: each installation has its own budget."""
+        return {name: c.stats for name, c in sorted(self.credentials.items())}
+
     def close(self) -> None:
-        for client in self.clients:
-            client.close()
+        for credential in self.credentials.values():
+            for client in credential.clients:
+                client.close()
 
 
 def connect(config: Config, token: str | None, clock: Clock = SYSTEM) -> GitHubPool:
-    """One client per repository synced at once, sharing a governor and the ETags kept
-    in the database under the token's identity."""
-    governor = Governor(config.github.requests_per_minute, config.github.concurrency)
-    cache = HttpCacheStore(identity(config.github, token))
-    pool = GitHubPool(
-        [
-            GitHub(config.github, token, governor, cache=cache, clock=clock)
-            for _ in range(config.github.concurrency)
-        ]
-    )
+    """The pool for a process: a personal token, an App, or neither (60 requests an hour)."""
+    pool = GitHubPool(config, token, clock)
     if not pool.authenticated:
         log.warning(
             "github.unauthenticated",

@@ -219,6 +219,14 @@ def not_tried(repo: RepoConfig, reason: str | None, now: datetime) -> RepoReport
     return report
 
 
+def failed(repo: RepoConfig, error: str, now: datetime) -> RepoReport:
+    """The report of a repository that could not be started, for ``error``."""
+    report = RepoReport(repo.name, error=error)
+    log.error("sync.repo_failed", error=error)
+    record(report, now, None)
+    return report
+
+
 def log_done(report: RepoReport, gh: GitHub) -> None:
     log.debug("sync.repo_counts", counts=report.summary())
     log.info(

@@ -1,6 +1,7 @@
 """``python -m poller status``: where each repository stands, read from the database.
 
-It opens the database read-only, and spends at most one request, ``GET /rate_limit``,
+It opens the database read-only, and spends at most one request per credential (the
+token, or each App installation that covers a followed repository), ``GET /rate_limit``,
 which GitHub does not count and which may fail without failing the command.
 """
 
@@ -20,6 +21,7 @@ from poller.github import GitHub
 from poller.github_errors import describe
 from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
 from poller.plan import backfill_done
+from poller.pool import GitHubPool
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
@@ -113,17 +115,36 @@ def followed(config: Config) -> list[RepoConfig]:
     return repos
 
 
-def collect(config: Config, gh: GitHub, now: datetime | None = None) -> dict[str, Any]:
+def rate_limits(pool: GitHubPool, repos: list[RepoConfig]) -> dict[str, dict[str, Any]]:
+    """The rate limit of each credential that reads a followed repository: each App
+    installation has its own."""
+    limits: dict[str, dict[str, Any]] = {}
+    for owner in dict.fromkeys(repo.name.split("/", 1)[0].lower() for repo in repos):
+        try:
+            credential = pool.credential(owner)
+        except Exception as error:
+            limits[owner] = {"error": describe(error)}
+            continue
+        if credential.name not in limits:
+            with credential.lend() as gh:
+                limits[credential.name] = rate_limit(gh)
+    return limits
+
+
+def collect(config: Config, pool: GitHubPool, now: datetime | None = None) -> dict[str, Any]:
     """Each repository's state, the stalest first (never synced counts as stalest)."""
     now = now or SYSTEM.now()
     with database.connection_context():
-        repos = [repo_status(repo, now) for repo in followed(config)]
+        repos_followed = followed(config)
+        repos = [repo_status(repo, now) for repo in repos_followed]
     repos.sort(
         key=lambda repo: (
             -(repo["freshness_seconds"] if repo["freshness_seconds"] is not None else 2**62)
         )
     )
-    return {"repos": repos, "rate_limit": rate_limit(gh)}
+    limits = rate_limits(pool, repos_followed)
+    first = next(iter(limits.values()), {"error": "no repository followed"})
+    return {"repos": repos, "rate_limit": first, "rate_limits": limits}
 
 
 def age(seconds: int | None) -> str:
@@ -176,12 +197,13 @@ def render_table(report: dict[str, Any]) -> str:
                 f"{repo['repo']} labels that named no OS (map them in config.toml "
                 f"[runner_os]): {unknown}"
             )
-    limit = report["rate_limit"]
-    if "error" in limit:
-        lines.append(f"GitHub rate limit: unknown ({limit['error']})")
-    else:
-        lines.append(
-            f"GitHub rate limit: {limit['remaining']} of {limit['limit']} left, "
-            f"resets {limit['reset']}"
-        )
+    for name, limit in report["rate_limits"].items():
+        whose = "" if name == "token" else f" ({name})"
+        if "error" in limit:
+            lines.append(f"GitHub rate limit{whose}: unknown ({limit['error']})")
+        else:
+            lines.append(
+                f"GitHub rate limit{whose}: {limit['remaining']} of {limit['limit']} left, "
+                f"resets {limit['reset']}"
+            )
     return "\n".join(lines)

@@ -146,6 +146,37 @@ class SecondaryLimit:
 
 
 @dataclass
+class Budget:
+    """One primary rate limit: a personal token's, or an App installation's (each
+    installation has its own, GitHub's docs on rate limits for GitHub Apps)."""
+
+    limit: int
+    remaining: int
+    reset: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.remaining),
+            "x-ratelimit-used": str(self.limit - self.remaining),
+            "x-ratelimit-reset": str(self.reset),
+            "x-ratelimit-resource": "core",
+        }
+
+
+@dataclass
+class Installation:
+    """One installation of a fake App: the account it is installed on, its own budgets,
+    and the tokens issued for it (token -> expiry, by the fake's clock)."""
+
+    id: int
+    account: str
+    budget: Budget
+    secondary: SecondaryLimit | None = None
+    tokens: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class JobSpec:
     """One job of a fake run: what ``runs-on`` asked for, and how it ends."""
 
@@ -196,25 +227,67 @@ class FakeGitHub:
         self.token = token
         self.lock = threading.RLock()
         self.requests: list[Request] = []
-        self.rate_limit = rate_limit
-        self.rate_remaining = rate_limit
-        self.rate_reset = int(time.time()) + 3600
+        # The fake's wall clock, for rate-limit resets and token expiry: benchmarks on a
+        # simulated clock set it to theirs.
+        self.clock: Callable[[], float] = time.time
+        self.budget = Budget(rate_limit, rate_limit, int(self.clock()) + 3600)
         self.latency = 0.0
+        # The personal token's secondary limit; each installation gets its own like it.
         self.secondary: SecondaryLimit | None = None
         self.ids = itertools.count(1_000_000)
         # Each failure is (path fragment, status, headers, body, times left).
         self.failures: list[list[Any]] = []
         self.server: ThreadingHTTPServer | None = None
         self.etags_enabled = True
-        # GitHub Apps: app id -> (installation id, public key PEM), and tokens issued.
-        self.apps: dict[int, tuple[int, str]] = {}
-        self.installation_tokens: set[str] = set()
+        # GitHub Apps: app id -> public key PEM, and each app's installations by id.
+        self.apps: dict[int, str] = {}
+        self.installations: dict[int, dict[int, Installation]] = {}
+        # An installation token lives one hour (GitHub's docs: "Installation access tokens
+        # expire one hour from the time you create them"); tests shorten it.
+        self.token_lifetime = 3600.0
+        self.installation_rate_limit = 5000
         self.other_tokens: set[str] = set()  # personal tokens accepted beside ``token``
         self.require_auth = False
         # Self-hosted runners per scope ("repos/OWNER/NAME" or "orgs/ORG"), as GET
         # .../actions/runners lists them; without admin rights GitHub answers 403.
         self.runners: dict[str, list[dict[str, Any]]] = {}
         self.runners_readable = True
+
+    # The personal token's primary limit, as tests have always set it.
+    @property
+    def rate_limit(self) -> int:
+        return self.budget.limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: int) -> None:
+        self.budget.limit = value
+
+    @property
+    def rate_remaining(self) -> int:
+        return self.budget.remaining
+
+    @rate_remaining.setter
+    def rate_remaining(self, value: int) -> None:
+        self.budget.remaining = value
+
+    @property
+    def rate_reset(self) -> int:
+        return self.budget.reset
+
+    @rate_reset.setter
+    def rate_reset(self, value: int) -> None:
+        self.budget.reset = value
+
+    @property
+    def installation_tokens(self) -> set[str]:
+        """Every installation token issued, expired or not."""
+        with self.lock:
+            return {
+                token
+                for installations in self.installations.values()
+                for installation in installations.values()
+                for token in installation.tokens
+            }
 
     # --- server lifecycle ---
 
@@ -316,7 +389,7 @@ class FakeGitHub:
     def exhaust_rate_limit(self, *, reset_in: float) -> None:
         with self.lock:
             self.rate_remaining = 0
-            self.rate_reset = int(time.time() + reset_in)
+            self.rate_reset = int(self.clock() + reset_in)
 
     # --- state builders ---
 
@@ -663,38 +736,93 @@ class FakeGitHub:
 
     # --- GitHub App installation tokens ---
 
-    def register_app(self, app_id: int, installation_id: int, public_key_pem: str) -> None:
-        self.apps[app_id] = (installation_id, public_key_pem)
+    def register_app(
+        self, app_id: int, installation_id: int, public_key_pem: str, account: str = ""
+    ) -> None:
+        """An App, installed on ``account`` (every account, if empty) as ``installation_id``."""
+        self.apps[app_id] = public_key_pem
+        self.install(app_id, installation_id, account)
+
+    def install(self, app_id: int, installation_id: int, account: str) -> Installation:
+        """Install the App on one more account: its own id, token and budgets."""
+        with self.lock:
+            budget = Budget(
+                self.installation_rate_limit,
+                self.installation_rate_limit,
+                int(self.clock()) + 3600,
+            )
+            installation = Installation(installation_id, account, budget)
+            self.installations.setdefault(app_id, {})[installation_id] = installation
+            return installation
+
+    def _app_of(self, authorization: str) -> int | None:
+        """The App whose JWT this is, checked against its public key; None if none is."""
+        import jwt  # PyGithub's own dependency
+
+        scheme, _, token = authorization.partition(" ")
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            app_id = int(claims["iss"])
+            jwt.decode(token, self.apps[app_id], algorithms=["RS256"])
+        except (KeyError, ValueError, jwt.PyJWTError):
+            return None
+        return app_id if scheme.lower() == "bearer" else None
 
     def handle_post(self, raw_path: str, headers: dict[str, str]) -> tuple[int, Any]:
         """``POST /app/installations/{id}/access_tokens``, authenticated by the app's JWT."""
-        import jwt  # PyGithub's own dependency
-
         path = urlsplit(raw_path).path.removeprefix("/api/v3")
         parts = path.strip("/").split("/")
         lowered = {key.lower(): value for key, value in headers.items()}
-        scheme, _, token = lowered.get("authorization", "").partition(" ")
         with self.lock:
             self.requests.append(Request(path, {}, 201, False))
             if parts[:2] != ["app", "installations"] or parts[3:] != ["access_tokens"]:
                 return 404, {"message": "Not Found"}
-            try:
-                claims = jwt.decode(token, options={"verify_signature": False})
-                installation, public_key = self.apps[int(claims["iss"])]
-                jwt.decode(token, public_key, algorithms=["RS256"])
-            except (KeyError, ValueError, jwt.PyJWTError):
+            app_id = self._app_of(lowered.get("authorization", ""))
+            if app_id is None:
                 return 401, {"message": "A JSON web token could not be decoded"}
-            if scheme.lower() != "bearer" or int(parts[2]) != installation:
+            installation = self.installations[app_id].get(int(parts[2]))
+            if installation is None:
                 return 404, {"message": "Not Found"}
             issued = f"ghs_{hashlib.sha1(str(next(self.ids)).encode()).hexdigest()}"
-            self.installation_tokens.add(issued)
-            expires = datetime.now(UTC) + timedelta(hours=1)
+            expires = self.clock() + self.token_lifetime
+            installation.tokens[issued] = expires
             return 201, {
                 "token": issued,
-                "expires_at": iso(expires),
-                "permissions": {},
+                "expires_at": iso(datetime.fromtimestamp(expires, UTC)),
+                "permissions": {"actions": "read", "contents": "read", "metadata": "read"},
                 "repository_selection": "all",
             }
+
+    def _app_route(self, path: str, app_id: int) -> tuple[int, Any]:
+        """What an App's JWT may read: its installations, and which one covers an account."""
+        installations = list(self.installations[app_id].values())
+        if path == "/app/installations":
+            return 200, [self._installation_body(i) for i in installations]
+        segments = path.strip("/").split("/")
+        named = len(segments) in (3, 4) and segments[0] in ("orgs", "users", "repos")
+        if named and segments[-1] == "installation":
+            owner = segments[1].lower()
+            for installation in installations:
+                if installation.account.lower() in ("", owner):
+                    return 200, self._installation_body(installation)
+        return 404, {"message": "Not Found"}
+
+    @staticmethod
+    def _installation_body(installation: Installation) -> dict[str, Any]:
+        return {
+            "id": installation.id,
+            "account": {"login": installation.account, "type": "Organization"},
+            "repository_selection": "all",
+            "access_tokens_url": f"https://api.github.com/app/installations/"
+            f"{installation.id}/access_tokens",
+        }
+
+    def _installation_of(self, token: str) -> Installation | None:
+        for installations in self.installations.values():
+            for installation in installations.values():
+                if token in installation.tokens:
+                    return installation
+        return None
 
     # --- request handling ---
 
@@ -706,19 +834,22 @@ class FakeGitHub:
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         lowered = {key.lower(): value for key, value in headers.items()}
         conditional = "if-none-match" in lowered
-        limit = self.secondary
+        credential = lowered.get("authorization", "").split(" ", 1)[-1]
+        with self.lock:
+            installation = self._installation_of(credential)
+            limit = self._secondary_for(installation)
         admitted = limit is None or limit.enter()
         try:
             if self.latency:
                 time.sleep(self.latency)
             with self.lock:
+                budget = installation.budget if installation else self.budget
                 if admitted:
-                    status, extra, body = self._respond(path, query, lowered, origin)
+                    status, extra, body = self._respond(path, query, lowered, origin, installation)
                 else:
                     status, body = 403, SECONDARY_LIMIT_BODY
                     assert limit is not None
-                    extra = {**self._rate_headers(), "retry-after": str(limit.retry_after)}
-                credential = lowered.get("authorization", "").split(" ", 1)[-1]
+                    extra = {**budget.headers(), "retry-after": str(limit.retry_after)}
                 self.requests.append(
                     Request(path, query, status, conditional, not admitted, credential=credential)
                 )
@@ -727,62 +858,114 @@ class FakeGitHub:
             if admitted and limit is not None:
                 limit.leave()
 
+    def _secondary_for(self, installation: Installation | None) -> SecondaryLimit | None:
+        """The secondary limit that counts this request: each installation has its own,
+        shaped like the personal token's (``secondary``)."""
+        template = self.secondary
+        if installation is None or template is None:
+            return template
+        if installation.secondary is None:
+            installation.secondary = SecondaryLimit(
+                template.requests,
+                window=template.window,
+                concurrency=template.concurrency,
+                retry_after=template.retry_after,
+            )
+        return installation.secondary
+
+    @property
+    def secondary_answers(self) -> int:
+        """Secondary-limit answers, of the personal token and of every installation."""
+        limits = [self.secondary] + [
+            installation.secondary
+            for installations in self.installations.values()
+            for installation in installations.values()
+        ]
+        return sum(limit.answers for limit in limits if limit is not None)
+
     def _rate_headers(self) -> dict[str, str]:
-        return {
-            "x-ratelimit-limit": str(self.rate_limit),
-            "x-ratelimit-remaining": str(self.rate_remaining),
-            "x-ratelimit-used": str(self.rate_limit - self.rate_remaining),
-            "x-ratelimit-reset": str(self.rate_reset),
-            "x-ratelimit-resource": "core",
-        }
+        return self.budget.headers()
 
     def _respond(
-        self, path: str, query: dict[str, str], headers: dict[str, str], origin: str
+        self,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        origin: str,
+        installation: Installation | None,
     ) -> tuple[int, dict[str, str], Any]:
         auth = headers.get("authorization", "")
         presented = auth.split(" ", 1)[-1]
-        known = presented == self.token or presented in self.installation_tokens
+        budget = installation.budget if installation else self.budget
+        if auth.lower().startswith("bearer "):
+            app_id = self._app_of(auth)
+            if app_id is None:
+                return 401, {}, {"message": "A JSON web token could not be decoded"}
+            status, app_body = self._app_route(path, app_id)
+            return status, {}, app_body
+        if installation is not None and installation.tokens[presented] <= self.clock():
+            return 401, budget.headers(), {"message": "Bad credentials"}
+        known = presented == self.token or installation is not None
         if auth and not known and presented not in self.other_tokens:
-            return 401, self._rate_headers(), {"message": "Bad credentials"}
+            return 401, budget.headers(), {"message": "Bad credentials"}
         if self.require_auth and not auth:
-            return 401, self._rate_headers(), {"message": "Requires authentication"}
+            return 401, budget.headers(), {"message": "Requires authentication"}
+        if installation is not None and not self._covers(installation, path):
+            # An installation token sees only the accounts the App is installed on.
+            return 404, budget.headers(), {"message": "Not Found"}
         if path == "/rate_limit":
-            return 200, self._rate_headers(), self._rate_limit_body()
+            return 200, budget.headers(), self._rate_limit_body(budget)
         for failure in self.failures:
             fragment, status, extra, body, times = failure
             if fragment in path and times > 0:
                 failure[4] -= 1
-                return status, {**self._rate_headers(), **extra}, body
-        if time.time() >= self.rate_reset:
-            self.rate_remaining, self.rate_reset = self.rate_limit, int(time.time()) + 3600
-        if self.rate_remaining <= 0:
-            return 403, self._rate_headers(), PRIMARY_LIMIT_BODY
+                return status, {**budget.headers(), **extra}, body
+        if self.clock() >= budget.reset:
+            budget.remaining, budget.reset = budget.limit, int(self.clock()) + 3600
+        if budget.remaining <= 0:
+            return 403, budget.headers(), PRIMARY_LIMIT_BODY
         status, body, link = self._route(path, query, origin)
-        response_headers = self._rate_headers()
+        response_headers = budget.headers()
         if status == 200 and self.etags_enabled:
             # GitHub's ETags are specific to the token: "It's currently expected for ETags
             # to be auth token specific" (GitHub support, eclipse-csi/otterdog#201; the
-            # docs do not say so yet, github/docs#34689). Another token's ETag answers 200.
-            credential = headers.get("authorization", "").split(" ", 1)[-1]
-            digest = hashlib.sha1(credential.encode() + json.dumps(body, sort_keys=True).encode())
+            # docs do not say so yet, github/docs#34689). Another token's ETag answers 200,
+            # and so does every URL's first request with an hourly App token.
+            digest = hashlib.sha1(presented.encode() + json.dumps(body, sort_keys=True).encode())
             etag = 'W/"' + digest.hexdigest() + '"'
             response_headers["etag"] = etag
             if headers.get("if-none-match") == etag:
                 if link:
                     response_headers["link"] = link
                 return 304, response_headers, None
-        self.rate_remaining -= 1
-        response_headers = {**response_headers, **self._rate_headers()}
+        budget.remaining -= 1
+        response_headers = {**response_headers, **budget.headers()}
         if link:
             response_headers["link"] = link
         return status, response_headers, body
 
-    def _rate_limit_body(self) -> dict[str, Any]:
+    @staticmethod
+    def _covers(installation: Installation, path: str) -> bool:
+        segments = path.strip("/").split("/")
+        if (
+            installation.account == ""
+            or len(segments) < 2
+            or segments[0]
+            not in (
+                "repos",
+                "orgs",
+            )
+        ):
+            return True
+        return segments[1].lower() == installation.account.lower()
+
+    @staticmethod
+    def _rate_limit_body(budget: Budget) -> dict[str, Any]:
         core = {
-            "limit": self.rate_limit,
-            "remaining": self.rate_remaining,
-            "reset": self.rate_reset,
-            "used": self.rate_limit - self.rate_remaining,
+            "limit": budget.limit,
+            "remaining": budget.remaining,
+            "reset": budget.reset,
+            "used": budget.limit - budget.remaining,
         }
         return {"resources": {"core": core}, "rate": core}
 

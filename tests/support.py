@@ -262,3 +262,26 @@ class FakeClock:
     def advance(self, by: timedelta) -> None:
         self.moment += by
         self.seconds += by.total_seconds()
+
+
+def github_app(
+    fake: Any, tmp_path: Path, installations: dict[int, str], app_id: int = 4242
+) -> dict[str, Any]:
+    """Register a GitHub App with the fake, installed as ``installations`` (id -> account,
+    "" for every account), and return the ``[github]`` settings that use its key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file = tmp_path / f"app-{app_id}.pem"
+    key_file.write_bytes(pem)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fake.apps[app_id] = public.decode()
+    for installation, account in installations.items():
+        fake.install(app_id, installation, account)
+    return {"app_id": app_id, "private_key_file": str(key_file)}

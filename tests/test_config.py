@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -87,6 +88,57 @@ def test_each_problem_is_one_error_naming_file_and_key(tmp_path, text, message):
         config.load(path)
     assert str(caught.value).startswith(f"{path}: ")
     assert message in str(caught.value)
+
+
+def test_each_account_has_one_app_installation_from_orgs_repos_or_github(tmp_path):
+    key = tmp_path / "app.pem"
+    key.write_text("a key")
+    app = f'[github]\napp_id = 9\nprivate_key_file = "{key}"\n'
+    loaded = config.load(
+        write(
+            tmp_path,
+            app + 'installation_id = 5\n[[orgs]]\nname = "iree-org"\ninstallation_id = 11\n'
+            '[[repos]]\nname = "Nod-AI/shark"\ninstallation_id = 22\n'
+            '[[repos]]\nname = "nod-ai/turbine"\n',
+        )
+    )
+    assert loaded.installation_for("IREE-org") == 11
+    assert loaded.installation_for("nod-ai") == 22  # one owner, whichever repository says
+    assert loaded.installation_for("elsewhere") == 5  # [github]'s, for every other account
+    found = config.load(write(tmp_path, app + MINIMAL))
+    assert found.github.uses_app and found.installation_for("a") is None  # found from GitHub
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[repos]]\nname = "a/b"\ninstallation_id = 3\n',
+            "[[repos]] a/b.installation_id: needs GitHub App auth: set [github] app_id",
+        ),
+        (
+            "[github]\ninstallation_id = 3\n" + MINIMAL,
+            "[github].installation_id: needs GitHub App auth",
+        ),
+        (
+            "[github]\napp_id = 3\n" + MINIMAL,
+            "[github].private_key_file: GitHub App auth needs app_id and private_key_file",
+        ),
+        (
+            '[github]\napp_id = 3\nprivate_key_file = "KEY"\n'
+            '[[repos]]\nname = "a/b"\ninstallation_id = 3\n'
+            '[[repos]]\nname = "a/c"\ninstallation_id = 4\n',
+            "[[repos]] a/c.installation_id: a already has installation 3: an App is installed "
+            "once per account",
+        ),
+    ],
+)
+def test_app_installation_mistakes_name_the_key(tmp_path, text, message):
+    key = tmp_path / "app.pem"
+    key.write_text("a key")
+    path = write(tmp_path, text.replace("KEY", str(key)))
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        config.load(path)
 
 
 def test_config_path_precedence(tmp_path):

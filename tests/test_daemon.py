@@ -462,7 +462,8 @@ def test_a_poller_that_joins_others_waits_for_them_to_share_the_budget(
         # Two wake-ups later, the one running has seen the newcomer and halved its rate.
         assert second.first_wake() == second.wall_clock() + 2 * second.tick
         assert first.share_budget() == 2
-        governor, github = first.engine.github.governor, first.config.github
+        governor = first.engine.github.credential("octo").governor
+        github = first.config.github
         assert governor.rate == (github.requests_per_minute / 2 - github.concurrency) / 60
     finally:
         first.engine.close()

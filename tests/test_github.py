@@ -13,7 +13,7 @@ import requests
 from fake_github import FakeGitHub
 from poller.http_cache import HttpCacheStore
 from poller.models import HttpCache, WorkflowRun
-from support import TOKEN, PollerSetup, mirror, repo_done_events
+from support import TOKEN, PollerSetup, github_app, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -270,29 +270,18 @@ def test_backfill_costs_one_request_per_run_plus_its_pages_and_windows(
 
 
 def test_github_app_installation_auth(fake: FakeGitHub, poller: PollerSetup, tmp_path):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    key_file = tmp_path / "app.pem"
-    key_file.write_bytes(pem)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    fake.register_app(4242, 77, public.decode())
+    app = github_app(fake, tmp_path, {77: ""})
     fake.require_auth = True  # a request without the installation token would fail
     repo_with_history(fake, 5, recent=2)
     poller.repos = [{"name": "octo/demo"}]
     poller.token = None
-    poller.github = {"app_id": 4242, "installation_id": 77, "private_key_file": str(key_file)}
+    poller.github = {**app, "installation_id": 77}
     result = poller.run("--once", "--log-level", "debug")
     assert result.returncode == 0, result.stderr
     assert "unauthenticated" not in result.stderr
-    # A token was issued, and every request for the repository presented one.
-    assert fake.installation_tokens
+    # One token was issued, for all four clients, and every request for the repository
+    # presented it.
+    assert len(fake.installation_tokens) == 1
     repository_requests = [r for r in fake.requests if r.path.startswith("/repos/")]
     assert repository_requests
     assert {r.credential for r in repository_requests} <= fake.installation_tokens

@@ -170,11 +170,12 @@ def test_a_secondary_limit_answer_holds_every_thread(fake: FakeGitHub, poller: P
     fake.secondary_limit("/repos/octo/a", retry_after=2)
     poller.repos = [{"name": "octo/a"}, {"name": "octo/b"}]
     settings = config_module.load(poller.write())
-    clients = connect(settings, poller.token)
+    github = connect(settings, poller.token)
+    clients = github.credential("octo")
     for client in clients.clients:
         client.cache = None  # the ETag cache is not what this is about
     refused_at = time.time()
-    with contextlib.closing(clients), ThreadPoolExecutor(2) as pool:
+    with contextlib.closing(github), ThreadPoolExecutor(2) as pool:
         first = pool.submit(lambda: clients.clients[0].repository("octo/a"))
         time.sleep(0.3)  # the refusal is in; now another thread asks
         second = pool.submit(lambda: clients.clients[1].repository("octo/b"))

@@ -1,43 +1,64 @@
-"""The client pool: a client is built whole (governor, ETag store under its token's
-identity), lent to one repository's sync at a time, and the counts add up."""
+"""The client pool: one credential per token or App installation, each with its own
+clients, governor, ETag identity and (for an installation) one shared token; a client is
+lent to one repository's sync at a time, and the counts add up."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from fake_github import FakeGitHub
 from poller import config as config_module
 from poller import github, pool
-from poller.config import GitHubConfig
+from poller.clock import epoch
+from poller.github_errors import GitHubError
 from poller.http_cache import HttpCacheStore
-from support import TOKEN, Database, PollerSetup
+from support import TOKEN, Database, FakeClock, PollerSetup, github_app
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def connected(fake: FakeGitHub, tmp_path: Path, concurrency: int) -> pool.GitHubPool:
+def connected(
+    fake: FakeGitHub,
+    tmp_path: Path,
+    concurrency: int,
+    *,
+    app: dict[str, Any] | None = None,
+    repos: list[dict[str, Any]] | None = None,
+    orgs: list[dict[str, Any]] | None = None,
+    clock: FakeClock | None = None,
+) -> pool.GitHubPool:
     setup = PollerSetup(tmp_path, fake.url, Database(f"sqlite:///{tmp_path / 'p.db'}"))
-    setup.repos = [{"name": "octo/a"}]
-    setup.github = {"concurrency": concurrency}
-    return pool.connect(config_module.load(setup.write()), setup.token)
+    setup.repos = repos if repos is not None else [{"name": "octo/a"}]
+    setup.orgs = orgs or []
+    setup.github = {"concurrency": concurrency, **(app or {})}
+    config = config_module.load(setup.write())
+    token = None if app else setup.token
+    return pool.connect(config, token, clock) if clock else pool.connect(config, token)
 
 
 def test_each_client_is_built_with_the_shared_governor_and_etag_store(
     fake: FakeGitHub, tmp_path: Path
 ):
-    clients = connected(fake, tmp_path, 3)
-    try:
-        assert len(clients) == 3
-        assert len({id(client) for client in clients.clients}) == 3
-        assert all(client.governor is clients.governor for client in clients.clients)
-        caches = [client.cache for client in clients.clients]
-        assert all(isinstance(cache, HttpCacheStore) for cache in caches)
-        expected = github.identity(clients.clients[0].config, TOKEN)
-        assert {cache.identity for cache in caches if isinstance(cache, HttpCacheStore)} == {
-            expected
-        }
-    finally:
-        clients.close()
+    clients = connected(fake, tmp_path, 3).credential("octo")
+    assert len(clients.clients) == 3
+    assert len({id(client) for client in clients.clients}) == 3
+    assert all(client.governor is clients.governor for client in clients.clients)
+    caches = [client.cache for client in clients.clients]
+    assert all(isinstance(cache, HttpCacheStore) for cache in caches)
+    expected = github.identity(f"token:{TOKEN}")
+    assert {cache.identity for cache in caches if isinstance(cache, HttpCacheStore)} == {expected}
+
+
+def test_one_token_reads_every_account(fake: FakeGitHub, tmp_path: Path):
+    clients = connected(fake, tmp_path, 2)
+    assert clients.credential("octo") is clients.credential("other")
+    assert list(clients.by_credential()) == ["token"]
 
 
 def test_a_client_is_lent_to_one_repository_at_a_time(fake: FakeGitHub, tmp_path: Path):
@@ -71,7 +92,8 @@ def test_the_counts_are_the_clients_added_up(fake: FakeGitHub, tmp_path: Path):
     fake.add_repo("octo/b")
     clients = connected(fake, tmp_path, 2)
     try:
-        for client, name in zip(clients.clients, ("octo/a", "octo/b"), strict=True):
+        credential = clients.credential("octo")
+        for client, name in zip(credential.clients, ("octo/a", "octo/b"), strict=True):
             client.cache = None
             client.repository(name)
             client.repository(name)
@@ -82,12 +104,74 @@ def test_the_counts_are_the_clients_added_up(fake: FakeGitHub, tmp_path: Path):
         clients.close()
 
 
-def test_an_installations_etags_are_its_own_whatever_its_current_token(tmp_path: Path):
-    key = tmp_path / "app.pem"
-    key.write_text("not read for the identity")
-    app = GitHubConfig(app_id=1, installation_id=2, private_key_file=str(key))
-    other_installation = GitHubConfig(app_id=1, installation_id=3, private_key_file=str(key))
-    tokens = GitHubConfig()
-    assert github.identity(app, None) == github.identity(app, "ghp_ignored")
-    assert github.identity(app, None) != github.identity(other_installation, None)
-    assert github.identity(tokens, "ghp_a") != github.identity(tokens, "ghp_b")
+def test_each_installation_has_its_own_clients_governor_etags_and_one_token(
+    fake: FakeGitHub, tmp_path: Path
+):
+    """Two organisations, two installations of one App: from config.toml for one, and
+    from GitHub's list of the App's installations for the other."""
+    app = github_app(fake, tmp_path, {11: "iree-org", 22: "nod-ai"})
+    fake.add_repo("iree-org/iree")
+    fake.add_repo("nod-ai/shark")
+    clients = connected(
+        fake,
+        tmp_path,
+        3,
+        app=app,
+        repos=[{"name": "iree-org/iree", "installation_id": 11}, {"name": "nod-ai/shark"}],
+    )
+    try:
+        iree, nod = clients.credential("iree-org"), clients.credential("nod-ai")
+        assert (iree.name, nod.name) == ("installation 11", "installation 22")
+        assert iree.governor is not nod.governor
+        identities = {c.cache.identity for c in iree.clients + nod.clients}  # type: ignore[union-attr]
+        assert identities == {github.identity("app:4242:11"), github.identity("app:4242:22")}
+        for credential, name in ((iree, "iree-org/iree"), (nod, "nod-ai/shark")):
+            for client in credential.clients:  # every client, one token
+                client.cache = None
+                assert client.repository(name)["full_name"] == name
+        tokens = {i.id: set(i.tokens) for i in fake.installations[4242].values()}
+        assert [len(issued) for issued in tokens.values()] == [1, 1]
+        shark = [r for r in fake.requests if r.path == "/repos/nod-ai/shark"]
+        assert {r.credential for r in shark} == tokens[22]
+        assert set(clients.by_credential()) == {"installation 11", "installation 22"}
+        assert clients.by_credential()["installation 22"].sent == 3
+    finally:
+        clients.close()
+
+
+def test_an_account_without_the_app_says_how_to_fix_it(fake: FakeGitHub, tmp_path: Path):
+    app = github_app(fake, tmp_path, {11: "iree-org"})
+    clients = connected(fake, tmp_path, 1, app=app, repos=[{"name": "nod-ai/shark"}])
+    with pytest.raises(GitHubError, match="not installed on nod-ai: install it"):
+        clients.credential("nod-ai")
+
+
+def test_the_installation_token_is_renewed_by_the_clock_before_it_expires(
+    fake: FakeGitHub, tmp_path: Path
+):
+    """The fake's tokens expire after an hour by the same simulated clock: a client that
+    kept its token past that would get 401s."""
+    clock = FakeClock(NOW)
+    fake.clock = lambda: epoch(clock.now())
+    app = github_app(fake, tmp_path, {11: "octo"})
+    fake.add_repo("octo/a")
+    clients = connected(fake, tmp_path, 2, app=app, clock=clock)
+    try:
+        credential = clients.credential("octo")
+        seen = []
+        for _ in range(5):  # 20 minutes apart, 1 h 20 min in all
+            for client in credential.clients:
+                client.cache = None
+                assert client.repository("octo/a")["full_name"] == "octo/a"
+            seen.append(fake.requests[-1].credential)
+            clock.advance(timedelta(minutes=20))
+        assert all(r.status == 200 for r in fake.requests if r.path == "/repos/octo/a")
+        assert len(set(seen)) == 2  # minted at 0:00, and again at 1:00 (its minute of grace)
+        assert len(fake.installation_tokens) == 2
+    finally:
+        clients.close()
+
+
+def test_an_installations_etags_are_its_own_whatever_its_current_token():
+    assert github.identity("app:1:2") != github.identity("app:1:3")
+    assert github.identity("token:ghp_a") != github.identity("token:ghp_b")

@@ -18,7 +18,9 @@ ROOMS = {
         "models", "model_base", "state_models", "mysql", "schema", "units", "store",
         "run_store", "http_cache", "locks", "history",
     },
-    "github": {"github", "github_types", "pool", "governor", "retry", "github_errors"},
+    "github": {
+        "github", "github_types", "pool", "governor", "retry", "github_errors", "app_auth",
+    },
     "engine": {
         "engine", "repo_sync", "metadata", "collect", "runners", "orgs", "report", "progress",
     },

@@ -1,0 +1,91 @@
+"""GitHub App auth: one installation token per installation, shared by the process's
+clients, renewed by the injected clock; and which installation covers which account.
+
+GitHub's ETags are specific to the token: "It's currently expected for ETags to be auth
+token specific" (GitHub support, eclipse-csi/otterdog#201). PyGithub's
+``AppInstallationAuth`` mints a token per client, so four clients would hold four tokens
+and a URL read by one would answer 200 again to the next. Here every client of an
+installation presents the same token, and a URL costs a point once per token: once an
+hour, since an installation token lives one hour.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import structlog
+from github import Auth, GithubIntegration
+
+from poller.clock import Clock
+
+log = structlog.get_logger(__name__)
+
+# Renew this long before GitHub's expires_at, so that no page of a listing is sent with a
+# token that expires on the way (PyGithub renews 20 s before; a page may take longer).
+RENEW_BEFORE = timedelta(minutes=1)
+
+
+class InstallationToken(Auth.Auth):
+    """The installation's current token, minted with the App's JWT when there is none or
+    the one held is about to expire. Thread-safe: clients on several threads share it."""
+
+    def __init__(
+        self, app: Auth.AppAuth, installation_id: int, api_url: str, timeout: int, clock: Clock
+    ) -> None:
+        self.app = app
+        self.installation_id = installation_id
+        self.api_url = api_url
+        self.timeout = timeout
+        self.clock = clock
+        self.lock = threading.Lock()
+        self._token: str | None = None
+        self.expires_at: datetime | None = None  # naive UTC
+        self.minted = 0
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        with self.lock:
+            if self._token is None or self._expiring():
+                self._mint()
+            assert self._token is not None
+            return self._token
+
+    def _expiring(self) -> bool:
+        return self.expires_at is None or self.expires_at - RENEW_BEFORE <= self.clock.now()
+
+    def _mint(self) -> None:
+        integration = GithubIntegration(auth=self.app, base_url=self.api_url, timeout=self.timeout)
+        try:
+            authorization = integration.get_access_token(self.installation_id)
+        finally:
+            integration.close()
+        self._token = authorization.token
+        self.expires_at = authorization.expires_at.replace(tzinfo=None)
+        self.minted += 1
+        log.info(
+            "github.installation_token",
+            installation=self.installation_id,
+            expires_at=self.expires_at.isoformat(),
+        )
+
+    @property
+    def _masked_token(self) -> str:
+        return "token (installation token removed)"
+
+
+def installations(app: Auth.AppAuth, api_url: str, timeout: int) -> dict[str, int]:
+    """The App's installations, by account login in lower case (``GET /app/installations``,
+    with the App's JWT: no installation's rate limit is spent)."""
+    integration = GithubIntegration(auth=app, base_url=api_url, timeout=timeout)
+    try:
+        return {
+            str(item.raw_data["account"]["login"]).lower(): item.id
+            for item in integration.get_installations()
+        }
+    finally:
+        integration.close()
