@@ -10,11 +10,15 @@ database.
 
 The bounds must not move from pass to pass, and each window should fit one page. So each
 UTC day is cut into 1, 2, 3, 4, 6, 8, 12, 24, 48 or 96 equal pieces, the fewest that hold
-about :data:`TARGET_RUNS` stored runs each. The cut depends only on the day and its
-stored count, which stops changing once the day is past.
+about :data:`TARGET_RUNS` stored runs each while the day is still filling up, and
+:data:`PAST_TARGET_RUNS` once it is past. The cut depends only on the day and its stored
+count, which stops changing once the day is past; the day is cut afresh once, when it
+becomes past. Fuller windows matter because GitHub's ETags are specific to the token:
+under an App's hourly token every window costs a point once an hour, so fewer windows
+over the same runs are fewer points.
 
 Quiet days before ``merge_before`` are merged instead, into aligned blocks of 2, 4, 8, 16
-or 32 days (the largest that hold at most :data:`TARGET_RUNS`), so that a quiet
+or 32 days (the largest that hold at most :data:`PAST_TARGET_RUNS`), so that a quiet
 repository's whole re-run horizon is one or two windows, not thirty. The blocks are
 aligned to the calendar's day numbers, so they too depend only on counts of past days.
 A block holds a day exactly when it is the largest valid block around that day, and any
@@ -33,8 +37,11 @@ from datetime import date, datetime, timedelta
 
 # Pieces a day may be cut into: each divides 24 hours into whole minutes.
 PIECES_PER_DAY = (1, 2, 3, 4, 6, 8, 12, 24, 48, 96)
-# Runs a window is sized for: a page holds 100, and a day may run busier than its count.
+# Runs a window of today is sized for: a page holds 100, and the day is still filling up.
 TARGET_RUNS = 60
+# Runs a window of a past day is sized for: its count is final, and pieces of a day are
+# equal in time, not in runs, so a little room is left for a busier piece.
+PAST_TARGET_RUNS = 90
 DAY = timedelta(days=1)
 # Sizes, in days, of the aligned blocks that quiet days are merged into, largest first.
 BLOCK_DAYS = (32, 16, 8, 4, 2)
@@ -48,10 +55,10 @@ class Window:
     high: datetime
 
 
-def pieces(count: int) -> int:
+def pieces(count: int, target: int = TARGET_RUNS) -> int:
     """How many windows a day with ``count`` stored runs is cut into."""
     for candidate in PIECES_PER_DAY:
-        if count <= TARGET_RUNS * candidate:
+        if count <= target * candidate:
             return candidate
     return PIECES_PER_DAY[-1]
 
@@ -75,11 +82,11 @@ def runs_since(moment: datetime, counts: Mapping[date, int]) -> int:
 
 def block_of(day: date, counts: Mapping[date, int], limit: date) -> tuple[date, int]:
     """The largest aligned block of days around ``day`` that ends by ``limit`` and holds at
-    most :data:`TARGET_RUNS` stored runs, as (first day, days); ``(day, 1)`` if none."""
+    most :data:`PAST_TARGET_RUNS` stored runs, as (first day, days); ``(day, 1)`` if none."""
     for size in BLOCK_DAYS:
         first = date.fromordinal(day.toordinal() - day.toordinal() % size)
         days = [first + timedelta(days=i) for i in range(size)]
-        if days[-1] < limit and sum(counts.get(d, 0) for d in days) <= TARGET_RUNS:
+        if days[-1] < limit and sum(counts.get(d, 0) for d in days) <= PAST_TARGET_RUNS:
             return first, size
     return day, 1
 
@@ -94,7 +101,8 @@ def partition(
 ) -> list[Window]:
     """Windows covering the days of ``[low, high)``, newest first: the days' pieces, and
     blocks of quiet days that end by ``merge_before``'s day, clipped to the range. Only the
-    clipped ends move when ``low`` or ``high`` do.
+    clipped ends move when ``low`` or ``high`` do, and the days before ``high``'s are past
+    (``high`` is the live listing's start: every day before its day is stored whole).
 
     A day (or block) with no stored run before ``keep_empty_after`` gets no window: a
     re-run needs a run to re-run. Later days keep theirs, to catch runs that show up in
@@ -117,7 +125,8 @@ def partition(
         if not counts.get(day.date()) and day + DAY <= keep_empty_after:
             day -= DAY
             continue
-        size = DAY / pieces(counts.get(day.date(), 0))
+        target = PAST_TARGET_RUNS if day < floor_day(high) else TARGET_RUNS
+        size = DAY / pieces(counts.get(day.date(), 0), target)
         bounds = [day + i * size for i in range(round(DAY / size) + 1)]
         for start, end in reversed(list(itertools.pairwise(bounds))):
             clipped = Window(max(start, low), min(end, high))

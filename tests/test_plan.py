@@ -75,10 +75,11 @@ def test_first_sight_plans_one_live_listing_from_now():
     [
         # Quiet: the lookback fits one listing, which starts at the start of its day.
         (5, 0, datetime(2026, 11, 29)),
-        # Busy: each day is cut into pieces of at most 60 runs, 3 hours at 480 a day; the
-        # pieces reaching into the lookback are re-read every pass, and the live listing
-        # starts at the piece that holds newest less the overlap (11:45).
-        (480, 15, datetime(2026, 12, 1, 9)),
+        # Busy: today is cut into pieces of at most 60 runs, 3 hours at 480 a day, and the
+        # past days into pieces of at most 90, 4 hours; the pieces reaching into the
+        # lookback are re-read every pass (3 today, 6 yesterday, 3 the day before), and
+        # the live listing starts at the piece that holds newest less the overlap (11:45).
+        (480, 12, datetime(2026, 12, 1, 9)),
     ],
     ids=["quiet", "busy"],
 )
@@ -111,13 +112,14 @@ def test_a_stretch_younger_than_the_horizon_is_cut_from_its_oldest_run():
     [
         # All of it every pass (--once, or rerun_sweep_minutes = 0).
         (1.0, RunCursors(sweep_credit=0.0), "all", "", "0.000000"),
-        # A quarter of 15 older windows: 3 this pass, and 0.75 of one carried over.
-        (0.25, RunCursors(sweep_credit=0.0), "first quarter", "next", "0.750000"),
-        (0.25, RunCursors(sweep=datetime(2026, 11, 16), sweep_credit=0.0), "below", "next", None),
+        # 0.3 of 8 older windows (blocks of 4 quiet days): 2 this pass, and 0.4 of one
+        # carried over.
+        (0.3, RunCursors(sweep_credit=0.0), "first part", "next", "0.400000"),
+        (0.3, RunCursors(sweep=datetime(2026, 11, 16), sweep_credit=0.0), "below", "next", None),
         # Too small a share for a window this pass: the credit carries over.
         (0.001, RunCursors(sweep_credit=0.0), "none", "", None),
     ],
-    ids=["everything", "a quarter", "continued", "credit only"],
+    ids=["everything", "a part", "continued", "credit only"],
 )
 def test_the_sweep_reads_its_share_of_the_older_windows(share, state, swept, position, credit):
     state = RunCursors(
