@@ -11,8 +11,13 @@ hour, since an installation token lives one hour.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import structlog
 from github import Auth, GithubIntegration
@@ -26,12 +31,26 @@ log = structlog.get_logger(__name__)
 RENEW_BEFORE = timedelta(minutes=1)
 
 
+def cache_directory(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where installation tokens are kept between processes."""
+    if environ.get("CACHE_DIRECTORY"):  # systemd's CacheDirectory=
+        return Path(environ["CACHE_DIRECTORY"].split(":")[0])
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shark-poller"
+
+
 class InstallationToken(Auth.Auth):
     """The installation's current token, minted with the App's JWT when there is none or
     the one held is about to expire. Thread-safe: clients on several threads share it."""
 
     def __init__(
-        self, app: Auth.AppAuth, installation_id: int, api_url: str, timeout: int, clock: Clock
+        self,
+        app: Auth.AppAuth,
+        installation_id: int,
+        api_url: str,
+        timeout: int,
+        clock: Clock,
+        directory: Path | None = None,
     ) -> None:
         self.app = app
         self.installation_id = installation_id
@@ -42,6 +61,11 @@ class InstallationToken(Auth.Auth):
         self._token: str | None = None
         self.expires_at: datetime | None = None  # naive UTC
         self.minted = 0
+        self.rejected: str | None = None  # a token GitHub refused: never taken again
+        # One file per App, installation and API host: a token is good for those only.
+        where = f"{app.app_id}:{installation_id}:{api_url}".encode()
+        name = f"installation-{installation_id}-{hashlib.sha256(where).hexdigest()[:12]}.json"
+        self.path = (directory or cache_directory()) / name
 
     @property
     def token_type(self) -> str:
@@ -58,7 +82,15 @@ class InstallationToken(Auth.Auth):
     def _expiring(self) -> bool:
         return self.expires_at is None or self.expires_at - RENEW_BEFORE <= self.clock.now()
 
+    def forget(self) -> None:
+        """GitHub refused the token (401): the next request mints a new one."""
+        with self.lock:
+            self.rejected, self._token, self.expires_at = self._token, None, None
+            self.path.unlink(missing_ok=True)
+
     def _mint(self) -> None:
+        if self._load():
+            return
         integration = GithubIntegration(auth=self.app, base_url=self.api_url, timeout=self.timeout)
         try:
             authorization = integration.get_access_token(self.installation_id)
@@ -72,6 +104,33 @@ class InstallationToken(Auth.Auth):
             installation=self.installation_id,
             expires_at=self.expires_at.isoformat(),
         )
+        self._save()
+
+    def _load(self) -> bool:
+        """Take the token a previous process kept, if it has time left."""
+        try:
+            kept = json.loads(self.path.read_text())
+            token, expires_at = str(kept["token"]), datetime.fromisoformat(kept["expires_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if token == self.rejected or expires_at - RENEW_BEFORE <= self.clock.now():
+            return False
+        self._token, self.expires_at = token, expires_at
+        return True
+
+    def _save(self) -> None:
+        assert self._token is not None and self.expires_at is not None
+        kept = {"token": self._token, "expires_at": self.expires_at.isoformat()}
+        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(kept, handle)
+            temporary.replace(self.path)
+        except OSError as error:
+            # Without the file each process mints its own token: dearer, never wrong.
+            log.warning("github.token_not_kept", path=str(self.path), error=error.strerror)
 
     @property
     def _masked_token(self) -> str:

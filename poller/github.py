@@ -28,6 +28,7 @@ from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Requester import Requester
 
 from poller import shutdown
+from poller.app_auth import InstallationToken
 from poller.clock import SYSTEM, Clock, epoch, whole_seconds
 from poller.config import GitHubConfig
 from poller.github_errors import CREDENTIALS_REJECTED, AuthFailed, GitHubError, RepoNotFound
@@ -106,6 +107,7 @@ class GitHub:
             max_rate_limit_wait=config.max_rate_limit_wait_seconds,
             secondary_rate_wait=config.secondary_rate_wait_seconds,
         )
+        self.auth = auth
         self.authenticated = auth is not None
         self._client = Github(
             auth=auth,
@@ -173,6 +175,8 @@ class GitHub:
                 200, {**response_headers, "link": envelope["link"]}, json.loads(envelope["body"])
             )
         data = json.loads(body) if body else None
+        if status == 401 and isinstance(self.auth, InstallationToken):
+            self.auth.forget()  # revoked, or expired early: the next request mints anew
         if status >= 400:
             raise Requester.createException(status, response_headers, data or {})
         etag = response_headers.get("etag")

@@ -16,6 +16,13 @@ from mariadb import MariaDB, mariadb_installed, start_mariadb
 from support import Database, PollerSetup
 
 
+@pytest.fixture(autouse=True)
+def own_cache_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installation tokens kept by one test are never seen by another."""
+    monkeypatch.delenv("CACHE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="session")
 def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     if not mariadb_installed():

@@ -96,8 +96,11 @@ class PollerSetup:
                 "SHARK_POLLER_DB_PASSWORD",
                 "SHARK_POLLER_CONFIG",
                 "SHARK_POLLER_LOG_LEVEL",
+                "CACHE_DIRECTORY",
             )
         }
+        # Installation tokens are kept in the cache directory: each test its own.
+        env["XDG_CACHE_HOME"] = str(self.tmp_path / "cache")
         if self.token:
             env["GITHUB_TOKEN"] = self.token
         if self.database.password:
