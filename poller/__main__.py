@@ -94,7 +94,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--once",
         action="store_true",
-        help="run one catch-up pass, finishing any backfill, then exit",
+        help="run one catch-up pass, finishing any backfill, then exit; paced like the "
+        "daemon, so that cron may run it every few minutes",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="with --once: re-read the whole re-run horizon and every repository's "
+        "metadata now, not the share due since the last pass",
     )
     parser.add_argument(
         "command",
@@ -108,6 +115,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--log-level (or SHARK_POLLER_LOG_LEVEL) must be one of {logs.LEVELS}")
     if args.command == "status" and args.once:
         parser.error("--once does not apply to status")
+    if args.full and not args.once:
+        parser.error("--full applies to --once only")
     if args.json and args.command != "status":
         parser.error("--json applies to status only")
     return args
@@ -242,11 +251,16 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
     return EXIT_REPO_FAILED if unwell else EXIT_OK
 
 
-def run_once(config: Config, secrets: Secrets) -> int:
-    """One catch-up pass over every repository, on the engine the daemon uses."""
+def run_once(config: Config, secrets: Secrets, *, full: bool = False) -> int:
+    """One catch-up pass over every repository, on the engine the daemon uses. It finishes
+    any backfill. Unless ``full``, it reads the share of the sweep due since each
+    repository's last pass, and metadata when due, as the daemon would: from the state in
+    the database, so cron's cadence, whatever it is, costs what the daemon's would."""
     with Engine.start(config, secrets) as engine:
-        options = PassOptions(
-            progress=progress.for_terminal(sys.stderr.isatty(), config.sync.progress_seconds)
+        options = PassOptions.once(
+            config.sync,
+            full=full,
+            progress=progress.for_terminal(sys.stderr.isatty(), config.sync.progress_seconds),
         )
 
         def work() -> None:
@@ -324,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return error.code
     if args.once:
-        return run_once(config, secrets)
+        return run_once(config, secrets, full=args.full)
     from poller.daemon import run_daemon
 
     return run_daemon(config, secrets)

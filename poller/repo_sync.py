@@ -23,7 +23,7 @@ from github import GithubException
 from poller import cursors, run_store, runner_os, shutdown, store, units
 from poller.clock import SYSTEM, Clock
 from poller.collect import RunCollector
-from poller.config import Config, RepoConfig
+from poller.config import Config, RepoConfig, SyncConfig
 from poller.cursors import from_cursor
 from poller.github import GitHub
 from poller.github_errors import GitHubError, describe
@@ -44,15 +44,30 @@ ProgressFactory = Callable[[str, Callable[[], int]], Progress]
 class PassOptions:
     """How a pass runs. ``backfill_budget`` of None means: finish the backfill.
     ``sweep_share`` is the share of the re-run horizon's older windows re-read this pass
-    (1: all of it, as ``--once`` does; the daemon spreads it over ``rerun_sweep_minutes``).
+    (1: all of it, as ``--once --full`` does; the daemon spreads it over
+    ``rerun_sweep_minutes``; None: the share of that period since the repository's last
+    pass, so that ``--once`` from cron sweeps as the daemon does, whatever its cadence).
     ``metadata_minutes`` is how stale repository metadata may be before it is re-read
     (None: every pass). ``progress`` makes a repository's progress report from its name
     and a count of the requests it has sent."""
 
     backfill_budget: int | None = None
-    sweep_share: float = 1.0
+    sweep_share: float | None = 1.0
     metadata_minutes: float | None = None
     progress: ProgressFactory = lambda repo, requests: NoProgress()
+
+    @classmethod
+    def once(
+        cls, settings: SyncConfig, *, full: bool = False, progress: ProgressFactory | None = None
+    ) -> PassOptions:
+        """``--once``: the whole backfill; unless ``full``, the sweep and the metadata
+        paced from the database's state, as the daemon paces them."""
+        return cls(
+            backfill_budget=None,
+            sweep_share=1.0 if full else None,
+            metadata_minutes=None if full else settings.metadata_minutes,
+            progress=progress or (lambda repo, requests: NoProgress()),
+        )
 
 
 def sync_repository(
@@ -167,7 +182,7 @@ class RepoSync:
         if metadata_due:
             self.metadata.sync()
         collected = self.collector.collect(
-            backfill_budget=self.options.backfill_budget, sweep_share=self.options.sweep_share
+            backfill_budget=self.options.backfill_budget, sweep_share=self.sweep_share()
         )
         if collected.pushed and not metadata_due:
             # A new run of a push or a pull request: something was pushed, so branches,
@@ -194,6 +209,17 @@ class RepoSync:
         if fixed:
             log.info("sync.jobs_os_resolved", jobs=fixed, by="runner_os")
         store.set_cursors(self.name, {cursors.RUNNER_OS_MAP: fingerprint}, self.now)
+
+    def sweep_share(self) -> float:
+        """This pass's share of the sweep: the options', or, paced, the part of a sweep
+        period since the repository's last pass (all of it on the first)."""
+        if self.options.sweep_share is not None:
+            return self.options.sweep_share
+        period = timedelta(minutes=self.config.sync.rerun_sweep_minutes)
+        last = store.last_pass(self.name)
+        if last is None or period <= timedelta(0):
+            return 1.0
+        return min(1.0, max(0.0, (self.now - last) / period))
 
     def metadata_due(self) -> bool:
         """Repository, workflows and branches change only with a push: the daemon re-reads

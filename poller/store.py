@@ -298,3 +298,9 @@ def record_pass(
         "ratelimitremaining": rate_remaining,
     }
     upsert(SyncStatus, [row], ["repo"])
+
+
+def last_pass(repo: str) -> datetime | None:
+    """When a pass last synced ``repo``, whatever its outcome; None if none has."""
+    stored = SyncStatus.get_or_none(SyncStatus.repo == repo)
+    return stored.lastpass if stored else None

@@ -16,7 +16,9 @@ def test_quick_reruns_of_old_runs_are_mirrored_with_their_attempts(
     fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
 ):
     """Runs 3, 10 and 29 days old fail, are re-run and succeed between two passes: no
-    pass ever sees them active. The next `--once` mirrors each, with both attempts."""
+    pass ever sees them active. `--once` reads its share of the sweep since the last
+    pass, as the daemon does, so one a moment later owes nothing yet; `--once --full`
+    re-reads the whole horizon and mirrors each, with both attempts."""
     repo = fake.add_repo("octo/demo")
     ci = fake.add_workflow(repo, "CI")
     fake.add_commit(repo, "main", when=NOW - timedelta(days=40))
@@ -37,7 +39,10 @@ def test_quick_reruns_of_old_runs_are_mirrored_with_their_attempts(
     for days, run in old.items():
         fake.rerun(repo, run, at=NOW - timedelta(minutes=days), labels=[["macos-14"]])
     fake.reset_counts()
-    second = poller.run()
+    paced = poller.run()
+    assert paced.returncode == 0, paced.stderr
+    assert fake.count() == 0  # seconds after the last pass, no window of the sweep is due
+    second = poller.run("--once", "--full")
     assert second.returncode == 0, second.stderr
     # Three changed windows, and one jobs request per re-run: nothing else is spent.
     assert fake.count("/jobs") == 3
