@@ -153,6 +153,9 @@ class Budget:
     limit: int
     remaining: int
     reset: int
+    # The reset comes this many seconds after the next request, not at a wall-clock time
+    # fixed before the poller even started: a loaded machine may take seconds to start it.
+    reset_in: float | None = None
 
     def headers(self) -> dict[str, str]:
         return {
@@ -387,9 +390,17 @@ class FakeGitHub:
         )
 
     def exhaust_rate_limit(self, *, reset_in: float) -> None:
+        """No request left; the reset comes ``reset_in`` seconds after the next request."""
+        self.limit_rate(0, reset_in=reset_in)
+
+    def limit_rate(self, remaining: int, *, reset_in: float, limit: int | None = None) -> None:
+        """``remaining`` requests left (of ``limit``), then a reset ``reset_in`` seconds
+        after the next request."""
         with self.lock:
-            self.rate_remaining = 0
-            self.rate_reset = int(self.clock() + reset_in)
+            self.budget.limit = limit or self.budget.limit
+            self.budget.remaining = remaining
+            self.budget.reset = int(self.clock() + 3600)
+            self.budget.reset_in = reset_in
 
     # --- state builders ---
 
@@ -920,6 +931,8 @@ class FakeGitHub:
             if fragment in path and times > 0:
                 failure[4] -= 1
                 return status, {**budget.headers(), **extra}, body
+        if budget.reset_in is not None:
+            budget.reset, budget.reset_in = int(self.clock() + budget.reset_in), None
         if self.clock() >= budget.reset:
             budget.remaining, budget.reset = budget.limit, int(self.clock()) + 3600
         if budget.remaining <= 0:
