@@ -6,18 +6,24 @@ recent runs are re-run and stay active across passes, and runs 3 to 25 days old 
 re-run and finish between two passes. After every change the script knows what GitHub
 shows; after every pass it reads what the database holds.
 
-It prints, per sweep setting (the default 60 minutes, and 0: the whole horizon every
-pass): rate-limited and total requests per hour beside the theoretical minimum, how each
-kind of change was mirrored (by the next pass, later, never) with its lag, and whether the
-database equals GitHub's state at the end. The end comes one sweep period after the day,
+It prints, per setup (a personal token or a GitHub App, and the sweep: the default 60
+minutes, or 0, the whole horizon every pass): rate-limited and total requests per hour
+beside the theoretical minimum, how each kind of change was mirrored (by the next pass,
+later, never) with its lag, and whether the database equals GitHub's state at the end.
+The App's installation token lives one hour by the simulated clock, and the fake's ETags
+are per token, as GitHub's are. The end comes one sweep period after the day,
 with passes going on and no new activity, so a change of the day's last hour is judged
 by the same rule as the others.
 
     scripts/busy-day [--hours 24] [--per-hour 24] [--history-days 28] [--old-reruns 18]
+                     [--setups token:60 app:60 token:60:cron app:60:cron token:0]
 
 The theoretical minimum of rate-limited requests in a pass is one jobs listing per run
 that changed since the previous pass, plus one listing page if anything changed: every
-other request can be a free 304.
+other request can be a free 304. Under tokens that change every hour, every URL costs a
+point once per token, so the rotation minimum adds, each hour, the fewest listing pages
+that cover the re-run horizon (its runs ÷ 100): a sweep of 60 minutes must read each of
+them once an hour.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
+import os
 import random
 import sys
 import tempfile
@@ -40,6 +47,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_github import FakeGitHub, FakeRepo  # noqa: E402
 from poller import config as config_module  # noqa: E402
 from poller import logs, run_store  # noqa: E402
+from poller.clock import epoch  # noqa: E402
 from poller.daemon import sweep_share  # noqa: E402
 from poller.engine import Engine  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
@@ -47,7 +55,7 @@ from poller.models import WorkflowRunAttempt  # noqa: E402
 from poller.pool import connect  # noqa: E402
 from poller.repo_sync import PassOptions  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
-from support import TOKEN, Database, PollerSetup  # noqa: E402
+from support import TOKEN, Database, FakeClock, PollerSetup, github_app  # noqa: E402
 
 INTERVAL = timedelta(minutes=5)
 REPO = "busy/repo"
@@ -251,23 +259,55 @@ class Simulation:
         return wrong
 
 
+@dataclass(frozen=True)
+class Setup:
+    auth: str  # "token" or "app"
+    sweep_minutes: float
+    cron: bool = False  # --once every 5 minutes, a new process each, instead of the daemon
+
+    @classmethod
+    def parse(cls, text: str) -> Setup:
+        auth, _, rest = text.partition(":")
+        sweep, _, mode = rest.partition(":")
+        if auth not in ("token", "app") or not sweep or mode not in ("", "cron"):
+            raise argparse.ArgumentTypeError(f"{text!r}: write AUTH:MINUTES[:cron]")
+        return cls(auth, float(sweep), mode == "cron")
+
+    def title(self) -> str:
+        who = "token" if self.auth == "token" else "App (hourly tokens)"
+        return f"{who}, {'cron --once' if self.cron else 'daemon'}, sweep {self.sweep_minutes:g}"
+
+
 @dataclass
 class Result:
-    sweep_minutes: float
+    setup: Setup
     hours: int
     spent: list[int]
     total: list[int]
     minimum: list[int]
+    rotation_minimum: list[int]
+    tokens: int  # installation tokens the App used
     changes: list[Change]
     mismatches: int
     runs: int
 
 
-def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Result:
+def horizon_pages(repo: FakeRepo, moment: datetime, days: float) -> int:
+    """The fewest listing pages that hold every run of the re-run horizon."""
+    low = aware(moment - timedelta(days=days))
+    runs = sum(1 for p in repo.runs.values() if datetime.fromisoformat(p["created_at"]) >= low)
+    return -(-runs // 100)
+
+
+def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
+    sweep_minutes = chosen.sweep_minutes
     end = args.end or datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=args.hours)
+    clock = FakeClock(start)
     fake = FakeGitHub(token=TOKEN).start()
+    fake.clock = lambda: epoch(clock.now())  # token expiry and resets by the simulated clock
     fake.rate_limit = fake.rate_remaining = 10**9
+    fake.installation_rate_limit = 10**9
     repo = fake.add_repo(REPO, created_at=aware(start - timedelta(days=args.history_days + 1)))
     fake.add_commit(repo, "main", when=aware(start - timedelta(days=args.history_days)))
     simulation = Simulation(args, fake, repo)
@@ -278,12 +318,24 @@ def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Resu
     setup = PollerSetup(work, fake.url, database, repos=[{"name": REPO}])
     setup.sync = {"rerun_sweep_minutes": sweep_minutes}
     setup.schedule = {"interval_minutes": INTERVAL.total_seconds() / 60}
+    token: str | None = TOKEN
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # where the App's token is kept
+    if chosen.auth == "app":
+        setup.github = {**github_app(fake, work, {1: ""}), "installation_id": 1}
+        token = None
     config = config_module.load(setup.write())
-    engine = Engine(config, connect(config, TOKEN), NoLocks())
+
+    def start_engine() -> Engine:
+        return Engine(config, connect(config, token, clock), NoLocks(), clock)
+
+    engine = start_engine()
     daemon = PassOptions(
         backfill_budget=config.sync.backfill_runs_per_pass, sweep_share=sweep_share(config)
     )
+    if chosen.cron:
+        daemon = PassOptions.once(config.sync)
     spent, total, minimum = [0] * args.hours, [0] * args.hours, [0] * args.hours
+    rotation = [0] * args.hours
     try:
         with database.open() as db:
             ensure_schema(db)
@@ -292,23 +344,32 @@ def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Resu
             moment = start
             while moment < end:
                 moment += INTERVAL
+                clock.advance(moment - clock.now())
                 simulation.apply_until(moment)
                 states = simulation.github_states()
                 changed = sum(1 for run, state in states.items() if previous.get(run) != state)
                 previous = states
                 fake.reset_counts()
+                if chosen.cron:  # a new process: a new client pool, the App's token kept
+                    engine.close()
+                    engine = start_engine()
                 [report] = engine.run_all(daemon, now=moment)
                 assert report.error is None, report.error
                 hour = int((moment - start - timedelta(seconds=1)) / timedelta(hours=1))
                 spent[hour] += fake.count()
                 total[hour] += fake.count(rate_limited=False)
                 minimum[hour] += changed + (1 if changed else 0)
+                if (moment - start) % timedelta(hours=1) == INTERVAL:  # a new token's first
+                    horizon = config.sync.rerun_horizon_days
+                    rotation[hour] += horizon_pages(repo, moment, horizon)
+                rotation[hour] += changed + (1 if changed else 0)
                 simulation.check(moment, moment - INTERVAL)
             # The day is over and nothing new starts; runs still going finish. Passes go
             # on for one sweep period, so that changes of the last hour get their chance.
             drain_end = end + max(timedelta(minutes=sweep_minutes), INTERVAL)
             while moment < drain_end or simulation.active:
                 moment += INTERVAL
+                clock.advance(moment - clock.now())
                 simulation.apply_until(moment)
                 engine.run_all(daemon, now=moment)
                 simulation.check(moment, moment - INTERVAL)
@@ -317,11 +378,13 @@ def simulate(args: argparse.Namespace, sweep_minutes: float, work: Path) -> Resu
         engine.close()
         fake.stop()
     return Result(
-        sweep_minutes,
+        chosen,
         args.hours,
         spent,
         total,
         minimum,
+        rotation,
+        len(fake.installation_tokens),
         [c for c in simulation.changes if not c.superseded],
         mismatches,
         len(repo.runs),
@@ -340,7 +403,7 @@ def render(results: list[Result], args: argparse.Namespace) -> str:
         f"Busy day: {args.hours} h at {args.per_hour} new runs an hour, polled every 5 min, "
         f"after {args.history_days} days of history ({results[0].runs} runs in all).",
         "",
-        "| rerun_sweep_minutes | " + " | ".join(f"{r.sweep_minutes:g}" for r in results) + " |",
+        "| setup | " + " | ".join(r.setup.title() for r in results) + " |",
         "| --- | " + " | ".join("---" for _ in results) + " |",
     ]
 
@@ -356,6 +419,15 @@ def render(results: list[Result], args: argparse.Namespace) -> str:
         "ratio to the minimum",
         [f"{sum(r.spent) / max(1, sum(r.minimum)):.2f}" for r in results],
     )
+    row(
+        "rotation minimum per hour, mean (max)",
+        [per_hour(r.rotation_minimum) for r in results],
+    )
+    row(
+        "ratio to the rotation minimum",
+        [f"{sum(r.spent) / max(1, sum(r.rotation_minimum)):.2f}" for r in results],
+    )
+    row("installation tokens used", [str(r.tokens) if r.tokens else "-" for r in results])
     row("all requests per hour, 304s included", [per_hour(r.total) for r in results])
     row("previous pass logic (0.1), per hour", [PREVIOUS_LOGIC_PER_HOUR for _ in results])
     for kind in KINDS:
@@ -376,6 +448,8 @@ def render(results: list[Result], args: argparse.Namespace) -> str:
         "Minimum per pass = runs changed since the previous pass (one jobs listing each)",
         "+ 1 listing page if any changed. Lag: from the change on GitHub to the pass that",
         "stored it; a pass every 5 minutes makes 5 min the lag of 'next pass' at worst.",
+        "Rotation minimum: the minimum, plus each hour the horizon's runs / 100 pages, which",
+        "a token that changes every hour must pay for once each.",
     ]
     return "\n".join(lines)
 
@@ -388,7 +462,20 @@ def main() -> int:
     parser.add_argument("--history-per-hour", type=float, default=6)
     parser.add_argument("--recent-reruns", type=int, default=24)
     parser.add_argument("--old-reruns", type=int, default=18)
-    parser.add_argument("--sweep-minutes", type=float, nargs="+", default=[60, 0])
+    parser.add_argument(
+        "--setups",
+        type=Setup.parse,
+        nargs="+",
+        default=[
+            Setup("token", 60),
+            Setup("app", 60),
+            Setup("token", 60, cron=True),
+            Setup("app", 60, cron=True),
+        ],
+        help="AUTH:SWEEP_MINUTES[:cron], AUTH being token (a personal token) or app (a GitHub "
+        "App, whose token changes every hour); cron runs --once each pass, in a new client "
+        "pool, instead of daemon passes",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--end",
@@ -401,8 +488,8 @@ def main() -> int:
     logs.configure("warning")
     with tempfile.TemporaryDirectory() as directory:
         results = [
-            simulate(args, sweep, Path(directory) / f"s{index}")
-            for index, sweep in enumerate(args.sweep_minutes)
+            simulate(args, setup, Path(directory) / f"s{index}")
+            for index, setup in enumerate(args.setups)
             if not (Path(directory) / f"s{index}").mkdir()
         ]
     print(render(results, args))

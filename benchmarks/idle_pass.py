@@ -4,7 +4,10 @@ in 100 ms: how long it takes, and what it costs per repository.
 The repositories are backfilled first (fast, unmeasured). Then the real pass logic runs
 daemon passes, with the daemon's options and the default governor (800 requests a minute,
 4 in flight), and the script prints each measured pass beside the serial figure
-(concurrency 1) and the theoretical floor that the budget sets.
+(concurrency 1) and the theoretical floor that the budget sets. Then the same passes
+under a GitHub App whose token changes every hour (by a simulated clock): the first
+pass under each new token pays one point per URL it reads, since GitHub's ETags, and
+the fake's, are specific to the token.
 
     scripts/idle-pass [--repos 100] [--latency-ms 100] [--runs-per-repo 8]
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -25,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_github import FakeGitHub  # noqa: E402
 from poller import config as config_module  # noqa: E402
 from poller import logs  # noqa: E402
+from poller.clock import epoch  # noqa: E402
 from poller.config import Config  # noqa: E402
 from poller.daemon import sweep_share  # noqa: E402
 from poller.engine import Engine  # noqa: E402
@@ -32,12 +37,15 @@ from poller.locks import NoLocks  # noqa: E402
 from poller.pool import connect  # noqa: E402
 from poller.repo_sync import PassOptions  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
-from support import TOKEN, Database, PollerSetup  # noqa: E402
+from support import TOKEN, Database, FakeClock, PollerSetup, github_app  # noqa: E402
 
 
-def daemon_pass(config: Config, now: datetime) -> tuple[float, int, int]:
+def daemon_pass(
+    config: Config, now: datetime, token: str | None = TOKEN, clock: FakeClock | None = None
+) -> tuple[float, int, int]:
     """One daemon pass: seconds, rate-limited requests, all requests."""
-    engine = Engine(config, connect(config, TOKEN), NoLocks())
+    pool = connect(config, token, clock) if clock else connect(config, token)
+    engine = Engine(config, pool, NoLocks())
     options = PassOptions(
         backfill_budget=config.sync.backfill_runs_per_pass,
         sweep_share=sweep_share(config),
@@ -51,6 +59,32 @@ def daemon_pass(config: Config, now: datetime) -> tuple[float, int, int]:
     assert not any(r.error for r in reports), [r.error for r in reports if r.error]
     stats = engine.github.stats
     return time.monotonic() - started, stats.spent, stats.sent
+
+
+def app_rows(
+    args: argparse.Namespace,
+    fake: FakeGitHub,
+    setup: PollerSetup,
+    start: datetime,
+    rows: list[tuple[object, int, float, int, int]],
+) -> None:
+    """Passes under a GitHub App, its token renewed by the simulated clock."""
+    clock = FakeClock(start)
+    fake.clock = lambda: epoch(clock.now())
+    fake.installation_rate_limit = 10**9
+    os.environ["XDG_CACHE_HOME"] = str(setup.tmp_path / "cache")  # the App's kept token
+    setup.github = {
+        "requests_per_minute": 800,
+        "concurrency": 4,
+        **github_app(fake, setup.tmp_path, {1: ""}),
+        "installation_id": 1,
+    }
+    config = config_module.load(setup.write())
+    for number, step in ((1, timedelta(0)), (2, timedelta(minutes=5)), (3, timedelta(hours=1))):
+        clock.advance(step)
+        fake.reset_counts()
+        seconds, spent, sent = daemon_pass(config, clock.now(), None, clock)
+        rows.append(("App", number, seconds, spent, sent))
 
 
 def main() -> int:
@@ -93,6 +127,7 @@ def main() -> int:
                     fake.reset_counts()
                     seconds, spent, sent = daemon_pass(config, moment)
                     rows.append((concurrency, index + 1, seconds, spent, sent))
+            app_rows(args, fake, setup, now + timedelta(minutes=5 * (len(rows) + 1)), rows)
     fake.stop()
     print(
         f"Idle daemon passes: {args.repos} quiet repositories ({args.runs_per_repo} runs "
@@ -105,6 +140,10 @@ def main() -> int:
             f"| {concurrency} | {number} | {seconds:.1f} | {spent} | {sent} | "
             f"{sent / args.repos:.2f} |"
         )
+    print(
+        "\nApp passes (concurrency 4): 1 is the first under the App's first token, 2 five "
+        "minutes later with the same token, 3 an hour later under the next token."
+    )
     floor = rows[0][4] / (800 / 60)
     print(
         f"\nFloor set by the budget for the first pass's {rows[0][4]} requests: "

@@ -17,7 +17,14 @@ answers; duplicate polls (a repository claimed twice within an interval); and re
 per pass of an idle repository. Then the takeover time after the kill.
 
     scripts/scale [--repos 1000] [--latency-ms 100] [--interval-minutes 5]
-                  [--phase-intervals 2] [--history-days 3]
+                  [--phase-intervals 2] [--history-days 3] [--auth app] [--token-minutes 60]
+
+With ``--auth app`` the pollers read GitHub as a GitHub App installed on the organisation,
+whose installation tokens expire after ``--token-minutes`` (GitHub's: 60), with ETags per
+token as GitHub's are; the installation has the primary and secondary limits. The pollers
+run on one host and share its cache directory, so they share the installation's token.
+Shorter-lived tokens only add cost, so a run with ``--token-minutes 10`` bounds the
+hourly one from above.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from poller.engine import Engine  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
 from poller.pool import connect  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
-from support import TOKEN, LogTail, PollerSetup  # noqa: E402
+from support import TOKEN, LogTail, PollerSetup, github_app  # noqa: E402
 
 ORG = "bench"
 KINDS = {"busy": (0.05, 200.0), "active": (0.25, 10.0), "quiet": (0.70, 1 / 3)}  # runs a day
@@ -326,6 +333,8 @@ def main() -> int:
     parser.add_argument("--old-reruns-per-hour", type=float, default=30)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--dump", type=Path, help="write the raw measurements here (JSON)")
+    parser.add_argument("--auth", choices=["token", "app"], default="token")
+    parser.add_argument("--token-minutes", type=float, default=60)
     args = parser.parse_args()
     logs.configure("warning")
     interval = args.interval_minutes * 60
@@ -338,12 +347,19 @@ def main() -> int:
         server = start_mariadb(work / "mariadb", durable=True)
         database = server.create_database("scale")
         setup = PollerSetup(work, fake.url, database, orgs=[{"name": ORG}])
-        setup.github = {"concurrency": 16}
+        app: dict[str, Any] = {}
+        token: str | None = TOKEN
+        if args.auth == "app":
+            fake.installation_rate_limit = 10**9  # the backfill is not measured
+            app = {**github_app(fake, work, {1: ORG}), "installation_id": 1}
+            fake.token_lifetime = args.token_minutes * 60
+            setup.token, token = None, None
+        setup.github = {"concurrency": 16, **app}
         with database.open() as db:
             ensure_schema(db)
             started = time.monotonic()
             fast = config_module.load(setup.write())
-            reports = Engine(fast, connect(fast, TOKEN), NoLocks()).run_all()
+            reports = Engine(fast, connect(fast, token), NoLocks()).run_all()
             assert not any(r.error for r in reports), [r.error for r in reports if r.error]
         print(
             f"{args.repos} repositories, {runs} runs over {args.history_days:g} days backfilled "
@@ -356,7 +372,10 @@ def main() -> int:
         fake.secondary = SecondaryLimit(900, concurrency=100)
         fake.rate_limit = fake.rate_remaining = PRIMARY_LIMIT
         fake.rate_reset = int(time.time()) + 3600
-        setup.github = {"requests_per_minute": 800, "concurrency": 4}
+        for installation in fake.installations.get(4242, {}).values():
+            installation.budget.limit = installation.budget.remaining = PRIMARY_LIMIT
+            installation.budget.reset = int(time.time()) + 3600
+        setup.github = {"requests_per_minute": 800, "concurrency": 4, **app}
         setup.schedule = {"interval_minutes": args.interval_minutes}
         stop = threading.Event()
         activity.plan(4 * phase, args.old_reruns_per_hour)
@@ -369,7 +388,8 @@ def main() -> int:
         for label in ("A", "B", "C"):
             (work / label).mkdir()
             setup.tmp_path = work / label
-            daemons[label] = LogTail(setup.popen())
+            # One host: the pollers share its cache directory, and so the App's token.
+            daemons[label] = LogTail(setup.popen(XDG_CACHE_HOME=str(work / "cache")))
             start = time.time()
             time.sleep(phase)
             phases.append((str(len(daemons)), start, time.time()))
@@ -406,6 +426,11 @@ def main() -> int:
             }
             args.dump.write_text(json.dumps(raw))
         print(f"Peak memory of each poller still running (VmHWM): {rss}.")
+        if args.auth == "app":
+            print(
+                f"GitHub App: {len(fake.installation_tokens)} installation tokens minted, each "
+                f"living {args.token_minutes:g} min, shared by the pollers on this host."
+            )
         print(sweep_projection(args, {k: len(v) for k, v in activity.repos.items()}))
         server.executor.stop()
     fake.stop()

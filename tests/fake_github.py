@@ -100,8 +100,11 @@ class Request:
 
     @property
     def rate_limited(self) -> bool:
-        """Counted against the primary limit: everything but 304s and /rate_limit."""
-        return self.status != 304 and self.path != "/rate_limit"
+        """Counted against the primary limit: everything but 304s, /rate_limit and what
+        an App does with its JWT (minting installation tokens, listing installations)."""
+        return (
+            self.status != 304 and self.path != "/rate_limit" and not self.path.startswith("/app/")
+        )
 
 
 class SecondaryLimit:
