@@ -304,6 +304,7 @@ def pass_done(reports: list[RepoReport], engine: Engine) -> int:
         requests_spent=stats.spent,
         requests_not_modified=stats.not_modified,
         rate_limit_remaining=stats.rate_remaining,
+        by_credential=engine.github.summary(),
     )
     if failed:
         return EXIT_REPO_FAILED

@@ -138,6 +138,7 @@ class Daemon:
                 ok=not failed,
                 repos=len(reports),
                 rate_limit_remaining=self.engine.github.stats.rate_remaining,
+                by_credential=self.engine.github.summary(),
             )
             return self.after_pass(failed, on_database=on_database)
 

@@ -172,19 +172,30 @@ class GitHubPool:
     def stats(self) -> RequestStats:
         """Every credential's counts added up; the rate limit is the lowest left."""
         parts = [c.stats for c in list(self.credentials.values())]
-        remaining = [s.rate_remaining for s in parts if s.rate_remaining is not None]
-        low = min(parts, key=lambda s: s.rate_remaining or 0, default=RequestStats())
+        known = [s for s in parts if s.rate_remaining is not None]
+        low = min(known, key=lambda s: s.rate_remaining or 0, default=RequestStats())
         return RequestStats(
             sent=sum(s.sent for s in parts),
             not_modified=sum(s.not_modified for s in parts),
-            rate_remaining=min(remaining) if remaining else None,
+            rate_remaining=low.rate_remaining,
             rate_limit=low.rate_limit,
             rate_reset=low.rate_reset,
         )
 
     def by_credential(self) -> dict[str, RequestStats]:
         """Each credential's counts apart: each installation has its own budget."""
-        return {name: c.stats for name, c in sorted(self.credentials.items())}
+        return {name: c.stats for name, c in sorted(list(self.credentials.items()))}
+
+    def summary(self) -> dict[str, dict[str, int | None]]:
+        """For the logs: each credential's requests spent, free 304s and limit left."""
+        return {
+            name: {
+                "spent": stats.spent,
+                "not_modified": stats.not_modified,
+                "rate_limit_remaining": stats.rate_remaining,
+            }
+            for name, stats in self.by_credential().items()
+        }
 
     def close(self) -> None:
         for credential in self.credentials.values():

@@ -108,6 +108,11 @@ def test_two_installations_each_serve_their_own_organisation(
         budget = installations[installation].budget
         assert budget.limit - budget.remaining == spent
     assert fake.budget.remaining == fake.budget.limit  # no personal token was spent
+    [done] = [json.loads(line) for line in result.stderr.splitlines() if '"pass.done"' in line]
+    for installation in (11, 22):  # the log reports each installation's figures apart
+        budget = installations[installation].budget
+        figures = done["by_credential"][f"installation {installation}"]
+        assert figures["rate_limit_remaining"] == budget.remaining
 
     status = sqlite_poller.run("status", "--json")
     assert status.returncode == 0, status.stderr
