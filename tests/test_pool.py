@@ -175,3 +175,13 @@ def test_the_installation_token_is_renewed_by_the_clock_before_it_expires(
 def test_an_installations_etags_are_its_own_whatever_its_current_token():
     assert github.identity("app:1:2") != github.identity("app:1:3")
     assert github.identity("token:ghp_a") != github.identity("token:ghp_b")
+
+
+def test_installations_that_cannot_be_listed_say_why(fake: FakeGitHub, tmp_path: Path):
+    app = github_app(fake, tmp_path, {11: "iree-org"})
+    github_app(fake, tmp_path, {}, app_id=4343)
+    fake.apps[4242] = fake.apps[4343]  # GitHub holds another key for the App: a bad JWT
+    clients = connected(fake, tmp_path, 1, app=app, repos=[{"name": "iree-org/iree"}])
+    message = "cannot list GitHub App 4242's installations: GitHub rejected the credentials"
+    with pytest.raises(GitHubError, match=message):
+        clients.credential("iree-org")
