@@ -36,6 +36,9 @@ REPO_CREATED = "repo.created"
 # listing's pushed_at at that read.
 REPO_METADATA = "repo.metadata"
 REPO_PUSHED_AT = "repo.pushed_at"
+# The settings that shape the metadata (docker_workflows, branches), as JSON, when it was
+# last read: a changed config.toml re-reads it at the next pass, not metadata_minutes on.
+REPO_SETTINGS = "repo.settings"
 
 
 def branch_commits(branch: str) -> str:

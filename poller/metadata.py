@@ -7,6 +7,7 @@ marked as force-pushed. ``repo_sync`` decides when this is due.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import structlog
@@ -19,6 +20,13 @@ from poller.plan import FIRST_RUN
 from poller.store import Counts
 
 log = structlog.get_logger(__name__)
+
+
+def settings_fingerprint(repo: RepoConfig) -> str:
+    """The repository's settings that shape what the metadata sync stores."""
+    return json.dumps(
+        {"docker_workflows": repo.docker_workflows, "branches": repo.branches}, sort_keys=True
+    )
 
 
 class MetadataSync:
@@ -45,7 +53,10 @@ class MetadataSync:
                 log.warning("sync.branch_missing", branch=branch)
                 continue
             self.sync_commits(branch, heads[branch])
-        read = {cursors.REPO_METADATA: to_cursor(self.now)}
+        read = {
+            cursors.REPO_METADATA: to_cursor(self.now),
+            cursors.REPO_SETTINGS: settings_fingerprint(self.repo),
+        }
         if self.repo.pushed_at is not None:
             read[cursors.REPO_PUSHED_AT] = self.repo.pushed_at
         store.set_cursors(self.name, read, self.now)

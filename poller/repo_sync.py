@@ -29,7 +29,7 @@ from poller.github import GitHub
 from poller.github_errors import GitHubError, describe
 from poller.history import backfill_pending
 from poller.locks import LockLost, RepoLocks
-from poller.metadata import MetadataSync
+from poller.metadata import MetadataSync, settings_fingerprint
 from poller.progress import NoProgress, Progress
 from poller.report import Collected, RepoReport
 from poller.runners import RunnerDirectory
@@ -230,6 +230,8 @@ class RepoSync:
         last = from_cursor(store.get_cursor(self.name, cursors.REPO_METADATA))
         if every is None or last is None:
             return True
+        if store.get_cursor(self.name, cursors.REPO_SETTINGS) != settings_fingerprint(self.repo):
+            return True  # config.toml changed what the metadata holds
         if self.repo.pushed_at is not None:
             moved = self.repo.pushed_at != store.get_cursor(self.name, cursors.REPO_PUSHED_AT)
             return moved or self.now - last >= METADATA_AT_LEAST

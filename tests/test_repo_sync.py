@@ -15,6 +15,7 @@ from poller.config import Config, GitHubConfig, RepoConfig, SyncConfig
 from poller.cursors import to_cursor
 from poller.github import GitHub
 from poller.locks import FileLocks, NoLocks
+from poller.metadata import settings_fingerprint
 from poller.models import SyncStatus, WorkflowRun
 from poller.progress import NoProgress
 from poller.repo_sync import PassOptions, RepoSync, sync_repository
@@ -32,7 +33,7 @@ def config_for(fake: FakeGitHub | None, repo: RepoConfig) -> Config:
 @pytest.mark.parametrize(
     ("metadata_minutes", "read_ago", "pushed_at", "stored_pushed_at", "due"),
     [
-        (None, timedelta(minutes=1), None, None, True),  # --once: every pass
+        (None, timedelta(minutes=1), None, None, True),  # --once --full: every pass
         (60, None, None, None, True),  # never read
         (60, timedelta(minutes=59), None, None, False),
         (60, timedelta(minutes=60), None, None, True),
@@ -41,20 +42,46 @@ def config_for(fake: FakeGitHub | None, repo: RepoConfig) -> Config:
         (60, timedelta(minutes=1), "2026-12-01T11:59:00Z", "2026-12-01T11:00:00Z", True),
         (60, timedelta(days=1), "2026-12-01T11:00:00Z", "2026-12-01T11:00:00Z", True),
     ],
-    ids=["once", "never read", "fresh", "stale", "not pushed", "pushed", "daily anyway"],
+    ids=["full", "never read", "fresh", "stale", "not pushed", "pushed", "daily anyway"],
 )
 def test_metadata_is_read_when_due(
     sqlite_db: peewee.Database, metadata_minutes, read_ago, pushed_at, stored_pushed_at, due
 ):
     repo = RepoConfig(REPO, pushed_at=pushed_at)
     if read_ago is not None:
-        store.set_cursors(REPO, {cursors.REPO_METADATA: to_cursor(NOW - read_ago)}, NOW)
+        read = {
+            cursors.REPO_METADATA: to_cursor(NOW - read_ago),
+            cursors.REPO_SETTINGS: settings_fingerprint(repo),
+        }
+        store.set_cursors(REPO, read, NOW)
     if stored_pushed_at is not None:
         store.set_cursors(REPO, {cursors.REPO_PUSHED_AT: stored_pushed_at}, NOW)
     config = config_for(None, repo)
     gh = GitHub(config.github, None)
     options = PassOptions(metadata_minutes=metadata_minutes)
     assert RepoSync(gh, config, repo, NOW, options, NoProgress()).metadata_due() is due
+
+
+def test_metadata_is_read_at_once_when_config_toml_changed_what_it_holds(
+    sqlite_db: peewee.Database,
+):
+    """docker_workflows or branches changed: the next pass re-reads the metadata, not
+    metadata_minutes later."""
+    before = RepoConfig(REPO, docker_workflows=("*docker*",))
+    read = {
+        cursors.REPO_METADATA: to_cursor(NOW - timedelta(minutes=1)),
+        cursors.REPO_SETTINGS: settings_fingerprint(before),
+    }
+    store.set_cursors(REPO, read, NOW)
+    options = PassOptions(metadata_minutes=60)
+    for repo, due in ((before, False), (RepoConfig(REPO, docker_workflows=()), True)):
+        config = config_for(None, repo)
+        sync = RepoSync(GitHub(config.github, None), config, repo, NOW, options, NoProgress())
+        assert sync.metadata_due() is due
+    followed = RepoConfig(REPO, docker_workflows=("*docker*",), branches=("release",))
+    config = config_for(None, followed)
+    sync = RepoSync(GitHub(config.github, None), config, followed, NOW, options, NoProgress())
+    assert sync.metadata_due() is True
 
 
 def sync(fake: FakeGitHub, repo: RepoConfig, locks=None):
