@@ -167,7 +167,7 @@ def test_a_rerun_of_failed_jobs_days_later(
     assert poller.run().returncode == 0
     requested = NOW - timedelta(hours=1)
     assert fake.rerun_failed_jobs(repo, run, at=requested) == ["windows_x64_msvc"]
-    result = poller.run()
+    result = poller.run("--once", "--full")  # the sweep of the horizon, due at once
     assert result.returncode == 0, result.stderr
 
     with poller.database.open() as db:
@@ -248,11 +248,13 @@ def test_force_pushes_and_author_profiles_fill_the_later_legacy_commit_columns(
     fake.add_commit(repo, "main", message="four")
     fast_forward = fake.add_commit(repo, "main", message="five")
     fake.reset_counts()
-    assert poller.run().returncode == 0
+    # No run shows these pushes: --full reads the branches at once (a paced pass would
+    # within metadata_minutes).
+    assert poller.run("--once", "--full").returncode == 0
     assert fake.count("/compare/") == 1
     # A force-push onto the base: the new head does not descend from "five".
     forced = fake.add_commit(repo, "main", message="rewritten", onto=base)
-    result = poller.run()
+    result = poller.run("--once", "--full")
     assert result.returncode == 0, result.stderr
     assert "sync.branch_force_pushed" in result.stderr
 
