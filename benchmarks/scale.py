@@ -33,6 +33,7 @@ import argparse
 import heapq
 import itertools
 import json
+import os
 import random
 import signal
 import statistics
@@ -347,6 +348,7 @@ def main() -> int:
         server = start_mariadb(work / "mariadb", durable=True)
         database = server.create_database("scale")
         setup = PollerSetup(work, fake.url, database, orgs=[{"name": ORG}])
+        os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # this host's cache directory
         app: dict[str, Any] = {}
         token: str | None = TOKEN
         if args.auth == "app":
