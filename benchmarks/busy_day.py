@@ -306,7 +306,7 @@ def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
     clock = FakeClock(start)
     fake = FakeGitHub(token=TOKEN).start()
     fake.clock = lambda: epoch(clock.now())  # token expiry and resets by the simulated clock
-    fake.rate_limit = fake.rate_remaining = 10**9
+    fake.budget.limit = fake.budget.remaining = 10**9
     fake.installation_rate_limit = 10**9
     repo = fake.add_repo(REPO, created_at=aware(start - timedelta(days=args.history_days + 1)))
     fake.add_commit(repo, "main", when=aware(start - timedelta(days=args.history_days)))

@@ -97,7 +97,7 @@ def main() -> int:
     logs.configure("warning")
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     fake = FakeGitHub(token=TOKEN).start()
-    fake.rate_limit = fake.rate_remaining = 10**9
+    fake.budget.limit = fake.budget.remaining = 10**9
     names = [f"quiet/repo-{i:04d}" for i in range(args.repos)]
     for name in names:
         repo = fake.add_repo(name)

@@ -372,8 +372,8 @@ def main() -> int:
         fake.reset_counts()
         fake.latency = args.latency_ms / 1000
         fake.secondary = SecondaryLimit(900, concurrency=100)
-        fake.rate_limit = fake.rate_remaining = PRIMARY_LIMIT
-        fake.rate_reset = int(time.time()) + 3600
+        fake.budget.limit = fake.budget.remaining = PRIMARY_LIMIT
+        fake.budget.reset = int(time.time()) + 3600
         for installation in fake.installations.get(4242, {}).values():
             installation.budget.limit = installation.budget.remaining = PRIMARY_LIMIT
             installation.budget.reset = int(time.time()) + 3600

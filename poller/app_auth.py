@@ -11,11 +11,12 @@ hour, since an installation token lives one hour.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +30,16 @@ log = structlog.get_logger(__name__)
 # Renew this long before GitHub's expires_at, so that no page of a listing is sent with a
 # token that expires on the way (PyGithub renews 20 s before; a page may take longer).
 RENEW_BEFORE = timedelta(minutes=1)
+
+
+@contextlib.contextmanager
+def integration(app: Auth.AppAuth, api_url: str, timeout: int) -> Iterator[GithubIntegration]:
+    """PyGithub's client for what the App does with its own JWT."""
+    client = GithubIntegration(auth=app, base_url=api_url, timeout=timeout)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def cache_directory(environ: Mapping[str, str] = os.environ) -> Path:
@@ -60,7 +71,6 @@ class InstallationToken(Auth.Auth):
         self.lock = threading.Lock()
         self._token: str | None = None
         self.expires_at: datetime | None = None  # naive UTC
-        self.minted = 0
         self.rejected: str | None = None  # a token GitHub refused: never taken again
         # One file per App, installation and API host: a token is good for those only.
         where = f"{app.app_id}:{installation_id}:{api_url}".encode()
@@ -74,13 +84,14 @@ class InstallationToken(Auth.Auth):
     @property
     def token(self) -> str:
         with self.lock:
-            if self._token is None or self._expiring():
+            if self._token is None or not self._fresh(self.expires_at):
                 self._mint()
             assert self._token is not None
             return self._token
 
-    def _expiring(self) -> bool:
-        return self.expires_at is None or self.expires_at - RENEW_BEFORE <= self.clock.now()
+    def _fresh(self, expires_at: datetime | None) -> bool:
+        """Whether a token expiring then still has more than RENEW_BEFORE to live."""
+        return expires_at is not None and expires_at - RENEW_BEFORE > self.clock.now()
 
     def forget(self) -> None:
         """GitHub refused the token (401): the next request mints a new one."""
@@ -91,14 +102,10 @@ class InstallationToken(Auth.Auth):
     def _mint(self) -> None:
         if self._load():
             return
-        integration = GithubIntegration(auth=self.app, base_url=self.api_url, timeout=self.timeout)
-        try:
-            authorization = integration.get_access_token(self.installation_id)
-        finally:
-            integration.close()
+        with integration(self.app, self.api_url, self.timeout) as client:
+            authorization = client.get_access_token(self.installation_id)
         self._token = authorization.token
         self.expires_at = authorization.expires_at.replace(tzinfo=None)
-        self.minted += 1
         log.info(
             "github.installation_token",
             installation=self.installation_id,
@@ -113,7 +120,7 @@ class InstallationToken(Auth.Auth):
             token, expires_at = str(kept["token"]), datetime.fromisoformat(kept["expires_at"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        if token == self.rejected or expires_at - RENEW_BEFORE <= self.clock.now():
+        if token == self.rejected or not self._fresh(expires_at):
             return False
         self._token, self.expires_at = token, expires_at
         return True
@@ -140,11 +147,8 @@ class InstallationToken(Auth.Auth):
 def installations(app: Auth.AppAuth, api_url: str, timeout: int) -> dict[str, int]:
     """The App's installations, by account login in lower case (``GET /app/installations``,
     with the App's JWT: no installation's rate limit is spent)."""
-    integration = GithubIntegration(auth=app, base_url=api_url, timeout=timeout)
-    try:
+    with integration(app, api_url, timeout) as client:
         return {
             str(item.raw_data["account"]["login"]).lower(): item.id
-            for item in integration.get_installations()
+            for item in client.get_installations()
         }
-    finally:
-        integration.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import structlog
@@ -33,6 +33,21 @@ from poller.http_cache import HttpCacheStore
 log = structlog.get_logger(__name__)
 
 TOKEN = "token"  # the name of the personal token's credential
+
+
+def added_up(parts: Iterable[RequestStats]) -> RequestStats:
+    """Counts added up; the rate limit is the lowest seen, the latest being the lowest (it
+    only falls until the reset)."""
+    every = list(parts)
+    known = [s for s in every if s.rate_remaining is not None]
+    low = min(known, key=lambda s: s.rate_remaining or 0, default=RequestStats())
+    return RequestStats(
+        sent=sum(s.sent for s in every),
+        not_modified=sum(s.not_modified for s in every),
+        rate_remaining=low.rate_remaining,
+        rate_limit=low.rate_limit,
+        rate_reset=low.rate_reset,
+    )
 
 
 class Credential:
@@ -59,18 +74,7 @@ class Credential:
 
     @property
     def stats(self) -> RequestStats:
-        """The clients' counts added up; the rate limit is the one the clients last saw,
-        the lowest being the latest (it only falls until the reset)."""
-        remaining = [
-            c.stats.rate_remaining for c in self.clients if c.stats.rate_remaining is not None
-        ]
-        return RequestStats(
-            sent=sum(c.stats.sent for c in self.clients),
-            not_modified=sum(c.stats.not_modified for c in self.clients),
-            rate_remaining=min(remaining) if remaining else None,
-            rate_limit=self.clients[0].stats.rate_limit,
-            rate_reset=self.clients[0].stats.rate_reset,
-        )
+        return added_up(client.stats for client in self.clients)
 
 
 class GitHubPool:
@@ -85,7 +89,8 @@ class GitHubPool:
             assert config.github.app_id is not None and config.github.private_key_file
             key = Path(config.github.private_key_file).read_text()
             self.app = Auth.AppAuth(config.github.app_id, key)
-        self.credentials: dict[str, Credential] = {}
+        # By App installation id; None is the personal token (or no token at all).
+        self.credentials: dict[int | None, Credential] = {}
         self.listed: dict[str, int] | None = None  # the App's installations, by owner
         self.pollers = 1  # pollers sharing each budget (``share``)
         self.lock = threading.Lock()
@@ -106,12 +111,12 @@ class GitHubPool:
         """The credential that reads ``owner``'s repositories. Raises GitHubError when the
         App is not installed on the account."""
         with self.lock:
-            name = TOKEN if self.app is None else self._installation_name(owner)
-            if name not in self.credentials:
-                self.credentials[name] = self._build(name)
-            return self.credentials[name]
+            installation = None if self.app is None else self._installation_of(owner)
+            if installation not in self.credentials:
+                self.credentials[installation] = self._build(installation)
+            return self.credentials[installation]
 
-    def _installation_name(self, owner: str) -> str:
+    def _installation_of(self, owner: str) -> int:
         installation = self.config.installation_for(owner)
         if installation is None:
             installation = self._listed().get(owner.lower())
@@ -121,7 +126,7 @@ class GitHubPool:
                 "install it on the account, or set installation_id in its [[orgs]] or "
                 "[[repos]] entry"
             )
-        return f"installation {installation}"
+        return installation
 
     def _listed(self) -> dict[str, int]:
         if self.listed is None:
@@ -138,16 +143,15 @@ class GitHubPool:
             log.info("github.installations", installations=self.listed)
         return self.listed
 
-    def _build(self, name: str) -> Credential:
+    def _build(self, installation: int | None) -> Credential:
         settings = self.config.github
+        name, who = TOKEN, f"token:{self.token or ''}"
         auth: Auth.Auth | None = Auth.Token(self.token) if self.token else None
-        who = f"token:{self.token or ''}"
-        if self.app is not None:
-            installation = int(name.split()[-1])
+        if self.app is not None and installation is not None:
+            name, who = f"installation {installation}", f"app:{settings.app_id}:{installation}"
             auth = app_auth.InstallationToken(
                 self.app, installation, settings.api_url, int(settings.timeout_seconds), self.clock
             )
-            who = f"app:{settings.app_id}:{installation}"
         governor = Governor(settings.requests_per_minute, settings.concurrency)
         governor.share(self.pollers)
         cache = HttpCacheStore(identity(who))
@@ -171,20 +175,12 @@ class GitHubPool:
     @property
     def stats(self) -> RequestStats:
         """Every credential's counts added up; the rate limit is the lowest left."""
-        parts = [c.stats for c in list(self.credentials.values())]
-        known = [s for s in parts if s.rate_remaining is not None]
-        low = min(known, key=lambda s: s.rate_remaining or 0, default=RequestStats())
-        return RequestStats(
-            sent=sum(s.sent for s in parts),
-            not_modified=sum(s.not_modified for s in parts),
-            rate_remaining=low.rate_remaining,
-            rate_limit=low.rate_limit,
-            rate_reset=low.rate_reset,
-        )
+        return added_up(c.stats for c in list(self.credentials.values()))
 
     def by_credential(self) -> dict[str, RequestStats]:
         """Each credential's counts apart: each installation has its own budget."""
-        return {name: c.stats for name, c in sorted(list(self.credentials.items()))}
+        built = sorted(list(self.credentials.values()), key=lambda c: c.name)
+        return {credential.name: credential.stats for credential in built}
 
     def summary(self) -> dict[str, dict[str, int | None]]:
         """For the logs: each credential's requests spent, free 304s and limit left."""

@@ -40,6 +40,10 @@ METADATA_AT_LEAST = timedelta(days=1)  # how often, when pushed_at tells what ch
 ProgressFactory = Callable[[str, Callable[[], int]], Progress]
 
 
+def no_progress(repo: str, requests: Callable[[], int]) -> Progress:
+    return NoProgress()
+
+
 @dataclass(frozen=True)
 class PassOptions:
     """How a pass runs. ``backfill_budget`` of None means: finish the backfill.
@@ -54,7 +58,7 @@ class PassOptions:
     backfill_budget: int | None = None
     sweep_share: float | None = 1.0
     metadata_minutes: float | None = None
-    progress: ProgressFactory = lambda repo, requests: NoProgress()
+    progress: ProgressFactory = no_progress
 
     @classmethod
     def once(
@@ -66,7 +70,7 @@ class PassOptions:
             backfill_budget=None,
             sweep_share=1.0 if full else None,
             metadata_minutes=None if full else settings.metadata_minutes,
-            progress=progress or (lambda repo, requests: NoProgress()),
+            progress=progress or no_progress,
         )
 
 
@@ -227,24 +231,16 @@ class RepoSync:
         repository of an ``[[orgs]]`` listing, whose ``pushed_at`` tells when anything was
         pushed, it re-reads them when that moved, and at least daily."""
         every = self.options.metadata_minutes
-        last = from_cursor(store.get_cursor(self.name, cursors.REPO_METADATA))
+        positions = store.get_cursors(self.name)
+        last = from_cursor(positions.get(cursors.REPO_METADATA))
         if every is None or last is None:
             return True
-        if store.get_cursor(self.name, cursors.REPO_SETTINGS) != settings_fingerprint(self.repo):
+        if positions.get(cursors.REPO_SETTINGS) != settings_fingerprint(self.repo):
             return True  # config.toml changed what the metadata holds
         if self.repo.pushed_at is not None:
-            moved = self.repo.pushed_at != store.get_cursor(self.name, cursors.REPO_PUSHED_AT)
+            moved = self.repo.pushed_at != positions.get(cursors.REPO_PUSHED_AT)
             return moved or self.now - last >= METADATA_AT_LEAST
         return self.now - last >= timedelta(minutes=every)
-
-
-def not_tried(repo: RepoConfig, reason: str | None, now: datetime) -> RepoReport:
-    """The report of a repository the pass did not try: GitHub did not answer another."""
-    report = RepoReport(repo.name, error=f"not tried: GitHub is unreachable ({reason})")
-    report.unreachable = True
-    log.error("sync.repo_failed", error=report.error)
-    record(report, now, None)
-    return report
 
 
 def failed(repo: RepoConfig, error: str, now: datetime) -> RepoReport:
@@ -252,6 +248,13 @@ def failed(repo: RepoConfig, error: str, now: datetime) -> RepoReport:
     report = RepoReport(repo.name, error=error)
     log.error("sync.repo_failed", error=error)
     record(report, now, None)
+    return report
+
+
+def not_tried(repo: RepoConfig, reason: str | None, now: datetime) -> RepoReport:
+    """The report of a repository the pass did not try: GitHub did not answer another."""
+    report = failed(repo, f"not tried: GitHub is unreachable ({reason})", now)
+    report.unreachable = True
     return report
 
 

@@ -18,7 +18,7 @@ from poller.clock import SYSTEM
 from poller.config import Config, RepoConfig
 from poller.cursors import HISTORY_REACHED, RUNS_HISTORY_START, RUNS_OLDEST
 from poller.github import GitHub
-from poller.github_errors import describe
+from poller.github_errors import GitHubError, describe
 from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
 from poller.plan import backfill_done
 from poller.pool import GitHubPool
@@ -122,7 +122,7 @@ def rate_limits(pool: GitHubPool, repos: list[RepoConfig]) -> dict[str, dict[str
     for owner in dict.fromkeys(repo.name.split("/", 1)[0].lower() for repo in repos):
         try:
             credential = pool.credential(owner)
-        except Exception as error:
+        except GitHubError as error:  # the App is not installed there, or unlistable
             limits[owner] = {"error": describe(error)}
             continue
         if credential.name not in limits:

@@ -236,6 +236,7 @@ class FakeGitHub:
         # The fake's wall clock, for rate-limit resets and token expiry: benchmarks on a
         # simulated clock set it to theirs.
         self.clock: Callable[[], float] = time.time
+        # The personal token's primary limit (an unauthenticated client's too).
         self.budget = Budget(rate_limit, rate_limit, int(self.clock()) + 3600)
         self.latency = 0.0
         # The personal token's secondary limit; each installation gets its own like it.
@@ -258,31 +259,6 @@ class FakeGitHub:
         # .../actions/runners lists them; without admin rights GitHub answers 403.
         self.runners: dict[str, list[dict[str, Any]]] = {}
         self.runners_readable = True
-
-    # The personal token's primary limit, as tests have always set it.
-    @property
-    def rate_limit(self) -> int:
-        return self.budget.limit
-
-    @rate_limit.setter
-    def rate_limit(self, value: int) -> None:
-        self.budget.limit = value
-
-    @property
-    def rate_remaining(self) -> int:
-        return self.budget.remaining
-
-    @rate_remaining.setter
-    def rate_remaining(self, value: int) -> None:
-        self.budget.remaining = value
-
-    @property
-    def rate_reset(self) -> int:
-        return self.budget.reset
-
-    @rate_reset.setter
-    def rate_reset(self, value: int) -> None:
-        self.budget.reset = value
 
     @property
     def installation_tokens(self) -> set[str]:

@@ -181,17 +181,17 @@ def test_primary_rate_limit_exhaustion_waits_for_the_reset(
 
 def test_reserve_defers_the_backfill_to_the_next_pass(fake: FakeGitHub, poller: PollerSetup):
     repo_with_history(fake, 150)
-    fake.rate_limit, fake.rate_remaining = 100, 70
-    fake.rate_reset = int(time.time()) + 600
+    fake.budget.limit, fake.budget.remaining = 100, 70
+    fake.budget.reset = int(time.time()) + 600
     poller.repos = [{"name": "octo/demo"}]
     poller.github = {"rate_limit_reserve": 20}
     result = poller.run()
     assert result.returncode == 0, result.stderr
     assert "sync.backfill_deferred" in result.stderr
-    assert fake.rate_remaining >= 19  # the reserve was kept
+    assert fake.budget.remaining >= 19  # the reserve was kept
     assert repo_done_events(result.stderr)[0]["backfill_pending"] is True
 
-    fake.rate_limit = fake.rate_remaining = 5000  # the limit was reset
+    fake.budget.limit = fake.budget.remaining = 5000  # the limit was reset
     result = poller.run()
     assert result.returncode == 0
     [done] = repo_done_events(result.stderr)
@@ -216,7 +216,7 @@ def test_live_work_waits_for_the_reset_instead_of_running_dry(
     assert result.returncode == 0, result.stderr
     assert "github.waiting_for_reset" in result.stderr
     assert not any(r.status == 403 for r in fake.requests)  # never ran dry
-    fake.rate_limit = fake.rate_remaining = 5000  # room for the from-scratch sync
+    fake.budget.limit = fake.budget.remaining = 5000  # room for the from-scratch sync
     assert mirror(poller.database) == scratch_mirror(fake, poller, make_database, tmp_path)
 
 

@@ -99,7 +99,7 @@ def test_the_counts_are_the_clients_added_up(fake: FakeGitHub, tmp_path: Path):
             client.repository(name)
         stats = clients.stats
         assert (stats.sent, stats.not_modified, stats.spent) == (4, 0, 4)
-        assert stats.rate_remaining == fake.rate_remaining
+        assert stats.rate_remaining == fake.budget.remaining
     finally:
         clients.close()
 

@@ -112,7 +112,7 @@ def apply(fake: FakeGitHub, repo, workflows: list[int], step: tuple) -> None:
 def test_incremental_passes_equal_a_from_scratch_sync(
     steps, fake: FakeGitHub, poller: PollerSetup, make_database
 ):
-    fake.rate_limit = fake.rate_remaining = 10**9  # every example shares the fake
+    fake.budget.limit = fake.budget.remaining = 10**9  # every example shares the fake
     example = next(EXAMPLES)
     name = f"prop/r{example}"
     repo = fake.add_repo(name)
