@@ -7,12 +7,12 @@ re-run and finish between two passes. After every change the script knows what G
 shows; after every pass it reads what the database holds.
 
 It prints, per setup (a personal token or a GitHub App, and the sweep: the default 60
-minutes, or 0, the whole horizon every pass): rate-limited and total requests per hour
+minutes, with 360 past 7 days, or 0, the whole horizon every pass): rate-limited and total requests per hour
 beside the theoretical minimum, how each kind of change was mirrored (by the next pass,
 later, never) with its lag, and whether the database equals GitHub's state at the end.
 The App's installation token lives one hour by the simulated clock, and the fake's ETags
-are per token, as GitHub's are. The end comes one sweep period after the day,
-with passes going on and no new activity, so a change of the day's last hour is judged
+are per token, as GitHub's are. The end comes the longest sweep period after the
+day, with passes going on and no new activity, so a change of the day's last hour is judged
 by the same rule as the others.
 
     scripts/busy-day [--hours 24] [--per-hour 24] [--history-days 28] [--old-reruns 18]
@@ -21,9 +21,10 @@ by the same rule as the others.
 The theoretical minimum of rate-limited requests in a pass is one jobs listing per run
 that changed since the previous pass, plus one listing page if anything changed: every
 other request can be a free 304. Under tokens that change every hour, every URL costs a
-point once per token, so the rotation minimum adds, each hour, the fewest listing pages
-that cover the re-run horizon (its runs ÷ 100): a sweep of 60 minutes must read each of
-them once an hour.
+point once per token, so the rotation minimum adds the fewest listing pages that cover
+the re-run horizon (its runs ÷ 100), each as often as the sweep must read it: those of
+the last ``rerun_sweep_old_days`` once an hour, the older ones once per
+``rerun_sweep_old_minutes``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from fake_github import FakeGitHub, FakeRepo  # noqa: E402
 from poller import config as config_module  # noqa: E402
 from poller import logs, run_store  # noqa: E402
 from poller.clock import epoch  # noqa: E402
-from poller.daemon import sweep_share  # noqa: E402
+from poller.config import SyncConfig  # noqa: E402
 from poller.engine import Engine  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
 from poller.models import WorkflowRunAttempt  # noqa: E402
@@ -58,9 +59,10 @@ from poller.schema import ensure_schema  # noqa: E402
 from support import TOKEN, Database, FakeClock, PollerSetup, github_app  # noqa: E402
 
 INTERVAL = timedelta(minutes=5)
+OLD_DAYS = timedelta(days=SyncConfig.rerun_sweep_old_days)
 REPO = "busy/repo"
 LABELS = [["ubuntu-22.04"], ["windows-2022"], ["macos-14"], ["self-hosted", "Linux", "X64"]]
-KINDS = ("completion", "recent re-run", "old re-run")
+KINDS = ("completion", "recent re-run", "old re-run", "re-run past the old days")
 # What today's (0.1) pass logic spent on this simulation, from the issue that asked for
 # this benchmark: it re-lists the whole 2-day lookback and 5 status listings every pass.
 PREVIOUS_LOGIC_PER_HOUR = "130-150"
@@ -217,7 +219,12 @@ class Simulation:
         attempt = self.repo.runs[run]["run_attempt"]
         finished = at + timedelta(seconds=70)
         expected = ("completed", "success", attempt)
-        self.changes.append(Change("old re-run", run, finished, expected))
+        # Runs past rerun_sweep_old_days (or that reach it before the next hourly sweep)
+        # are swept once per rerun_sweep_old_minutes: their lag has the longer bound.
+        created = datetime.fromisoformat(self.repo.runs[run]["created_at"]).replace(tzinfo=None)
+        past = at - created > OLD_DAYS - timedelta(hours=1) - INTERVAL
+        kind = "re-run past the old days" if past else "old re-run"
+        self.changes.append(Change(kind, run, finished, expected))
 
     # --- what GitHub shows, and what the database holds ---
 
@@ -285,7 +292,7 @@ class Result:
     spent: list[int]
     total: list[int]
     minimum: list[int]
-    rotation_minimum: list[int]
+    rotation_minimum: list[float]
     tokens: int  # installation tokens the App used
     changes: list[Change]
     mismatches: int
@@ -297,6 +304,16 @@ def horizon_pages(repo: FakeRepo, moment: datetime, days: float) -> int:
     low = aware(moment - timedelta(days=days))
     runs = sum(1 for p in repo.runs.values() if datetime.fromisoformat(p["created_at"]) >= low)
     return -(-runs // 100)
+
+
+def rotation_pages(repo: FakeRepo, moment: datetime, sync: SyncConfig) -> float:
+    """The pages a new hourly token must pay for: those of the horizon within
+    ``rerun_sweep_old_days`` each hour, the older ones once per ``rerun_sweep_old_minutes``."""
+    young = horizon_pages(repo, moment, sync.rerun_sweep_old_days)
+    old = horizon_pages(repo, moment, sync.rerun_horizon_days) - young
+    if sync.rerun_sweep_old_minutes <= 60:
+        return young + old
+    return young + old * 60 / sync.rerun_sweep_old_minutes
 
 
 def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
@@ -316,7 +333,11 @@ def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
 
     database = Database(f"sqlite:///{work / f'busy-{sweep_minutes:g}.db'}")
     setup = PollerSetup(work, fake.url, database, repos=[{"name": REPO}])
+    # A sweep of 0 re-reads the whole horizon every pass; else the windows older than
+    # rerun_sweep_old_days have their default, longer period.
     setup.sync = {"rerun_sweep_minutes": sweep_minutes}
+    if sweep_minutes == 0:
+        setup.sync["rerun_sweep_old_minutes"] = 0
     setup.schedule = {"interval_minutes": INTERVAL.total_seconds() / 60}
     token: str | None = TOKEN
     os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # where the App's token is kept
@@ -330,12 +351,13 @@ def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
 
     engine = start_engine()
     daemon = PassOptions(
-        backfill_budget=config.sync.backfill_runs_per_pass, sweep_share=sweep_share(config)
+        backfill_budget=config.sync.backfill_runs_per_pass,
+        sweep_minutes=config.schedule.interval_minutes,
     )
     if chosen.cron:
         daemon = PassOptions.once(config.sync)
     spent, total, minimum = [0] * args.hours, [0] * args.hours, [0] * args.hours
-    rotation = [0] * args.hours
+    rotation = [0.0] * args.hours
     try:
         with database.open() as db:
             ensure_schema(db)
@@ -360,13 +382,13 @@ def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
                 total[hour] += fake.count(rate_limited=False)
                 minimum[hour] += changed + (1 if changed else 0)
                 if (moment - start) % timedelta(hours=1) == INTERVAL:  # a new token's first
-                    horizon = config.sync.rerun_horizon_days
-                    rotation[hour] += horizon_pages(repo, moment, horizon)
+                    rotation[hour] += rotation_pages(repo, moment, config.sync)
                 rotation[hour] += changed + (1 if changed else 0)
                 simulation.check(moment, moment - INTERVAL)
             # The day is over and nothing new starts; runs still going finish. Passes go
             # on for one sweep period, so that changes of the last hour get their chance.
-            drain_end = end + max(timedelta(minutes=sweep_minutes), INTERVAL)
+            longest = max(sweep_minutes, config.sync.rerun_sweep_old_minutes)
+            drain_end = end + max(timedelta(minutes=longest), INTERVAL)
             while moment < drain_end or simulation.active:
                 moment += INTERVAL
                 clock.advance(moment - clock.now())
@@ -410,8 +432,8 @@ def render(results: list[Result], args: argparse.Namespace) -> str:
     def row(title: str, cells: list[str]) -> None:
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
 
-    def per_hour(values: list[int]) -> str:
-        return f"{sum(values) / len(values):.1f} (max {max(values)})"
+    def per_hour(values: list[int] | list[float]) -> str:
+        return f"{sum(values) / len(values):.1f} (max {max(values):.0f})"
 
     row("rate-limited requests per hour, mean (max)", [per_hour(r.spent) for r in results])
     row("theoretical minimum per hour, mean (max)", [per_hour(r.minimum) for r in results])
@@ -448,8 +470,11 @@ def render(results: list[Result], args: argparse.Namespace) -> str:
         "Minimum per pass = runs changed since the previous pass (one jobs listing each)",
         "+ 1 listing page if any changed. Lag: from the change on GitHub to the pass that",
         "stored it; a pass every 5 minutes makes 5 min the lag of 'next pass' at worst.",
-        "Rotation minimum: the minimum, plus each hour the horizon's runs / 100 pages, which",
-        "a token that changes every hour must pay for once each.",
+        "Rotation minimum: the minimum, plus the horizon's runs / 100 pages, which a token",
+        "that changes every hour must pay for once each: each hour those of the last",
+        "rerun_sweep_old_days (7), and the older ones once per rerun_sweep_old_minutes (360).",
+        "A re-run past the old days is one of a run that reaches rerun_sweep_old_days before",
+        "the hourly sweep could see it: its bound is rerun_sweep_old_minutes + an interval.",
     ]
     return "\n".join(lines)
 

@@ -31,7 +31,6 @@ from poller import config as config_module  # noqa: E402
 from poller import logs  # noqa: E402
 from poller.clock import epoch  # noqa: E402
 from poller.config import Config  # noqa: E402
-from poller.daemon import sweep_share  # noqa: E402
 from poller.engine import Engine  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
 from poller.pool import connect  # noqa: E402
@@ -48,7 +47,7 @@ def daemon_pass(
     engine = Engine(config, pool, NoLocks())
     options = PassOptions(
         backfill_budget=config.sync.backfill_runs_per_pass,
-        sweep_share=sweep_share(config),
+        sweep_minutes=config.schedule.interval_minutes,
         metadata_minutes=config.sync.metadata_minutes,
     )
     started = time.monotonic()

@@ -68,10 +68,10 @@ class RunCollector:
         # primed after the backfill), and a run is counted once a pass.
         self.counted: set[int] = set()
 
-    def collect(self, *, backfill_budget: int | None, sweep_share: float) -> Collected:
+    def collect(self, *, backfill_budget: int | None, sweep_minutes: float) -> Collected:
         state = self.state()
         counts = self.runs_per_day(state)
-        planned = plan.plan_runs(self.name, state, counts, self.settings, self.now, sweep_share)
+        planned = plan.plan_runs(self.name, state, counts, self.settings, self.now, sweep_minutes)
         where = planned.stretch
         self.sync_live(where)
         if planned.sweep_positions:

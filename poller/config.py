@@ -86,6 +86,10 @@ class SyncConfig:
     # The part of the horizon older than lookback_days is re-read once per this many
     # minutes, a slice per pass; 0 re-reads all of it every pass.
     rerun_sweep_minutes: float = 60.0
+    # Runs older than this are re-read once per rerun_sweep_old_minutes instead: few are
+    # re-run, and under an App's hourly token every window re-read costs a point.
+    rerun_sweep_old_days: float = 7.0
+    rerun_sweep_old_minutes: float = 360.0
     # Runs become visible in listings a little after their created_at.
     overlap_minutes: float = 10.0
     # The daemon re-reads repository metadata, workflows and branches when a new run shows
@@ -187,6 +191,8 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "lookback_days": checks.non_negative_number,
         "rerun_horizon_days": checks.non_negative_number,
         "rerun_sweep_minutes": checks.non_negative_number,
+        "rerun_sweep_old_days": checks.non_negative_number,
+        "rerun_sweep_old_minutes": checks.non_negative_number,
         "metadata_minutes": checks.non_negative_number,
         "overlap_minutes": checks.non_negative_number,
         "backfill_runs_per_pass": checks.positive_int,

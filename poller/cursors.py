@@ -29,6 +29,9 @@ HISTORY_REACHED = "reached"
 # the fraction of a window it has earned toward the next slice (a decimal).
 RUNS_SWEEP = "runs.sweep"
 RUNS_SWEEP_CREDIT = "runs.sweep_credit"
+# The same for the windows older than rerun_sweep_old_days, swept more slowly.
+RUNS_OLD_SWEEP = "runs.old_sweep"
+RUNS_OLD_SWEEP_CREDIT = "runs.old_sweep_credit"
 
 # --- repository metadata (metadata.py, repo_sync.py) ---
 REPO_CREATED = "repo.created"

@@ -87,7 +87,7 @@ class Daemon:
         self.schedule = schedule or RepoSchedule(self.interval, clock=clock)
         self.options = PassOptions(
             backfill_budget=config.sync.backfill_runs_per_pass,
-            sweep_share=sweep_share(config),
+            sweep_minutes=config.schedule.interval_minutes,
             metadata_minutes=config.sync.metadata_minutes,
             progress=progress.for_terminal(False, config.sync.progress_seconds),
         )
@@ -266,13 +266,6 @@ class Daemon:
         if not finished:
             shutdown.abandon(0)
         return 0
-
-
-def sweep_share(config: Config) -> float:
-    """The share of the re-run horizon each pass re-reads, so that all of it is re-read
-    once per ``rerun_sweep_minutes`` (0: all of it every pass)."""
-    sweep = config.sync.rerun_sweep_minutes
-    return 1.0 if sweep <= 0 else min(1.0, config.schedule.interval_minutes / sweep)
 
 
 def run_daemon(config: Config, secrets: Secrets) -> int:

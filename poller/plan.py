@@ -9,7 +9,8 @@ fresh runs never wait behind history (``collect`` fetches and stores what is pla
   stays put between passes and an unchanged listing answers 304.
 * **Windows.** The stored history inside the re-run horizon is cut into fixed ``created``
   windows (``windows``). Those within ``lookback_days`` are re-read every pass; the older
-  ones a slice per pass, so the whole horizon is re-read once per ``rerun_sweep_minutes``.
+  ones a slice per pass, so that they are all re-read once per ``rerun_sweep_minutes``,
+  and those older than ``rerun_sweep_old_days`` once per ``rerun_sweep_old_minutes``.
 * **Unfinished.** Runs stored as not completed and older than the every-pass windows are
   fetched by id until they complete.
 * **Backfill.** Older history, newest first below ``runs.oldest``, down to the
@@ -20,7 +21,8 @@ fresh runs never wait behind history (``collect`` fetches and stores what is pla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -42,17 +44,24 @@ class RunCursors:
     history_reached: bool = False
     sweep: datetime | None = None  # where the sweep of older windows goes on
     sweep_credit: float | None = None  # None: never swept
+    old_sweep: datetime | None = None  # the same, past rerun_sweep_old_days
+    old_sweep_credit: float | None = None
     repo_created: datetime | None = None
 
     @classmethod
     def parse(cls, positions: Mapping[str, str | None]) -> RunCursors:
-        credit = positions.get(cursors.RUNS_SWEEP_CREDIT)
+        def number(name: str) -> float | None:
+            text = positions.get(name)
+            return float(text) if text else None
+
         return cls(
             newest=from_cursor(positions.get(cursors.RUNS_NEWEST)),
             oldest=from_cursor(positions.get(cursors.RUNS_OLDEST)),
             history_reached=positions.get(cursors.RUNS_HISTORY_START) == cursors.HISTORY_REACHED,
             sweep=from_cursor(positions.get(cursors.RUNS_SWEEP)),
-            sweep_credit=float(credit) if credit else None,
+            sweep_credit=number(cursors.RUNS_SWEEP_CREDIT),
+            old_sweep=from_cursor(positions.get(cursors.RUNS_OLD_SWEEP)),
+            old_sweep_credit=number(cursors.RUNS_OLD_SWEEP_CREDIT),
             repo_created=from_cursor(positions.get(cursors.REPO_CREATED)),
         )
 
@@ -135,20 +144,52 @@ def plan_runs(
     counts: Mapping[date, int],
     settings: SyncConfig,
     now: datetime,
-    sweep_share: float,
+    sweep_minutes: float,
 ) -> RunPlan:
-    """The listings of the live stretch and the re-run horizon for this pass."""
+    """The listings of the live stretch and the re-run horizon for this pass, which
+    sweeps ``sweep_minutes`` worth of each sweep period (``math.inf``: all of it)."""
     where = stretch(state, counts, settings, now)
-    if not where.older:
-        return RunPlan(where, where.recent, {})
-    credit = state.sweep_credit if state.sweep_credit is not None else windows.sweep_phase(name)
-    count, credit = windows.sweep_count(len(where.older), sweep_share, credit)
-    chosen, following = windows.sweep_slice(where.older, state.sweep, count)
-    positions = {
-        cursors.RUNS_SWEEP: to_cursor(following) if following else "",
-        cursors.RUNS_SWEEP_CREDIT: f"{credit:.6f}",
-    }
+    boundary = now - timedelta(days=settings.rerun_sweep_old_days)
+    younger = [w for w in where.older if w.high > boundary]
+    old = [w for w in where.older if w.high <= boundary]
+    chosen: list[Window] = []
+    positions: dict[str, str] = {}
+    for tier, position, credit, period, (at, earned) in (
+        (younger, state.sweep, state.sweep_credit, settings.rerun_sweep_minutes,
+         (cursors.RUNS_SWEEP, cursors.RUNS_SWEEP_CREDIT)),
+        (old, state.old_sweep, state.old_sweep_credit, settings.rerun_sweep_old_minutes,
+         (cursors.RUNS_OLD_SWEEP, cursors.RUNS_OLD_SWEEP_CREDIT)),
+    ):  # fmt: skip
+        if not tier:
+            continue
+        share = sweep_share(sweep_minutes, period)
+        slice_, following, left = sweep(name, tier, position, credit, share)
+        chosen += slice_
+        positions[at] = to_cursor(following) if following else ""
+        positions[earned] = f"{left:.6f}"
     return RunPlan(where, where.recent + chosen, positions)
+
+
+def sweep_share(minutes: float, period_minutes: float) -> float:
+    """The share of a sweep period's windows that ``minutes`` of it earn (a period of 0:
+    every window every pass)."""
+    if period_minutes <= 0 or math.isinf(minutes):
+        return 1.0
+    return min(1.0, max(0.0, minutes / period_minutes))
+
+
+def sweep(
+    name: str,
+    tier: Sequence[Window],
+    position: datetime | None,
+    credit: float | None,
+    share: float,
+) -> tuple[list[Window], datetime | None, float]:
+    """This pass's slice of one sweep's windows, where the next starts, and the credit."""
+    start = credit if credit is not None else windows.sweep_phase(name)
+    count, left = windows.sweep_count(len(tier), share, start)
+    chosen, following = windows.sweep_slice(tier, position, count)
+    return chosen, following, left
 
 
 def plan_backfill(

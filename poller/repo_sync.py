@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,16 +48,16 @@ def no_progress(repo: str, requests: Callable[[], int]) -> Progress:
 @dataclass(frozen=True)
 class PassOptions:
     """How a pass runs. ``backfill_budget`` of None means: finish the backfill.
-    ``sweep_share`` is the share of the re-run horizon's older windows re-read this pass
-    (1: all of it, as ``--once --full`` does; the daemon spreads it over
-    ``rerun_sweep_minutes``; None: the share of that period since the repository's last
-    pass, so that ``--once`` from cron sweeps as the daemon does, whatever its cadence).
+    ``sweep_minutes`` is how many minutes of the re-run horizon's sweeps this pass does
+    (``math.inf``: all of it, as ``--once --full`` does; the daemon's interval, so that
+    each sweep period re-reads its windows once; None: the minutes since the repository's
+    last pass, so that ``--once`` from cron sweeps as the daemon does, whatever its cadence).
     ``metadata_minutes`` is how stale repository metadata may be before it is re-read
     (None: every pass). ``progress`` makes a repository's progress report from its name
     and a count of the requests it has sent."""
 
     backfill_budget: int | None = None
-    sweep_share: float | None = 1.0
+    sweep_minutes: float | None = math.inf
     metadata_minutes: float | None = None
     progress: ProgressFactory = no_progress
 
@@ -68,7 +69,7 @@ class PassOptions:
         paced from the database's state, as the daemon paces them."""
         return cls(
             backfill_budget=None,
-            sweep_share=1.0 if full else None,
+            sweep_minutes=math.inf if full else None,
             metadata_minutes=None if full else settings.metadata_minutes,
             progress=progress or no_progress,
         )
@@ -186,7 +187,7 @@ class RepoSync:
         if metadata_due:
             self.metadata.sync()
         collected = self.collector.collect(
-            backfill_budget=self.options.backfill_budget, sweep_share=self.sweep_share()
+            backfill_budget=self.options.backfill_budget, sweep_minutes=self.sweep_minutes()
         )
         if collected.pushed and not metadata_due:
             # A new run of a push or a pull request: something was pushed, so branches,
@@ -214,16 +215,15 @@ class RepoSync:
             log.info("sync.jobs_os_resolved", jobs=fixed, by="runner_os")
         store.set_cursors(self.name, {cursors.RUNNER_OS_MAP: fingerprint}, self.now)
 
-    def sweep_share(self) -> float:
-        """This pass's share of the sweep: the options', or, paced, the part of a sweep
-        period since the repository's last pass (all of it on the first)."""
-        if self.options.sweep_share is not None:
-            return self.options.sweep_share
-        period = timedelta(minutes=self.config.sync.rerun_sweep_minutes)
+    def sweep_minutes(self) -> float:
+        """This pass's minutes of the sweeps: the options', or, paced, the minutes since
+        the repository's last pass (all of it on the first)."""
+        if self.options.sweep_minutes is not None:
+            return self.options.sweep_minutes
         last = store.last_pass(self.name)
-        if last is None or period <= timedelta(0):
-            return 1.0
-        return min(1.0, max(0.0, (self.now - last) / period))
+        if last is None:
+            return math.inf
+        return max(0.0, (self.now - last) / timedelta(minutes=1))
 
     def metadata_due(self) -> bool:
         """Repository, workflows and branches change only with a push: the daemon re-reads

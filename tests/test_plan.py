@@ -4,6 +4,7 @@ Table-driven, like ``test_windows``, with no database and no GitHub."""
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -15,6 +16,8 @@ from poller.windows import Window
 
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 SETTINGS = SyncConfig()  # lookback 2 days, horizon 30, overlap 10 minutes
+# One sweep over the whole horizon past the lookback, once an hour.
+ONE_SWEEP = SyncConfig(rerun_sweep_old_days=30)
 DAY = timedelta(days=1)
 
 
@@ -110,7 +113,7 @@ def test_a_stretch_younger_than_the_horizon_is_cut_from_its_oldest_run():
 @pytest.mark.parametrize(
     ("share", "state", "swept", "position", "credit"),
     [
-        # All of it every pass (--once, or rerun_sweep_minutes = 0).
+        # All of it every pass (--once --full, or rerun_sweep_minutes = 0).
         (1.0, RunCursors(sweep_credit=0.0), "all", "", "0.000000"),
         # 0.3 of 8 older windows (blocks of 4 quiet days): 2 this pass, and 0.4 of one
         # carried over.
@@ -125,7 +128,8 @@ def test_the_sweep_reads_its_share_of_the_older_windows(share, state, swept, pos
     state = RunCursors(
         newest=NOW, oldest=NOW - 60 * DAY, sweep=state.sweep, sweep_credit=state.sweep_credit
     )
-    planned = plan.plan_runs("octo/demo", state, per_day(20, 60), SETTINGS, NOW, share)
+    minutes = math.inf if share == 1.0 else share * ONE_SWEEP.rerun_sweep_minutes
+    planned = plan.plan_runs("octo/demo", state, per_day(20, 60), ONE_SWEEP, NOW, minutes)
     older = planned.stretch.older
     chosen = planned.windows[len(planned.stretch.recent) :]
     assert planned.windows[: len(planned.stretch.recent)] == planned.stretch.recent
@@ -150,18 +154,59 @@ def test_the_sweep_reads_its_share_of_the_older_windows(share, state, swept, pos
 def test_a_first_sweep_starts_at_a_phase_fixed_by_the_name():
     state = RunCursors(newest=NOW, oldest=NOW - 60 * DAY)
     planned = [
-        plan.plan_runs(name, state, per_day(20, 60), SETTINGS, NOW, 0.01).sweep_positions
+        plan.plan_runs(name, state, per_day(20, 60), ONE_SWEEP, NOW, 0.6).sweep_positions
         for name in ("octo/a", "octo/b")
     ]
     credits = [float(positions[cursors.RUNS_SWEEP_CREDIT]) for positions in planned]
     expected = [windows.sweep_phase(name) for name in ("octo/a", "octo/b")]
-    older = len(plan.stretch(state, per_day(20, 60), SETTINGS, NOW).older)
+    older = len(plan.stretch(state, per_day(20, 60), ONE_SWEEP, NOW).older)
     assert credits == pytest.approx([(c + older * 0.01) % 1 for c in expected], abs=1e-6)
 
 
 def test_nothing_older_means_no_sweep_cursor_is_written():
     state = RunCursors(newest=NOW, oldest=NOW - timedelta(hours=1))
-    assert plan.plan_runs("octo/demo", state, {}, SETTINGS, NOW, 0.5).sweep_positions == {}
+    assert plan.plan_runs("octo/demo", state, {}, SETTINGS, NOW, 30).sweep_positions == {}
+
+
+def test_windows_past_the_old_days_are_swept_over_their_own_longer_period():
+    # 480 runs a day: past days are cut into 6 windows of 4 hours. From the lookback (2
+    # days back, noon) to 7 days back: 5 days, 30 windows, swept once an hour; older, to
+    # the horizon (November 1): 23.5 days, 141 windows, swept once per 6 hours.
+    state = RunCursors(newest=NOW, oldest=NOW - 60 * DAY, sweep_credit=0.0, old_sweep_credit=0.0)
+    counts = per_day(480, 60)
+    boundary = NOW - timedelta(days=SETTINGS.rerun_sweep_old_days)
+    older = plan.stretch(state, counts, SETTINGS, NOW).older
+    younger, old = [w for w in older if w.high > boundary], [w for w in older if w.high <= boundary]
+    assert (len(younger), len(old)) == (30, 141)
+    planned = plan.plan_runs("octo/demo", state, counts, SETTINGS, NOW, 5)
+    chosen = planned.windows[len(planned.stretch.recent) :]
+    # Five minutes earn 30 * 5/60 = 2.5 of the first and 141 * 5/360 = 1.96 of the second.
+    assert chosen == younger[:2] + old[:1]
+    positions = planned.sweep_positions
+    assert positions[cursors.RUNS_SWEEP] == younger[1].low.isoformat()
+    assert positions[cursors.RUNS_SWEEP_CREDIT] == "0.500000"
+    assert positions[cursors.RUNS_OLD_SWEEP] == old[0].low.isoformat()
+    assert float(positions[cursors.RUNS_OLD_SWEEP_CREDIT]) == pytest.approx(141 * 5 / 360 - 1)
+    # The next pass goes on from both positions: 0.5 + 2.5 and 0.96 + 1.96 windows.
+    following = plan.plan_runs(
+        "octo/demo", RunCursors.parse({**positions, cursors.RUNS_NEWEST: NOW.isoformat(),
+                                        cursors.RUNS_OLDEST: (NOW - 60 * DAY).isoformat()}),
+        counts, SETTINGS, NOW, 5,
+    )  # fmt: skip
+    assert following.windows[len(following.stretch.recent) :] == younger[2:5] + old[1:3]
+    # A full pass reads both sweeps whole, and each period of 0 means every pass.
+    full = plan.plan_runs("octo/demo", state, counts, SETTINGS, NOW, math.inf)
+    assert full.windows[len(full.stretch.recent) :] == younger + old
+    every = SyncConfig(rerun_sweep_minutes=0, rerun_sweep_old_minutes=0)
+    assert plan.plan_runs("octo/demo", state, counts, every, NOW, 5).windows == full.windows
+
+
+@pytest.mark.parametrize(
+    ("minutes", "period", "share"),
+    [(5, 60, 5 / 60), (5, 360, 5 / 360), (90, 60, 1.0), (5, 0, 1.0), (math.inf, 360, 1.0)],
+)
+def test_a_sweeps_share_is_its_minutes_over_its_period(minutes, period, share):
+    assert plan.sweep_share(minutes, period) == pytest.approx(share)
 
 
 OLDEST = datetime(2026, 11, 20)

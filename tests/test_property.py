@@ -130,7 +130,8 @@ def test_incremental_passes_equal_a_from_scratch_sync(
         )
 
     poller.repos = [{"name": name}]
-    poller.sync = {"lookback_days": 2}
+    # Both sweeps hourly, so that two half-hour passes at the end re-read the whole horizon.
+    poller.sync = {"lookback_days": 2, "rerun_sweep_old_minutes": 60}
     settings_ = config_module.load(poller.write())
     engine = Engine(settings_, connect(settings_, poller.token), NoLocks())
     incremental, scratch = make_database(), make_database()
@@ -138,7 +139,7 @@ def test_incremental_passes_equal_a_from_scratch_sync(
         with incremental.open() as db:
             ensure_schema(db)
             assert not any(r.error for r in engine.run_all())
-            half_sweep = PassOptions(sweep_share=0.5)
+            half_sweep = PassOptions(sweep_minutes=30)
             for step in [*steps, ("pass",), ("pass",)]:
                 if step == ("pass",):
                     assert not any(r.error for r in engine.run_all(half_sweep))
