@@ -7,13 +7,13 @@ re-run and finish between two passes. After every change the script knows what G
 shows; after every pass it reads what the database holds.
 
 It prints, per setup (a personal token or a GitHub App, and the sweep: the default 60
-minutes, with 360 past 7 days, or 0, the whole horizon every pass): rate-limited and total requests per hour
-beside the theoretical minimum, how each kind of change was mirrored (by the next pass,
-later, never) with its lag, and whether the database equals GitHub's state at the end.
-The App's installation token lives one hour by the simulated clock, and the fake's ETags
-are per token, as GitHub's are. The end comes the longest sweep period after the
-day, with passes going on and no new activity, so a change of the day's last hour is judged
-by the same rule as the others.
+minutes, with 360 past 7 days, or 0, the whole horizon every pass): rate-limited and
+total requests per hour beside the theoretical minimum, how each kind of change was
+mirrored (by the next pass, later, never) with its lag, and whether the database equals
+GitHub's state at the end. The App's installation token lives one hour by the simulated
+clock, and the fake's ETags are per token, as GitHub's are. The end comes the longest
+sweep period after the day, with passes going on and no new activity, so a change of the
+day's last hour is judged by the same rule as the others.
 
     scripts/busy-day [--hours 24] [--per-hour 24] [--history-days 28] [--old-reruns 18]
                      [--setups token:60 app:60 token:60:cron app:60:cron token:0]

@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,15 +66,14 @@ RUN_MINUTES = {"busy": (4, 15), "active": (2, 8), "quiet": (1, 4)}
 PRIMARY_LIMIT = 15_000
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Activity:
     """What happens on GitHub, on the wall clock; records when each run attempt completed."""
 
-    def __init__(self, fake: FakeGitHub, count: int, seed: int) -> None:
+    def __init__(
+        self, fake: FakeGitHub, count: int, seed: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self.fake = fake
+        self.now = clock  # epoch seconds: the wall clock, or scale_budget's simulated one
         self.random = random.Random(seed)
         self.repos: dict[str, list[tuple[FakeRepo, int]]] = defaultdict(list)
         self.kind_of: dict[str, str] = {}
@@ -91,7 +91,7 @@ class Activity:
         self.history_runs: list[tuple[FakeRepo, int]] = []
 
     def history(self, days: float) -> int:
-        now = utcnow()
+        now = self.utcnow()
         for kind, (_, per_day) in KINDS.items():
             for repo, workflow in self.repos[kind]:
                 self.fake.add_commit(repo, "main", when=now - timedelta(days=days + 1))
@@ -105,7 +105,7 @@ class Activity:
         return sum(len(repo.runs) for repos in self.repos.values() for repo, _ in repos)
 
     def plan(self, seconds: float, old_reruns_per_hour: float) -> None:
-        start = time.time()
+        start = self.now()
         for kind, (_, per_day) in KINDS.items():
             rate = per_day * len(self.repos[kind]) / 86400  # runs a second, all repositories
             moment = start
@@ -117,39 +117,49 @@ class Activity:
         ):
             self.at(moment, "old_rerun")
 
+    def utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
     def at(self, moment: float, action: str, **data: Any) -> None:
         with self.lock:
             heapq.heappush(self.events, (moment, next(self.order), action, data))
 
     def run_until(self, stop: threading.Event) -> None:
         while not stop.wait(0.2):
-            while True:
-                with self.lock:
-                    if not self.events or self.events[0][0] > time.time():
-                        break
-                    _, _, action, data = heapq.heappop(self.events)
-                try:
-                    getattr(self, action)(**data)
-                except Exception as error:  # a bug here must not silently stop the activity
-                    print(f"activity: {action} failed: {error!r}", file=sys.stderr)
+            self.apply_until(self.now())
+
+    def apply_until(self, moment: float, advance: Callable[[float], None] | None = None) -> None:
+        """Apply every event due by ``moment``; ``advance`` moves a simulated clock to each
+        event's time first."""
+        while True:
+            with self.lock:
+                if not self.events or self.events[0][0] > moment:
+                    break
+                due, _, action, data = heapq.heappop(self.events)
+            if advance:
+                advance(due)
+            try:
+                getattr(self, action)(**data)
+            except Exception as error:  # a bug here must not silently stop the activity
+                print(f"activity: {action} failed: {error!r}", file=sys.stderr)
 
     # --- actions ---
 
     def create(self, kind: str) -> None:
         repo, workflow = self.random.choice(self.repos[kind])
         event = self.random.choices(["push", "pull_request", "schedule"], [5, 4, 1])[0]
-        sha = self.fake.add_commit(repo, "main", when=utcnow()) if event == "push" else None
+        sha = self.fake.add_commit(repo, "main", when=self.utcnow()) if event == "push" else None
         run = self.fake.add_run(
-            repo, workflow, created=utcnow(), sha=sha, status="queued", conclusion=None
+            repo, workflow, created=self.utcnow(), sha=sha, status="queued", conclusion=None
         )
         with self.fake.lock:
             repo.runs[run]["event"] = event
-        self.at(time.time() + self.random.uniform(10, 60), "start", repo=repo, run=run, kind=kind)
+        self.at(self.now() + self.random.uniform(10, 60), "start", repo=repo, run=run, kind=kind)
 
     def start(self, repo: FakeRepo, run: int, kind: str, label: str = "new") -> None:
-        self.fake.start_run(repo, run, at=utcnow())
+        self.fake.start_run(repo, run, at=self.utcnow())
         low, high = RUN_MINUTES[kind]
-        done = time.time() + 60 * self.random.uniform(low, high)
+        done = self.now() + 60 * self.random.uniform(low, high)
         self.at(done, "complete", repo=repo, run=run, kind=kind, label=label)
 
     def complete(self, repo: FakeRepo, run: int, kind: str, label: str) -> None:
@@ -157,14 +167,14 @@ class Activity:
         self.fake.complete_run(repo, run, conclusion=conclusion, job_seconds=60)
         attempt = int(repo.runs[run]["run_attempt"])
         with self.lock:
-            self.completed[(run, attempt)] = (kind, label, time.time())
+            self.completed[(run, attempt)] = (kind, label, self.now())
         if conclusion == "failure" and attempt == 1 and self.random.random() < 0.3:
-            self.at(time.time() + 60 * self.random.uniform(1, 5), "rerun", repo=repo, run=run)
+            self.at(self.now() + 60 * self.random.uniform(1, 5), "rerun", repo=repo, run=run)
 
     def rerun(self, repo: FakeRepo, run: int, label: str = "re-run") -> None:
-        self.fake.rerun(repo, run, at=utcnow(), conclusion=None)
+        self.fake.rerun(repo, run, at=self.utcnow(), conclusion=None)
         kind = self.kind_of[repo.full_name]
-        self.at(time.time() + 60 * self.random.uniform(1, 4), "complete_rerun", repo=repo,
+        self.at(self.now() + 60 * self.random.uniform(1, 4), "complete_rerun", repo=repo,
                 run=run, kind=kind, label=label)  # fmt: skip
 
     def complete_rerun(self, repo: FakeRepo, run: int, kind: str, label: str) -> None:
@@ -187,23 +197,26 @@ class Watcher:
     def run_until(self, stop: threading.Event) -> None:
         with self.connect() as connection:
             while not stop.wait(1.0):
-                with self.activity.lock:
-                    pending = [key for key in self.activity.completed if key not in self.seen]
-                if not pending:
-                    continue
-                ids = ",".join(str(run) for run, _ in pending)
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        f"SELECT gitid, runattempt, status FROM workflowruns WHERE gitid IN ({ids})"
-                    )
-                    rows = {gitid: (attempt, status) for gitid, attempt, status in cursor}
-                now = time.time()
-                for run, attempt in pending:
-                    stored = rows.get(run)
-                    # The attempt's final state is in the row, or, once a later attempt
-                    # is stored, in workflowrun_attempts.
-                    if stored and (stored[0] > attempt or stored == (attempt, "completed")):
-                        self.seen[(run, attempt)] = now
+                self.look(connection, time.time())
+
+    def look(self, connection: Any, now: float) -> None:
+        """Mark, as seen at ``now``, each completed attempt whose final state is stored."""
+        with self.activity.lock:
+            pending = [key for key in self.activity.completed if key not in self.seen]
+        if not pending:
+            return
+        ids = ",".join(str(run) for run, _ in pending)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT gitid, runattempt, status FROM workflowruns WHERE gitid IN ({ids})"
+            )
+            rows = {gitid: (attempt, status) for gitid, attempt, status in cursor}
+        for run, attempt in pending:
+            stored = rows.get(run)
+            # The attempt's final state is in the row, or, once a later attempt is stored,
+            # in workflowrun_attempts.
+            if stored and (stored[0] > attempt or stored == (attempt, "completed")):
+                self.seen[(run, attempt)] = now
 
 
 def percentile(values: list[float], share: float) -> float:
