@@ -42,6 +42,7 @@ from poller.config import (
     resolve_path,
 )
 from poller.engine import Engine
+from poller.exposition import Exporter, MetricsError
 from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
 from poller.repo_sync import PassOptions
 from poller.report import RepoReport
@@ -49,6 +50,7 @@ from poller.schema import ensure_schema
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later
+EXIT_CRITICAL, EXIT_UNKNOWN = 2, 3  # status --check, as Nagios plugins exit
 # status asks GitHub for the rate limit left, and must not wait long for it.
 STATUS_GITHUB_TIMEOUT_SECONDS = 3.0
 
@@ -110,6 +112,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="status: show each repository's sync state and the rate limit left, then exit",
     )
     parser.add_argument("--json", action="store_true", help="with status: print JSON")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="with status: a health check; print one line, exit 0 if every repository is "
+        "fresh and its last sync succeeded, 2 if not, 3 if the database cannot be read",
+    )
     args = parser.parse_args(argv)
     if args.log_level not in logs.LEVELS:
         parser.error(f"--log-level (or SHARK_POLLER_LOG_LEVEL) must be one of {logs.LEVELS}")
@@ -117,8 +125,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--once does not apply to status")
     if args.full and not args.once:
         parser.error("--full applies to --once only")
-    if args.json and args.command != "status":
-        parser.error("--json applies to status only")
+    if (args.json or args.check) and args.command != "status":
+        parser.error(f"{'--json' if args.json else '--check'} applies to status only")
+    if args.json and args.check:
+        parser.error("--check prints one line; leave out --json")
     return args
 
 
@@ -251,6 +261,22 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
     return EXIT_REPO_FAILED if unwell else EXIT_OK
 
 
+def check_health(config: Config, secrets: Secrets) -> int:
+    """``status --check``: Nagios's way, one line and 0 (OK), 2 (CRITICAL) or, when the
+    database cannot be read, 3 (UNKNOWN). It asks GitHub nothing."""
+    try:
+        open_for_reading(config, secrets)
+        healthy, line = status.health(config, SYSTEM.now())
+    except StartupError as error:
+        print(f"UNKNOWN: {error}")
+        return EXIT_UNKNOWN
+    except peewee.PeeweeException as error:
+        print(f"UNKNOWN: cannot read the database: {error}")
+        return EXIT_UNKNOWN
+    print(line)
+    return EXIT_OK if healthy else EXIT_CRITICAL
+
+
 def run_once(config: Config, secrets: Secrets, *, full: bool = False) -> int:
     """One catch-up pass over every repository, on the engine the daemon uses. It finishes
     any backfill. Unless ``full``, it reads the share of the sweep due since each
@@ -270,6 +296,8 @@ def run_once(config: Config, secrets: Secrets, *, full: bool = False) -> int:
         shutdown.install(lambda received: log.info("pass.stopping", signal=received.name))
         finished = shutdown.run_in_worker(work, "pass")
         reports = engine.unlisted + engine.reports
+        if finished:
+            Exporter(config, engine.github).write()  # cron's metrics, for node_exporter
         if shutdown.requested.is_set():
             interrupted(engine.repos, reports, finished=finished)
             return shutdown.exit_status()
@@ -324,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.log_level)
     try:
         config, secrets = load_settings(args)
+        if args.command == "status" and args.check:
+            return check_health(config, secrets)
         if args.command == "status":
             return show_status(config, secrets, as_json=args.json)
         if args.once:
@@ -342,7 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_once(config, secrets, full=args.full)
     from poller.daemon import run_daemon
 
-    return run_daemon(config, secrets)
+    try:
+        return run_daemon(config, secrets)
+    except MetricsError as error:
+        print(f"shark-poller: error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 if __name__ == "__main__":

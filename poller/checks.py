@@ -65,6 +65,31 @@ def concurrency(value: Any) -> int:
     return number
 
 
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+def prom_file(value: Any) -> str:
+    if not isinstance(value, str) or not value.endswith(".prom"):
+        raise ValueError(
+            f"must be a path ending in .prom (node_exporter reads only those), got {value!r}"
+        )
+    return value
+
+
+def listen_address(value: Any) -> str:
+    """``host:port`` or ``port`` (then on 127.0.0.1): where the metrics endpoint listens."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        raise ValueError(f'must be "host:port", not {value!r}')
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'must be "host:port" with a port from 1 to 65535, got {value!r}')
+    return f"{host.strip('[]') or '127.0.0.1'}:{port}"
+
+
 def http_url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")

@@ -102,6 +102,20 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # node_exporter's textfile collector: rewritten atomically after every pass.
+    textfile: str | None = None
+    # host:port of the HTTP endpoint (127.0.0.1 unless a host is given); off unless set.
+    listen: str | None = None
+    # The opt-in CI metrics of the mirrored data (runs, queue times), and whether they
+    # carry a label per repository (more series; README, "Metrics").
+    ci: bool = False
+    ci_per_repository: bool = False
+    # A repository staler than this fails `status --check`; None: three intervals.
+    stale_after_minutes: float | None = None
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     name: str
     max_runs: int | None = None
@@ -140,12 +154,18 @@ class Config:
     database: DatabaseConfig = DatabaseConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     sync: SyncConfig = SyncConfig()
+    metrics: MetricsConfig = MetricsConfig()
     repos: tuple[RepoConfig, ...] = ()
     orgs: tuple[OrgConfig, ...] = ()
     # [runner_os]: label globs to an OS, for every repository.
     runner_os: tuple[tuple[str, str], ...] = ()
     # Each account's App installation given in [[orgs]]/[[repos]], by lower-case owner.
     installations: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def stale_after_minutes(self) -> float:
+        """How stale a repository may be before ``status --check`` fails it."""
+        return self.metrics.stale_after_minutes or 3 * self.schedule.interval_minutes
 
     def installation_for(self, owner: str) -> int | None:
         """The App installation configured for ``owner``; None: find it from GitHub."""
@@ -197,6 +217,13 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "overlap_minutes": checks.non_negative_number,
         "backfill_runs_per_pass": checks.positive_int,
         "progress_seconds": checks.positive_number,
+    },
+    "metrics": {
+        "textfile": checks.prom_file,
+        "listen": checks.listen_address,
+        "ci": checks.boolean,
+        "ci_per_repository": checks.boolean,
+        "stale_after_minutes": checks.positive_number,
     },
 }
 REPO_KEYS: dict[str, Checker] = {
@@ -267,6 +294,7 @@ def parse(document: Mapping[str, Any], path: Path) -> Config:
         database=DatabaseConfig(**sections["database"]),
         schedule=ScheduleConfig(**sections["schedule"]),
         sync=SyncConfig(**sections["sync"]),
+        metrics=MetricsConfig(**sections["metrics"]),
         repos=tuple(repos),
         orgs=tuple(orgs),
         runner_os=label_os,

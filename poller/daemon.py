@@ -31,10 +31,11 @@ from apscheduler.events import (
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from poller import progress, shutdown, units
+from poller import metrics, progress, shutdown, units
 from poller.clock import SYSTEM, Clock
 from poller.config import Config, RepoConfig, Secrets
 from poller.engine import Engine
+from poller.exposition import Exporter
 from poller.repo_sync import PassOptions
 from poller.report import RepoReport
 from poller.schedule import RepoSchedule
@@ -85,6 +86,8 @@ class Daemon:
             min(self.interval / WAKE_UPS_PER_INTERVAL, LONGEST_SLEEP), timedelta(seconds=0.2)
         )
         self.schedule = schedule or RepoSchedule(self.interval, clock=clock)
+        metrics.LEASES_HELD.set_function(lambda: len(self.schedule.claimed))
+        self.exporter = Exporter(config, engine.github, clock)
         self.options = PassOptions(
             backfill_budget=config.sync.backfill_runs_per_pass,
             sweep_minutes=config.schedule.interval_minutes,
@@ -143,8 +146,10 @@ class Daemon:
             return self.after_pass(failed, on_database=on_database)
 
     def on_wake(self) -> None:
-        """APScheduler's job: a wake-up, and the backoff it asks for."""
+        """APScheduler's job: a wake-up, and the backoff it asks for. The textfile is
+        rewritten at every wake-up, so that its freshness is never older than a tick."""
         delay = self.wake()
+        self.exporter.write()
         if delay is not None:
             self.scheduler.modify_job(JOB_ID, next_run_time=self.wall_clock() + delay)
 
@@ -163,6 +168,7 @@ class Daemon:
         except (peewee.PeeweeException, shutdown.Interrupted) as error:
             log.warning("daemon.heartbeat_failed", error=str(error))
             return self.pollers
+        metrics.POLLERS_SEEN.set(pollers)
         if pollers != self.pollers:
             self.pollers = pollers
             self.engine.github.share(pollers)
@@ -236,6 +242,14 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
 
     def run(self) -> int:
+        """Serve until stopped; raises MetricsError if the metrics cannot listen."""
+        self.exporter.start()
+        try:
+            return self.serve()
+        finally:
+            self.exporter.close()
+
+    def serve(self) -> int:
         shutdown.install(self.on_stop)
         first_pass = self.first_wake()
         threading.Thread(target=self.beat, name="heartbeat", daemon=True).start()

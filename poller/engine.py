@@ -25,7 +25,7 @@ from typing import Protocol
 import peewee
 import structlog
 
-from poller import http_cache, locks, orgs, pool, shutdown, store, units
+from poller import http_cache, locks, metrics, orgs, pool, shutdown, store, units
 from poller.clock import SYSTEM, Clock, whole_seconds
 from poller.config import Config, RepoConfig, Secrets
 from poller.github_errors import GitHubError
@@ -136,7 +136,10 @@ class Engine:
         of their own; the caller's thread uses, and closes, the caller's."""
         run = _Pass(self, options or PassOptions(), gate or Open(), now or self.now())
         self.reports = run.reports
+        started = self.clock.monotonic()
         run.sync_all(repos)
+        if run.reports:
+            metrics.PASS_SECONDS.observe(self.clock.monotonic() - started)
         with contextlib.suppress(peewee.PeeweeException):
             http_cache.prune_http_cache(run.now - HTTP_CACHE_DAYS)
         return run.reports
@@ -196,7 +199,18 @@ class _Pass:
                 report = self.sync_claimed(repo)
                 self.gate.done(repo.name, finished=not report.stopped)
             self.reports.append(report)
+            metrics.REPO_SYNCS.labels(outcome_of(report)).inc()
+            metrics.BACKFILL_PENDING.labels(report.repo).set(int(report.backfill_pending))
             if report.unreachable and self.unreachable is None:
                 self.unreachable = report.error
         finally:
             structlog.contextvars.unbind_contextvars("repo")
+
+
+def outcome_of(report: RepoReport) -> str:
+    """A sync's outcome, as ``shark_poller_repo_syncs_total`` counts it."""
+    if report.skipped:
+        return "skipped"
+    if report.stopped:
+        return "stopped"
+    return "failed" if report.error else "ok"

@@ -27,7 +27,7 @@ from github import Auth, Github, GithubException
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Requester import Requester
 
-from poller import shutdown
+from poller import metrics, shutdown
 from poller.app_auth import InstallationToken
 from poller.clock import SYSTEM, Clock, epoch, whole_seconds
 from poller.config import GitHubConfig
@@ -165,6 +165,7 @@ class GitHub:
                 self._read_rate_limit({k.lower(): v for k, v in (error.headers or {}).items()})
                 self.sleep(max(error.wait or 0.0, self.seconds_to_reset(), 1.0))
         self.stats.sent += 1
+        metrics.count_request(full_url, status, response_headers)
         self._read_rate_limit(response_headers)
         now = whole_seconds(self.clock.now())
         if status == 304 and cache and cached:

@@ -8,12 +8,15 @@ Retry-After holds the whole process (the governor), not just the thread that met
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 
 from github import GithubRetry
-from urllib3 import BaseHTTPResponse
+from urllib3 import BaseHTTPResponse, HTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.util.retry import Retry
 
-from poller import shutdown
+from poller import metrics, shutdown
 from poller.governor import Governor
 
 # A refused connection or a failed DNS lookup is retried briefly: unlike a 5xx, waiting a
@@ -34,6 +37,22 @@ class InterruptibleRetry(GithubRetry):
     def new(self, **kwargs: Any) -> InterruptibleRetry:
         # urllib3 makes a new Retry for every try; the governor must come along.
         return super().new(governor=self.governor, **kwargs)
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: HTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Retry:
+        # Every answer that is retried, or that ends the tries, passes here and never
+        # reaches the client: counted here, each once.
+        metrics.count_request(
+            url or "", response.status if response else None, response.headers if response else {}
+        )
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         seconds = self.get_retry_after(response) if response else None

@@ -147,6 +147,41 @@ def collect(config: Config, pool: GitHubPool, now: datetime | None = None) -> di
     return {"repos": repos, "rate_limit": first, "rate_limits": limits}
 
 
+def health(config: Config, now: datetime) -> tuple[bool, str]:
+    """``status --check``: whether every followed repository is fresher than
+    ``stale_after_minutes`` and its last sync succeeded, and one line that says so."""
+    limit = int(config.stale_after_minutes * 60)
+    with database.connection_context():
+        repos = followed(config)
+        rows = {row.repo: row for row in SyncStatus.select()}
+    problems: dict[str, list[str]] = {"stale": [], "failed": [], "never synced": []}
+    stalest = 0
+    for repo in repos:
+        row = rows.get(repo.name)
+        success = row.lastsuccess if row else None
+        if row is not None and row.lasterror:
+            problems["failed"].append(f"{repo.name}: {row.lasterror}")
+        if success is None:
+            problems["never synced"].append(repo.name)
+            continue
+        seconds = int((now - success).total_seconds())
+        stalest = max(stalest, seconds)
+        if seconds > limit:
+            problems["stale"].append(f"{repo.name} {age(seconds)}")
+    if not repos:
+        return False, "CRITICAL: no repository synced yet"
+    found = [f"{len(names)} {kind} ({'; '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+             for kind, names in problems.items() if names]  # fmt: skip
+    if found:
+        return (
+            False,
+            f"CRITICAL: of {len(repos)} repositories, {', '.join(found)}; limit {age(limit)}",
+        )
+    return True, (
+        f"OK: {len(repos)} repositories fresh, the stalest {age(stalest)} old (limit {age(limit)})"
+    )
+
+
 def age(seconds: int | None) -> str:
     """``3d4h``, ``2h05m``, ``4m12s``: how long ago, for the table."""
     if seconds is None:

@@ -16,7 +16,7 @@ from typing import ParamSpec, TypeVar
 import peewee
 import structlog
 
-from poller import shutdown
+from poller import metrics, shutdown
 from poller.models import database
 
 log = structlog.get_logger(__name__)
@@ -82,6 +82,8 @@ def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
             try:
                 if database.is_closed():
                     database.connect()
+                    if attempt > 1:
+                        metrics.DATABASE_RECONNECTS.inc()
                 with database.atomic():
                     guard = write_guard.get() if guarded else None
                     if guard is not None:
@@ -90,6 +92,7 @@ def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
             except (peewee.OperationalError, peewee.InterfaceError) as error:
                 if not is_disconnect(error) or attempt == UNIT_ATTEMPTS:
                     raise
+                metrics.UNITS_RERUN.inc()
                 delay = reconnect_delay(attempt)
                 log.warning(
                     "store.reconnecting",

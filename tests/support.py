@@ -50,6 +50,7 @@ class PollerSetup:
     sync: dict[str, Any] = field(default_factory=dict)
     github: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
     runner_os: dict[str, str] = field(default_factory=dict)
     token: str | None = TOKEN
 
@@ -75,7 +76,12 @@ class PollerSetup:
             *_toml_items({"url": self.database.url}),
             "",
         ]
-        sections = (("sync", self.sync), ("schedule", self.schedule), ("runner_os", self.runner_os))
+        sections = (
+            ("sync", self.sync),
+            ("schedule", self.schedule),
+            ("metrics", self.metrics),
+            ("runner_os", self.runner_os),
+        )
         for section, values in sections:
             if values:
                 lines += [f"[{section}]", *_toml_items(values), ""]

@@ -80,6 +80,13 @@ branches = ["main", "release"]
         ("[[repos]]\nmax_runs = 3\n", "[[repos]] #1.name: missing"),
         (MINIMAL + MINIMAL, "is listed twice"),
         ("[[repos]\n", "not valid TOML"),
+        (
+            '[metrics]\ntextfile = "/var/m.txt"\n' + MINIMAL,
+            "textfile: must be a path ending in .prom",
+        ),
+        ('[metrics]\nlisten = "127.0.0.1:99999"\n' + MINIMAL, 'listen: must be "host:port"'),
+        ('[metrics]\nci = "yes"\n' + MINIMAL, "[metrics].ci: must be true or false"),
+        ("[metrics]\nstale_after_minutes = 0\n" + MINIMAL, "stale_after_minutes: must be greater"),
     ],
 )
 def test_each_problem_is_one_error_naming_file_and_key(tmp_path, text, message):
@@ -184,3 +191,20 @@ def test_missing_config_file_is_named(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "shark-poller: error: nope.toml: file not found"
+
+
+def test_metrics_listen_on_localhost_unless_a_host_is_given_and_staleness_follows_the_interval(
+    tmp_path,
+):
+    bare = config.load(write(tmp_path, "[metrics]\nlisten = 9464\n" + MINIMAL))
+    assert bare.metrics.listen == "127.0.0.1:9464"
+    assert bare.stale_after_minutes == 15  # three 5-minute intervals
+    wide = config.load(
+        write(
+            tmp_path,
+            '[metrics]\nlisten = "0.0.0.0:9100"\nstale_after_minutes = 45\n'
+            "[schedule]\ninterval_minutes = 2\n" + MINIMAL,
+        )
+    )
+    assert (wide.metrics.listen, wide.stale_after_minutes) == ("0.0.0.0:9100", 45)
+    assert config.load(write(tmp_path, MINIMAL)).metrics == config.MetricsConfig()

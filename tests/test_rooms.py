@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "poller"
 
 ROOMS = {
-    "shared": {"clock", "shutdown"},
+    "shared": {"clock", "shutdown", "metrics"},
     "pure": {"config", "checks", "cursors", "plan", "windows", "transform", "runner_os"},
     "store": {
         "models", "model_base", "state_models", "mysql", "schema", "units", "store",
@@ -24,7 +24,7 @@ ROOMS = {
     "engine": {
         "engine", "repo_sync", "metadata", "collect", "runners", "orgs", "report", "progress",
     },
-    "service": {"__main__", "daemon", "schedule", "status", "logs"},
+    "service": {"__main__", "daemon", "schedule", "status", "logs", "exposition", "ci_metrics"},
 }  # fmt: skip
 MAY_IMPORT = {
     "shared": {"shared"},
