@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import peewee
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fake_github import FakeGitHub
 from poller import config as config_module
@@ -178,6 +179,7 @@ def test_killed_connection_mid_pass_is_reconnected_and_retried(
 ):
     database = mariadb_server.create_database("kill_mid_pass")
     poller = PollerSetup(tmp_path, fake.url, database, repos=[{"name": "octo/demo"}])
+    poller.metrics = {"textfile": str(tmp_path / "shark_poller.prom")}
     small_repo(fake, runs=600)
     fake.latency = 0.002
     process = poller.popen("--once")
@@ -196,9 +198,17 @@ def test_killed_connection_mid_pass_is_reconnected_and_retried(
             time.sleep(0.005)
     assert process.wait(timeout=120) == 0, log.text()[-3000:]
     assert killed == 3
-    assert log.events("store.reconnecting")
+    reruns = log.events("store.reconnecting")
+    assert reruns
     assert len(stored_runs(poller)) == 600
     assert_no_duplicates(poller)
+    # The metrics count them: a unit rerun for each reconnecting event, and the reconnects.
+    found = {
+        family.name: sum(sample.value for sample in family.samples)
+        for family in text_string_to_metric_families((tmp_path / "shark_poller.prom").read_text())
+    }
+    assert found["shark_poller_units_rerun"] == len(reruns)
+    assert 1 <= found["shark_poller_database_reconnects"] <= len(reruns)
 
 
 def test_two_pollers_never_write_one_repository_at_once(fake: FakeGitHub, poller: PollerSetup):
