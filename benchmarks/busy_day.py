@@ -51,6 +51,7 @@ from poller import logs, run_store  # noqa: E402
 from poller.clock import epoch  # noqa: E402
 from poller.config import SyncConfig  # noqa: E402
 from poller.engine import Engine  # noqa: E402
+from poller.exposition import Exporter  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
 from poller.models import WorkflowRunAttempt  # noqa: E402
 from poller.pool import connect  # noqa: E402
@@ -271,18 +272,20 @@ class Setup:
     auth: str  # "token" or "app"
     sweep_minutes: float
     cron: bool = False  # --once every 5 minutes, a new process each, instead of the daemon
+    metrics: bool = False  # the daemon with [metrics]: the textfile, CI metrics included
 
     @classmethod
     def parse(cls, text: str) -> Setup:
         auth, _, rest = text.partition(":")
         sweep, _, mode = rest.partition(":")
-        if auth not in ("token", "app") or not sweep or mode not in ("", "cron"):
-            raise argparse.ArgumentTypeError(f"{text!r}: write AUTH:MINUTES[:cron]")
-        return cls(auth, float(sweep), mode == "cron")
+        if auth not in ("token", "app") or not sweep or mode not in ("", "cron", "metrics"):
+            raise argparse.ArgumentTypeError(f"{text!r}: write AUTH:MINUTES[:cron|:metrics]")
+        return cls(auth, float(sweep), mode == "cron", mode == "metrics")
 
     def title(self) -> str:
         who = "token" if self.auth == "token" else "App (hourly tokens)"
-        return f"{who}, {'cron --once' if self.cron else 'daemon'}, sweep {self.sweep_minutes:g}"
+        how = "cron --once" if self.cron else "daemon, metrics on" if self.metrics else "daemon"
+        return f"{who}, {how}, sweep {self.sweep_minutes:g}"
 
 
 @dataclass
@@ -344,6 +347,8 @@ def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
     if chosen.auth == "app":
         setup.github = {**github_app(fake, work, {1: ""}), "installation_id": 1}
         token = None
+    if chosen.metrics:
+        setup.metrics = {"textfile": str(work / "shark_poller.prom"), "ci": True}
     config = config_module.load(setup.write())
 
     def start_engine() -> Engine:
@@ -377,6 +382,7 @@ def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
                     engine = start_engine()
                 [report] = engine.run_all(daemon, now=moment)
                 assert report.error is None, report.error
+                Exporter(config, engine.github, clock).write()  # only with [metrics]
                 hour = int((moment - start - timedelta(seconds=1)) / timedelta(hours=1))
                 spent[hour] += fake.count()
                 total[hour] += fake.count(rate_limited=False)
@@ -497,9 +503,10 @@ def main() -> int:
             Setup("token", 60, cron=True),
             Setup("app", 60, cron=True),
         ],
-        help="AUTH:SWEEP_MINUTES[:cron], AUTH being token (a personal token) or app (a GitHub "
-        "App, whose token changes every hour); cron runs --once each pass, in a new client "
-        "pool, instead of daemon passes",
+        help="AUTH:SWEEP_MINUTES[:cron|:metrics], AUTH being token (a personal token) or app "
+        "(a GitHub App, whose token changes every hour); cron runs --once each pass, in a new "
+        "client pool, instead of daemon passes; metrics writes the metrics textfile after "
+        "each daemon pass",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(

@@ -32,6 +32,7 @@ from poller import logs  # noqa: E402
 from poller.clock import epoch  # noqa: E402
 from poller.config import Config  # noqa: E402
 from poller.engine import Engine  # noqa: E402
+from poller.exposition import Exporter  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
 from poller.pool import connect  # noqa: E402
 from poller.repo_sync import PassOptions  # noqa: E402
@@ -42,7 +43,8 @@ from support import TOKEN, Database, FakeClock, PollerSetup, github_app  # noqa:
 def daemon_pass(
     config: Config, now: datetime, token: str | None = TOKEN, clock: FakeClock | None = None
 ) -> tuple[float, int, int]:
-    """One daemon pass: seconds, rate-limited requests, all requests."""
+    """One daemon pass: seconds, rate-limited requests, all requests. With ``[metrics]``
+    in ``config``, the textfile is written after it, as the daemon does, and timed."""
     pool = connect(config, token, clock) if clock else connect(config, token)
     engine = Engine(config, pool, NoLocks())
     options = PassOptions(
@@ -53,6 +55,7 @@ def daemon_pass(
     started = time.monotonic()
     try:
         reports = engine.run_all(options, now=now)
+        Exporter(config, engine.github).write()  # nothing unless [metrics] textfile is set
     finally:
         engine.close()
     assert not any(r.error for r in reports), [r.error for r in reports if r.error]
@@ -84,6 +87,22 @@ def app_rows(
         fake.reset_counts()
         seconds, spent, sent = daemon_pass(config, clock.now(), None, clock)
         rows.append(("App", number, seconds, spent, sent))
+
+
+def series_in(textfile: Path) -> dict[str, int]:
+    """Series in a metrics textfile: all, those with a repository label, the CI ones."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = [
+        (family.name, sample)
+        for family in text_string_to_metric_families(textfile.read_text())
+        for sample in family.samples
+    ]
+    return {
+        "all": len(found),
+        "repo": sum(1 for _, sample in found if "repo" in sample.labels),
+        "ci": sum(1 for name, _ in found if name.startswith(("cicd_", "shark_poller_job_queue"))),
+    }
 
 
 def main() -> int:
@@ -118,14 +137,20 @@ def main() -> int:
                 now=now
             )  # the backfill, unmeasured
             fake.latency = args.latency_ms / 1000
-            for concurrency in (4, 1):
+            textfile = work / "shark_poller.prom"
+            for concurrency, metrics in ((4, {}), (4, {"textfile": str(textfile), "ci": True}),
+                                         (1, {})):  # fmt: skip
                 setup.github = {"requests_per_minute": 800, "concurrency": concurrency}
+                setup.metrics = metrics
                 config = config_module.load(setup.write())
+                label = f"{concurrency}, metrics on" if metrics else concurrency
                 for index in range(args.passes):
                     moment = now + timedelta(minutes=5 * (len(rows) + 1))
                     fake.reset_counts()
                     seconds, spent, sent = daemon_pass(config, moment)
-                    rows.append((concurrency, index + 1, seconds, spent, sent))
+                    rows.append((label, index + 1, seconds, spent, sent))
+            series = series_in(textfile)
+            setup.metrics = {}
             app_rows(args, fake, setup, now + timedelta(minutes=5 * (len(rows) + 1)), rows)
     fake.stop()
     print(
@@ -142,6 +167,11 @@ def main() -> int:
     print(
         "\nApp passes (concurrency 4): 1 is the first under the App's first token, 2 five "
         "minutes later with the same token, 3 an hour later under the next token."
+    )
+    print(
+        f"\nMetrics on: the textfile with the CI metrics, written after each pass as the "
+        f"daemon does, holds {series['all']} series for {args.repos} repositories "
+        f"({series['repo']} of them per repository, {series['ci']} CI)."
     )
     floor = rows[0][4] / (800 / 60)
     print(
