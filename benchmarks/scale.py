@@ -70,7 +70,12 @@ class Activity:
     """What happens on GitHub, on the wall clock; records when each run attempt completed."""
 
     def __init__(
-        self, fake: FakeGitHub, count: int, seed: int, clock: Callable[[], float] = time.time
+        self,
+        fake: FakeGitHub,
+        count: int,
+        seed: int,
+        clock: Callable[[], float] = time.time,
+        orgs: tuple[str, ...] = (ORG,),
     ) -> None:
         self.fake = fake
         self.now = clock  # epoch seconds: the wall clock, or scale_budget's simulated one
@@ -80,7 +85,7 @@ class Activity:
         for index in range(count):
             share = index / count
             kind = "busy" if share < 0.05 else "active" if share < 0.30 else "quiet"
-            repo = fake.add_repo(f"{ORG}/{kind}-{index:04d}")
+            repo = fake.add_repo(f"{orgs[index % len(orgs)]}/{kind}-{index:04d}")
             self.repos[kind].append((repo, fake.add_workflow(repo, "CI")))
             self.kind_of[repo.full_name] = kind
         self.events: list[tuple[float, int, str, dict[str, Any]]] = []

@@ -23,6 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,24 +63,37 @@ def main() -> int:
     parser.add_argument("--old-reruns-per-hour", type=float, default=30)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--auth", choices=["token", "app"], default="app")
+    parser.add_argument(
+        "--installations",
+        type=int,
+        default=1,
+        help="with --auth app: spread the repositories over this many organisations, the "
+        "App installed on each, and report each installation's cost apart",
+    )
     args = parser.parse_args()
     logs.configure("warning")
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     fake = FakeGitHub(token=TOKEN, rate_limit=10**9).start()
     fake.clock = simulated(clock)  # token expiry by the simulated clock
     fake.installation_rate_limit = 10**9  # counted, not enforced: the figure is the cost
-    activity = Activity(fake, args.repos, args.seed, clock=simulated(clock))
+    orgs = (
+        (ORG,)
+        if args.installations == 1
+        else tuple(f"{ORG}-{number}" for number in range(1, args.installations + 1))
+    )
+    activity = Activity(fake, args.repos, args.seed, clock=simulated(clock), orgs=orgs)
     runs = activity.history(args.history_days)
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         server = start_mariadb(work / "mariadb", buffer_pool="1G")
         database = server.create_database("budget")
-        setup = PollerSetup(work, fake.url, database, orgs=[{"name": ORG}])
+        setup = PollerSetup(work, fake.url, database, orgs=[{"name": org} for org in orgs])
         os.environ["XDG_CACHE_HOME"] = str(work / "cache")
         app: dict[str, Any] = {}
         token: str | None = TOKEN
         if args.auth == "app":
-            app = {**github_app(fake, work, {1: ORG}), "installation_id": 1}
+            # Each organisation's installation is found from GitHub's list of them.
+            app = github_app(fake, work, dict(enumerate(orgs, start=1)))
             setup.token, token = None, None
         setup.github = {"concurrency": 16, **app}
         setup.schedule = {"interval_minutes": args.interval_minutes}
@@ -108,6 +122,7 @@ def main() -> int:
                 tokens_before = len(fake.installation_tokens)
                 for hour in range(args.hours):
                     spent = jobs = total = 0
+                    apart: Counter[int] = Counter()
                     completions = on_time = 0
                     for _ in range(per_hour):
                         moment = clock.now() + interval
@@ -123,6 +138,7 @@ def main() -> int:
                         failed = [r.error for r in reports if r.error]
                         assert not failed, failed[:3]
                         spent += fake.count()
+                        apart.update(by_installation(fake))
                         jobs += fake.count("/jobs")
                         total += fake.count(rate_limited=False)
                         watcher.look(connection, epoch(moment))
@@ -133,7 +149,7 @@ def main() -> int:
                                 on_time += key in watcher.seen
                     tokens = len(fake.installation_tokens) - tokens_before
                     tokens_before = len(fake.installation_tokens)
-                    rows.append((hour + 1, spent, jobs, total, tokens, completions, on_time))
+                    rows.append((hour + 1, spent, jobs, total, tokens, completions, on_time, apart))
                 old = old_reruns(activity, watcher, config.sync, epoch(clock.now()))
         finally:
             engine.close()
@@ -142,10 +158,16 @@ def main() -> int:
     print("| hour | rate-limited | of which jobs | share of 15,000 | all requests "
           "| tokens | completions stored by the next pass |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for hour, spent, jobs, total, tokens, completions, on_time in rows:
+    for hour, spent, jobs, total, tokens, completions, on_time, apart in rows:
+        share = f"{spent / PRIMARY_LIMIT:.0%}"
+        if len(orgs) > 1:  # each installation has its own 15,000
+            share = " / ".join(f"{apart[i] / PRIMARY_LIMIT:.0%}" for i in range(1, len(orgs) + 1))
+            spent_text = " + ".join(f"{apart[i]:,}" for i in range(1, len(orgs) + 1))
+        else:
+            spent_text = f"{spent:,}"
         print(
-            f"| {hour} | {spent:,} | {jobs:,} | {spent / PRIMARY_LIMIT:.0%} (goal ≤ "
-            f"{GOAL_SHARE:.0%}) | {total:,} | {tokens} | {on_time} of {completions} |"
+            f"| {hour} | {spent_text} | {jobs:,} | {share} (goal ≤ {GOAL_SHARE:.0%}) "
+            f"| {total:,} | {tokens} | {on_time} of {completions} |"
         )
     sync = config.sync
     print(
@@ -155,6 +177,19 @@ def main() -> int:
         f"interval past that): {old}."
     )
     return 0
+
+
+def by_installation(fake: FakeGitHub) -> Counter[int]:
+    """The rate-limited requests since the last reset, by the installation whose token
+    they carried (0: none)."""
+    owner = {
+        token: installation.id
+        for installations in fake.installations.values()
+        for installation in installations.values()
+        for token in installation.tokens
+    }
+    with fake.lock:
+        return Counter(owner.get(r.credential, 0) for r in fake.requests if r.rate_limited)
 
 
 def old_reruns(activity: Activity, watcher: Watcher, sync: Any, now: float) -> str:
