@@ -4,7 +4,9 @@ in 100 ms: how long it takes, and what it costs per repository.
 The repositories are backfilled first (fast, unmeasured). Then the real pass logic runs
 daemon passes, with the daemon's options and the default governor (800 requests a minute,
 4 in flight), and the script prints each measured pass beside the serial figure
-(concurrency 1) and the theoretical floor that the budget sets. Then the same passes
+(concurrency 1) and the theoretical floor that the budget sets, and the same passes with
+``[metrics]`` on (the textfile, CI metrics included, written after each pass as the
+daemon does), which must cost no request and no measurable time. Then the same passes
 under a GitHub App whose token changes every hour (by a simulated clock): the first
 pass under each new token pays one point per URL it reads, since GitHub's ETags, and
 the fake's, are specific to the token.
