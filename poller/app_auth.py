@@ -21,8 +21,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
-from github import Auth, GithubIntegration
+from github import Auth, GithubException, GithubIntegration
 
+from poller import metrics
 from poller.clock import Clock
 
 log = structlog.get_logger(__name__)
@@ -102,8 +103,14 @@ class InstallationToken(Auth.Auth):
     def _mint(self) -> None:
         if self._load():
             return
+        path = f"/app/installations/{self.installation_id}/access_tokens"
         with integration(self.app, self.api_url, self.timeout) as client:
-            authorization = client.get_access_token(self.installation_id)
+            try:
+                authorization = client.get_access_token(self.installation_id)
+            except GithubException as error:
+                metrics.count_request(path, error.status, error.headers)
+                raise
+        metrics.count_request(path, 201)
         self._token = authorization.token
         self.expires_at = authorization.expires_at.replace(tzinfo=None)
         log.info(

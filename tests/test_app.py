@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fake_github import FakeGitHub
 from support import LogTail, PollerSetup, github_app
@@ -95,6 +96,7 @@ def test_two_installations_each_serve_their_own_organisation(
     for name in ("iree-org/iree", "iree-org/iree-turbine", "nod-ai/shark"):
         history(fake, name)
     sqlite_poller.orgs = [{"name": "iree-org", "installation_id": 11}, {"name": "nod-ai"}]
+    sqlite_poller.metrics = {"textfile": str(tmp_path / "shark_poller.prom")}
     result = sqlite_poller.run()
     assert result.returncode == 0, result.stderr
 
@@ -108,6 +110,24 @@ def test_two_installations_each_serve_their_own_organisation(
         budget = installations[installation].budget
         assert budget.limit - budget.remaining == spent
     assert fake.budget.remaining == fake.budget.limit  # no personal token was spent
+    # The metrics report each installation's limit apart, and count every request but
+    # the App's listing of its installations, token mints included.
+    text = (tmp_path / "shark_poller.prom").read_text()
+    found = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+    for installation in (11, 22):
+        [remaining] = [
+            s.value
+            for s in found
+            if s.name == "shark_poller_github_rate_limit_remaining"
+            and s.labels["credential"] == f"installation {installation}"
+        ]
+        assert remaining == installations[installation].budget.remaining
+    requests = [s for s in found if s.name == "shark_poller_github_requests_total"]
+    assert sum(s.value for s in requests) == sum(
+        1 for r in fake.requests if r.path != "/app/installations"
+    )
+    minted = sum(s.value for s in requests if s.labels["endpoint"] == "app")
+    assert minted == 2  # a token for each installation
     [done] = [json.loads(line) for line in result.stderr.splitlines() if '"pass.done"' in line]
     for installation in (11, 22):  # the log reports each installation's figures apart
         budget = installations[installation].budget
