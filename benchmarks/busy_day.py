@@ -49,7 +49,6 @@ from fake_github import FakeGitHub, FakeRepo  # noqa: E402
 from poller import config as config_module  # noqa: E402
 from poller import logs, run_store  # noqa: E402
 from poller.clock import epoch  # noqa: E402
-from poller.config import SyncConfig  # noqa: E402
 from poller.engine import Engine  # noqa: E402
 from poller.exposition import Exporter  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
@@ -57,6 +56,7 @@ from poller.models import WorkflowRunAttempt  # noqa: E402
 from poller.pool import connect  # noqa: E402
 from poller.repo_sync import PassOptions  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
+from poller.settings import SyncConfig  # noqa: E402
 from support import TOKEN, Database, FakeClock, PollerSetup, github_app  # noqa: E402
 
 INTERVAL = timedelta(minutes=5)

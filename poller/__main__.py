@@ -33,10 +33,7 @@ from poller import logs, pool, progress, shutdown, status, units
 from poller.clock import SYSTEM
 from poller.config import (
     DB_PASSWORD_ENV,
-    Config,
     ConfigError,
-    RepoConfig,
-    Secrets,
     load,
     load_secrets,
     resolve_path,
@@ -47,6 +44,11 @@ from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
 from poller.repo_sync import PassOptions
 from poller.report import RepoReport
 from poller.schema import ensure_schema
+from poller.settings import (
+    Config,
+    RepoConfig,
+    Secrets,
+)
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later

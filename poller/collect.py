@@ -18,7 +18,6 @@ from datetime import date, datetime
 import structlog
 
 from poller import cursors, plan, run_store, shutdown, store, transform
-from poller.config import RepoConfig, SyncConfig
 from poller.cursors import to_cursor
 from poller.github import PER_PAGE, RESULT_CAP, GitHub
 from poller.github_errors import GitHubError
@@ -26,6 +25,7 @@ from poller.github_types import Payload, RunListing
 from poller.plan import SECOND, Backfill, RunCursors
 from poller.progress import Progress
 from poller.report import Collected
+from poller.settings import RepoConfig, SyncConfig
 from poller.windows import Window
 
 log = structlog.get_logger(__name__)

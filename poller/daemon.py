@@ -33,12 +33,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from poller import metrics, progress, shutdown, units
 from poller.clock import SYSTEM, Clock
-from poller.config import Config, RepoConfig, Secrets
 from poller.engine import Engine
 from poller.exposition import Exporter
 from poller.repo_sync import PassOptions
 from poller.report import RepoReport
 from poller.schedule import RepoSchedule
+from poller.settings import Config, RepoConfig, Secrets
 
 log = structlog.get_logger(__name__)
 

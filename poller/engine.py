@@ -27,12 +27,12 @@ import structlog
 
 from poller import http_cache, locks, metrics, orgs, pool, shutdown, store, units
 from poller.clock import SYSTEM, Clock, whole_seconds
-from poller.config import Config, RepoConfig, Secrets
 from poller.github_errors import GitHubError
 from poller.locks import RepoLocks
 from poller.pool import GitHubPool
 from poller.repo_sync import PassOptions, failed, not_tried, sync_repository
 from poller.report import RepoReport
+from poller.settings import Config, RepoConfig, Secrets
 
 log = structlog.get_logger(__name__)
 

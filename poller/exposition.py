@@ -24,9 +24,9 @@ from prometheus_client.registry import Collector
 
 from poller import ci_metrics, metrics, status
 from poller.clock import SYSTEM, Clock, epoch
-from poller.config import Config
 from poller.models import SyncStatus, WorkflowRun, database
 from poller.pool import GitHubPool
+from poller.settings import Config
 
 log = structlog.get_logger(__name__)
 

@@ -30,7 +30,6 @@ from github.Requester import Requester
 from poller import metrics, shutdown
 from poller.app_auth import InstallationToken
 from poller.clock import SYSTEM, Clock, epoch, whole_seconds
-from poller.config import GitHubConfig
 from poller.github_errors import CREDENTIALS_REJECTED, AuthFailed, GitHubError, RepoNotFound
 from poller.github_types import (
     Payload,
@@ -43,6 +42,7 @@ from poller.github_types import (
 from poller.governor import Governor
 from poller.retry import CONNECT_RETRIES, InterruptibleRetry
 from poller.runner_os import Runner, canonical_os, labels_os
+from poller.settings import GitHubConfig
 
 log = structlog.get_logger(__name__)
 

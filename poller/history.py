@@ -5,9 +5,9 @@ and a stopped sync report it."""
 from __future__ import annotations
 
 from poller import cursors, run_store, store
-from poller.config import RepoConfig
 from poller.cursors import from_cursor
 from poller.plan import backfill_done
+from poller.settings import RepoConfig
 
 
 def backfill_pending(repo: RepoConfig) -> bool:

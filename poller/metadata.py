@@ -13,10 +13,10 @@ from datetime import datetime
 import structlog
 
 from poller import cursors, shutdown, store, transform
-from poller.config import RepoConfig
 from poller.cursors import to_cursor
 from poller.github import GitHub
 from poller.plan import FIRST_RUN
+from poller.settings import RepoConfig
 from poller.store import Counts
 
 log = structlog.get_logger(__name__)

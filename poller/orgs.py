@@ -14,9 +14,9 @@ from typing import Any
 
 import structlog
 
-from poller.config import Config, OrgConfig, RepoConfig
 from poller.github_errors import describe
 from poller.pool import GitHubPool
+from poller.settings import Config, OrgConfig, RepoConfig
 
 log = structlog.get_logger(__name__)
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from poller import cursors, windows
-from poller.config import RepoConfig, SyncConfig
 from poller.cursors import from_cursor, to_cursor
+from poller.settings import RepoConfig, SyncConfig
 from poller.windows import Window
 
 SECOND = timedelta(seconds=1)

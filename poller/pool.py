@@ -23,12 +23,12 @@ from github import Auth
 
 from poller import app_auth
 from poller.clock import SYSTEM, Clock
-from poller.config import Config
 from poller.github import GitHub, identity
 from poller.github_errors import GitHubError, describe
 from poller.github_types import RequestStats
 from poller.governor import Governor
 from poller.http_cache import HttpCacheStore
+from poller.settings import Config
 
 log = structlog.get_logger(__name__)
 

@@ -24,7 +24,6 @@ from github import GithubException
 from poller import cursors, run_store, runner_os, shutdown, store, units
 from poller.clock import SYSTEM, Clock
 from poller.collect import RunCollector
-from poller.config import Config, RepoConfig, SyncConfig
 from poller.cursors import from_cursor
 from poller.github import GitHub
 from poller.github_errors import GitHubError, describe
@@ -34,6 +33,7 @@ from poller.metadata import MetadataSync, settings_fingerprint
 from poller.progress import NoProgress, Progress
 from poller.report import Collected, RepoReport
 from poller.runners import RunnerDirectory
+from poller.settings import Config, RepoConfig, SyncConfig
 
 log = structlog.get_logger(__name__)
 

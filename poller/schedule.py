@@ -24,8 +24,8 @@ import structlog
 
 from poller import shutdown
 from poller.clock import SYSTEM, Clock, whole_seconds
-from poller.config import RepoConfig
 from poller.models import PollerHeartbeat, SyncSchedule
+from poller.settings import RepoConfig
 from poller.units import bookkeeping
 
 log = structlog.get_logger(__name__)

@@ -15,13 +15,13 @@ from typing import Any
 import peewee
 
 from poller.clock import SYSTEM
-from poller.config import Config, RepoConfig
 from poller.cursors import HISTORY_REACHED, RUNS_HISTORY_START, RUNS_OLDEST
 from poller.github import GitHub
 from poller.github_errors import GitHubError, describe
 from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
 from poller.plan import backfill_done
 from poller.pool import GitHubPool
+from poller.settings import Config, RepoConfig
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:

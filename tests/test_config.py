@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from poller import config
+from poller import config, settings
 from support import REPO_ROOT
 
 MINIMAL = '[[repos]]\nname = "iree-org/iree"\n'
@@ -207,4 +207,4 @@ def test_metrics_listen_on_localhost_unless_a_host_is_given_and_staleness_follow
         )
     )
     assert (wide.metrics.listen, wide.stale_after_minutes) == ("0.0.0.0:9100", 45)
-    assert config.load(write(tmp_path, MINIMAL)).metrics == config.MetricsConfig()
+    assert config.load(write(tmp_path, MINIMAL)).metrics == settings.MetricsConfig()

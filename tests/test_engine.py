@@ -14,11 +14,11 @@ import pytest
 from fake_github import FakeGitHub
 from poller import config as config_module
 from poller import models, pool, shutdown
-from poller.config import Config
 from poller.engine import Engine
 from poller.locks import NoLocks
 from poller.models import WorkflowRun
 from poller.schema import ensure_schema
+from poller.settings import Config
 from support import Database, PollerSetup
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -10,10 +10,10 @@ import peewee
 
 from fake_github import FakeGitHub, FakeRepo
 from poller import cursors, store
-from poller.config import GitHubConfig, RepoConfig
 from poller.github import GitHub
 from poller.metadata import MetadataSync
 from poller.models import Branch, Commit, Workflow
+from poller.settings import GitHubConfig, RepoConfig
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 NAME = "octo/demo"

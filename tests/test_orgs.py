@@ -12,7 +12,6 @@ import pytest
 
 from fake_github import FakeGitHub
 from poller import config as config_module
-from poller.config import OrgConfig
 from poller.engine import Engine
 from poller.locks import NoLocks
 from poller.models import Branch, WorkflowRun
@@ -20,6 +19,7 @@ from poller.orgs import wanted
 from poller.pool import connect
 from poller.repo_sync import PassOptions
 from poller.schema import ensure_schema
+from poller.settings import OrgConfig
 from support import PollerSetup, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)

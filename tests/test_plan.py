@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from poller import cursors, plan, windows
-from poller.config import RepoConfig, SyncConfig
 from poller.plan import FIRST_RUN, SECOND, Backfill, RunCursors, Stretch
+from poller.settings import RepoConfig, SyncConfig
 from poller.windows import Window
 
 NOW = datetime(2026, 12, 1, 12, 0, 0)

@@ -11,7 +11,6 @@ import pytest
 
 from fake_github import FakeGitHub
 from poller import cursors, shutdown, store
-from poller.config import Config, GitHubConfig, RepoConfig, SyncConfig
 from poller.cursors import to_cursor
 from poller.github import GitHub
 from poller.locks import FileLocks, NoLocks
@@ -19,6 +18,7 @@ from poller.metadata import settings_fingerprint
 from poller.models import SyncStatus, WorkflowRun
 from poller.progress import NoProgress
 from poller.repo_sync import PassOptions, RepoSync, sync_repository
+from poller.settings import Config, GitHubConfig, RepoConfig, SyncConfig
 
 NOW = datetime(2026, 12, 1, 12)
 REPO = "octo/demo"

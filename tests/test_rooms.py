@@ -13,7 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "poller"
 
 ROOMS = {
     "shared": {"clock", "shutdown", "metrics"},
-    "pure": {"config", "checks", "cursors", "plan", "windows", "transform", "runner_os"},
+    "pure": {
+        "config", "settings", "checks", "cursors", "plan", "windows", "transform", "runner_os",
+    },
     "store": {
         "models", "model_base", "state_models", "mysql", "schema", "units", "store",
         "run_store", "http_cache", "locks", "history",

@@ -14,10 +14,10 @@ import pytest
 
 from mariadb import MariaDB
 from poller import units
-from poller.config import RepoConfig
 from poller.models import PollerHeartbeat, SyncSchedule
 from poller.schedule import RepoSchedule
 from poller.schema import ensure_schema
+from poller.settings import RepoConfig
 from support import FakeClock
 
 
