@@ -58,6 +58,7 @@ from poller.engine import Engine  # noqa: E402
 from poller.locks import NoLocks  # noqa: E402
 from poller.pool import connect  # noqa: E402
 from poller.schema import ensure_schema  # noqa: E402
+from poller.settings import SyncConfig  # noqa: E402
 from support import TOKEN, LogTail, PollerSetup, github_app  # noqa: E402
 
 ORG = "bench"
@@ -305,7 +306,8 @@ def report(args: argparse.Namespace, phases: list[tuple[str, float, float]], fak
     print(
         f"Re-runs of runs one to three days old: {len(old)}, mirrored within p50 "
         f"{percentile(old, 0.5):.0f} s, max {max(old, default=float('nan')):.0f} s (the sweep "
-        f"re-reads the horizon older than lookback_days once per rerun_sweep_minutes, 60)."
+        f"re-reads the horizon older than lookback_days once per rerun_sweep_minutes, 60; "
+        f"past rerun_sweep_old_days, 7, once per rerun_sweep_old_minutes, 360)."
     )
     print(
         f"Floor: {args.repos / args.interval_minutes:.0f} requests a minute (one listing per "
@@ -315,10 +317,14 @@ def report(args: argparse.Namespace, phases: list[tuple[str, float, float]], fak
 
 
 def sweep_projection(args: argparse.Namespace, repos: dict[str, int]) -> str:
-    """What the sweep would cost with a full 30-day horizon of history, from the real
-    window partition of each kind's daily counts (the benchmark backfills fewer days)."""
+    """What the sweeps would cost with a full 30-day horizon of history, from the real
+    window partition of each kind's daily counts (the benchmark backfills fewer days):
+    the windows of the last ``rerun_sweep_old_days`` once an hour, the older ones once per
+    ``rerun_sweep_old_minutes``."""
+    sync = SyncConfig()
     today = windows.floor_day(datetime(2026, 11, 28))
     lookback = today - timedelta(days=2)
+    boundary = today - timedelta(days=sync.rerun_sweep_old_days)
     extra = 0.0
     parts = []
     for kind, (_, per_day) in KINDS.items():
@@ -331,11 +337,12 @@ def sweep_projection(args: argparse.Namespace, repos: dict[str, int]) -> str:
             merge_before=lookback,
         )  # fmt: skip
         older = [w for w in cut if w.high <= lookback]
-        per_pass = len(older) * args.interval_minutes / 60
-        extra += per_pass * repos[kind] / args.interval_minutes
-        parts.append(f"{kind} {len(older)} windows ({per_pass:.2f} a pass)")
+        old = sum(1 for w in older if w.high <= boundary)
+        per_hour = len(older) - old + old * 60 / sync.rerun_sweep_old_minutes
+        extra += per_hour * repos[kind] / 60
+        parts.append(f"{kind} {len(older)} windows ({per_hour:.1f} an hour)")
     return (
-        f"With 30 days of history instead of {args.history_days:g}, the hourly sweep of the "
+        f"With 30 days of history instead of {args.history_days:g}, the sweeps of the "
         f"re-run horizon would cost about {extra:.0f} requests a minute in all: "
         + ", ".join(parts)
         + "."
