@@ -175,11 +175,15 @@ def health(config: Config, now: datetime) -> tuple[bool, str]:
     if found:
         return (
             False,
-            f"CRITICAL: of {len(repos)} repositories, {', '.join(found)}; limit {age(limit)}",
+            f"CRITICAL: of {repositories(len(repos))}, {', '.join(found)}; limit {age(limit)}",
         )
     return True, (
-        f"OK: {len(repos)} repositories fresh, the stalest {age(stalest)} old (limit {age(limit)})"
+        f"OK: {repositories(len(repos))} fresh, the stalest {age(stalest)} old (limit {age(limit)})"
     )
+
+
+def repositories(count: int) -> str:
+    return f"{count} repositor{'y' if count == 1 else 'ies'}"
 
 
 def age(seconds: int | None) -> str:

@@ -210,7 +210,7 @@ def test_status_check_exits_as_a_health_check_does(
     stale = sqlite_poller.run("status", "--check")
     assert stale.returncode == 2
     assert re.match(
-        r"CRITICAL: of 1 repositories, 1 stale \(octo/demo 1h0\dm\); limit 15m", stale.stdout
+        r"CRITICAL: of 1 repository, 1 stale \(octo/demo 1h0\dm\); limit 15m", stale.stdout
     )
 
     # Failed: the next pass meets a 404.
