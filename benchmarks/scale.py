@@ -24,7 +24,9 @@ whose installation tokens expire after ``--token-minutes`` (GitHub's: 60), with 
 token as GitHub's are; the installation has the primary and secondary limits. The pollers
 run on one host and share its cache directory, so they share the installation's token.
 Shorter-lived tokens only add cost, so a run with ``--token-minutes 10`` bounds the
-hourly one from above.
+hourly one from above; ``scripts/scale-budget`` measures the hourly case itself, over
+hours of simulated time, which this real-time benchmark cannot afford after a 30-day
+backfill.
 """
 
 from __future__ import annotations
