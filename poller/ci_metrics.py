@@ -39,12 +39,21 @@ def collect(per_repository: bool) -> Iterator[Metric]:
     yield job_queue_times()
 
 
-def run_durations(per_repository: bool) -> HistogramMetricFamily:
-    labels = ["cicd_pipeline_name", "cicd_pipeline_result"]
-    columns: list[Any] = [WorkflowRun.workflowname, WorkflowRun.conclusion]
+def run_grouping(
+    per_repository: bool, label: str, column: peewee.Field
+) -> tuple[list[str], list[Any]]:
+    """The labels of a run metric, and the columns they are grouped by: the workflow,
+    ``label`` from ``column``, and the repository with ``per_repository``."""
+    labels = ["cicd_pipeline_name", label]
+    columns: list[Any] = [WorkflowRun.workflowname, column]
     if per_repository:
         labels.append("vcs_repository_name")
         columns.append(WorkflowRun.repo)
+    return labels, columns
+
+
+def run_durations(per_repository: bool) -> HistogramMetricFamily:
+    labels, columns = run_grouping(per_repository, "cicd_pipeline_result", WorkflowRun.conclusion)
     family = HistogramMetricFamily(
         "cicd_pipeline_run_duration_seconds",
         "Duration of completed workflow runs (cicd.pipeline.run.duration), every stored run.",
@@ -65,11 +74,7 @@ def run_durations(per_repository: bool) -> HistogramMetricFamily:
 
 
 def runs_active(per_repository: bool) -> GaugeMetricFamily:
-    labels = ["cicd_pipeline_name", "cicd_pipeline_run_state"]
-    columns: list[Any] = [WorkflowRun.workflowname, WorkflowRun.status]
-    if per_repository:
-        labels.append("vcs_repository_name")
-        columns.append(WorkflowRun.repo)
+    labels, columns = run_grouping(per_repository, "cicd_pipeline_run_state", WorkflowRun.status)
     family = GaugeMetricFamily(
         "cicd_pipeline_run_active",
         "Workflow runs not completed now, pending or executing (cicd.pipeline.run.active).",

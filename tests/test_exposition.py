@@ -247,3 +247,23 @@ def test_the_grafana_dashboard_uses_only_metrics_the_product_exports(
         for name in re.findall(r"\b(?:shark_poller|cicd)_[a-z_]+", expr)
     }
     assert used and used <= exported, used - exported
+
+
+def test_a_label_per_repository_is_opt_in(fake: FakeGitHub, sqlite_poller: PollerSetup, tmp_path):
+    history(fake, "octo/one")
+    history(fake, "octo/two")
+    textfile = tmp_path / "shark_poller.prom"
+    sqlite_poller.repos = [{"name": "octo/one"}, {"name": "octo/two"}]
+    sqlite_poller.metrics = {"textfile": str(textfile), "ci": True}
+    assert sqlite_poller.run().returncode == 0
+    shared = samples(textfile.read_text())
+    assert total(shared, "cicd_pipeline_run_duration_seconds_count", cicd_pipeline_name="CI") == 6
+    assert not any("vcs_repository_name" in dict(labels) for _, labels in shared)
+
+    sqlite_poller.metrics = {**sqlite_poller.metrics, "ci_per_repository": True}
+    assert sqlite_poller.run().returncode == 0
+    apart = samples(textfile.read_text())
+    for repo in ("octo/one", "octo/two"):
+        runs = total(apart, "cicd_pipeline_run_duration_seconds_count", vcs_repository_name=repo)
+        active = total(apart, "cicd_pipeline_run_active", vcs_repository_name=repo)
+        assert (runs, active) == (6, 1)
