@@ -18,6 +18,7 @@ import peewee
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from poller.models import Job, WorkflowRun
+from poller.run_store import not_completed
 
 RUN_BUCKETS = (60, 300, 600, 1200, 1800, 3600, 7200, 14400)
 QUEUE_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -82,7 +83,7 @@ def runs_active(per_repository: bool) -> GaugeMetricFamily:
     )
     query = (
         WorkflowRun.select(*columns, peewee.fn.COUNT(WorkflowRun.id))
-        .where((WorkflowRun.status != "completed") | WorkflowRun.status.is_null())
+        .where(not_completed())
         .group_by(*columns)
         .tuples()
     )

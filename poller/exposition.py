@@ -12,7 +12,6 @@ several pollers reports it for all: each repository's freshness and last outcome
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
@@ -24,8 +23,9 @@ from prometheus_client.registry import Collector
 
 from poller import ci_metrics, metrics, status
 from poller.clock import SYSTEM, Clock, epoch
-from poller.models import SyncStatus, WorkflowRun, database
+from poller.models import WorkflowRun, database
 from poller.pool import GitHubPool
+from poller.run_store import not_completed
 from poller.settings import Config
 
 log = structlog.get_logger(__name__)
@@ -88,21 +88,19 @@ class DataCollector(Collector):
             "Stored runs not yet completed, which passes fetch until they complete.",
             labels=["repo"],
         )
-        rows = {row.repo: row for row in SyncStatus.select()}
         counted: list[tuple[str, int]] = list(
             WorkflowRun.select(WorkflowRun.repo, peewee.fn.COUNT(WorkflowRun.id))
-            .where((WorkflowRun.status != "completed") | WorkflowRun.status.is_null())
+            .where(not_completed())
             .group_by(WorkflowRun.repo)
             .tuples()  # type: ignore[arg-type]
         )
         pending = dict(counted)
-        for repo in status.followed(self.config):
-            row = rows.get(repo.name)
-            success = row.lastsuccess if row else None
-            if success is not None:
-                freshness.add_metric([repo.name], int((now - success).total_seconds()))
-                last_success.add_metric([repo.name], epoch(success))
-            ok = row is not None and row.lasterror is None and success is not None
+        for repo, row in status.last_syncs(self.config):
+            seconds = status.freshness(row, now)
+            if seconds is not None and row is not None and row.lastsuccess is not None:
+                freshness.add_metric([repo.name], seconds)
+                last_success.add_metric([repo.name], epoch(row.lastsuccess))
+            ok = seconds is not None and row is not None and row.lasterror is None
             last_ok.add_metric([repo.name], 1 if ok else 0)
             unfinished.add_metric([repo.name], int(pending.get(repo.name, 0)))
         yield from (freshness, last_success, last_ok, unfinished)
@@ -153,8 +151,6 @@ class Exporter:
         self.registry.register(_Process())
         self.registry.register(DataCollector(config, pool, clock))
         self.server: WSGIServer | None = None
-        self.thread: threading.Thread | None = None
-        self.lock = threading.Lock()  # a pass and a stop may write the file at once
 
     def start(self) -> None:
         """Listen, if ``[metrics] listen`` says where; raises MetricsError if it cannot."""
@@ -163,7 +159,7 @@ class Exporter:
             return
         host, _, port = address.rpartition(":")
         try:
-            self.server, self.thread = start_http_server(int(port), host, self.registry)
+            self.server, _ = start_http_server(int(port), host, self.registry)
         except OSError as error:
             raise MetricsError(
                 f"[metrics].listen {address}: cannot listen: {error.strerror or error}; "
@@ -178,8 +174,7 @@ class Exporter:
         if path is None:
             return
         try:
-            with self.lock:
-                write_to_textfile(path, self.registry)
+            write_to_textfile(path, self.registry)
         except OSError as error:
             log.error(
                 "metrics.textfile_failed",

@@ -152,22 +152,19 @@ def plan_runs(
     boundary = now - timedelta(days=settings.rerun_sweep_old_days)
     younger = [w for w in where.older if w.high > boundary]
     old = [w for w in where.older if w.high <= boundary]
-    chosen: list[Window] = []
-    positions: dict[str, str] = {}
-    for tier, position, credit, period, (at, earned) in (
-        (younger, state.sweep, state.sweep_credit, settings.rerun_sweep_minutes,
-         (cursors.RUNS_SWEEP, cursors.RUNS_SWEEP_CREDIT)),
-        (old, state.old_sweep, state.old_sweep_credit, settings.rerun_sweep_old_minutes,
-         (cursors.RUNS_OLD_SWEEP, cursors.RUNS_OLD_SWEEP_CREDIT)),
-    ):  # fmt: skip
-        if not tier:
-            continue
-        share = sweep_share(sweep_minutes, period)
-        slice_, following, left = sweep(name, tier, position, credit, share)
-        chosen += slice_
-        positions[at] = to_cursor(following) if following else ""
-        positions[earned] = f"{left:.6f}"
-    return RunPlan(where, where.recent + chosen, positions)
+    younger_slice, younger_positions = sweep(
+        name, younger, state.sweep, state.sweep_credit,
+        sweep_share(sweep_minutes, settings.rerun_sweep_minutes),
+        (cursors.RUNS_SWEEP, cursors.RUNS_SWEEP_CREDIT),
+    )  # fmt: skip
+    old_slice, old_positions = sweep(
+        name, old, state.old_sweep, state.old_sweep_credit,
+        sweep_share(sweep_minutes, settings.rerun_sweep_old_minutes),
+        (cursors.RUNS_OLD_SWEEP, cursors.RUNS_OLD_SWEEP_CREDIT),
+    )  # fmt: skip
+    return RunPlan(
+        where, where.recent + younger_slice + old_slice, {**younger_positions, **old_positions}
+    )
 
 
 def sweep_share(minutes: float, period_minutes: float) -> float:
@@ -184,12 +181,17 @@ def sweep(
     position: datetime | None,
     credit: float | None,
     share: float,
-) -> tuple[list[Window], datetime | None, float]:
-    """This pass's slice of one sweep's windows, where the next starts, and the credit."""
+    saved_as: tuple[str, str],
+) -> tuple[list[Window], dict[str, str]]:
+    """This pass's slice of one sweep's windows, and the cursors it leaves, named
+    ``saved_as``: where the next slice starts, and the credit (none for an empty one)."""
+    if not tier:
+        return [], {}
     start = credit if credit is not None else windows.sweep_phase(name)
     count, left = windows.sweep_count(len(tier), share, start)
     chosen, following = windows.sweep_slice(tier, position, count)
-    return chosen, following, left
+    at, earned = saved_as
+    return chosen, {at: to_cursor(following) if following else "", earned: f"{left:.6f}"}
 
 
 def plan_backfill(

@@ -79,14 +79,17 @@ def stored_job_os(gitid: int) -> str | None:
     return row.os if row else None
 
 
+def not_completed() -> peewee.Expression:
+    """Runs not completed yet: what passes fetch by id, and what status counts."""
+    return (WorkflowRun.status != "completed") | WorkflowRun.status.is_null()
+
+
 @unit_of_work
 def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
     query = (
         WorkflowRun.select(WorkflowRun.gitid)
         .where(
-            (WorkflowRun.repo == repo)
-            & ((WorkflowRun.status != "completed") | WorkflowRun.status.is_null())
-            & (WorkflowRun.createtime < created_before)
+            (WorkflowRun.repo == repo) & not_completed() & (WorkflowRun.createtime < created_before)
         )
         .order_by(WorkflowRun.createtime)
     )

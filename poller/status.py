@@ -21,6 +21,7 @@ from poller.github_errors import GitHubError, describe
 from poller.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
 from poller.plan import backfill_done
 from poller.pool import GitHubPool
+from poller.run_store import not_completed
 from poller.settings import Config, RepoConfig
 
 
@@ -44,14 +45,10 @@ def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
     status = SyncStatus.get_or_none(SyncStatus.repo == repo.name)
     runs = WorkflowRun.select().where(WorkflowRun.repo == repo.name)
     stored = runs.count()
-    unfinished = runs.where(
-        (WorkflowRun.status != "completed") | WorkflowRun.status.is_null()
-    ).count()
-    last_success = status.lastsuccess if status else None
+    unfinished = runs.where(not_completed()).count()
     return {
         "repo": repo.name,
-        # How old the state we hold is: everything up to the last successful pass is in.
-        "freshness_seconds": int((now - last_success).total_seconds()) if last_success else None,
+        "freshness_seconds": freshness(status, now),
         "last_pass": _iso(status.lastpass) if status else None,
         "last_success": _iso(status.lastsuccess) if status else None,
         "last_error": status.lasterror if status else None,
@@ -64,6 +61,21 @@ def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
         "cursors": dict(sorted(cursors.items())),
         "labels_without_os": labels_without_os(repo.name),
     }
+
+
+def freshness(status: SyncStatus | None, now: datetime) -> int | None:
+    """How old the state held for a repository is, in seconds: everything up to its last
+    successful sync is in. None if none succeeded yet."""
+    if status is None or status.lastsuccess is None:
+        return None
+    return int((now - status.lastsuccess).total_seconds())
+
+
+def last_syncs(config: Config) -> list[tuple[RepoConfig, SyncStatus | None]]:
+    """Each followed repository with its sync status, if it has one, in one query (on
+    the caller's connection)."""
+    rows = {row.repo: row for row in SyncStatus.select()}
+    return [(repo, rows.get(repo.name)) for repo in followed(config)]
 
 
 def labels_without_os(repo: str) -> dict[str, int]:
@@ -152,19 +164,16 @@ def health(config: Config, now: datetime) -> tuple[bool, str]:
     ``stale_after_minutes`` and its last sync succeeded, and one line that says so."""
     limit = int(config.stale_after_minutes * 60)
     with database.connection_context():
-        repos = followed(config)
-        rows = {row.repo: row for row in SyncStatus.select()}
+        repos = last_syncs(config)
     problems: dict[str, list[str]] = {"stale": [], "failed": [], "never synced": []}
     stalest = 0
-    for repo in repos:
-        row = rows.get(repo.name)
-        success = row.lastsuccess if row else None
+    for repo, row in repos:
         if row is not None and row.lasterror:
             problems["failed"].append(f"{repo.name}: {row.lasterror}")
-        if success is None:
+        seconds = freshness(row, now)
+        if seconds is None:
             problems["never synced"].append(repo.name)
             continue
-        seconds = int((now - success).total_seconds())
         stalest = max(stalest, seconds)
         if seconds > limit:
             problems["stale"].append(f"{repo.name} {age(seconds)}")
