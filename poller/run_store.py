@@ -150,6 +150,7 @@ def resolve_unknown_oses(repo: str, job_os: Callable[[list[str]], str | None]) -
                 "name": job.name,
                 "run_attempt": job.runattempt,
                 "conclusion": job.conclusion,
+                "runner_name": job.runnername,
                 "os": job.os,
             }
             for job in Job.select().where(Job.runid == run.gitid)

@@ -20,7 +20,7 @@ import structlog
 from poller import cursors, run_store, runner_os, store
 from poller.github import GitHub
 from poller.runner_os import LabelMap, Runner
-from poller.transform import Payload, skipped
+from poller.transform import Payload, ran
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +49,9 @@ class RunnerDirectory:
         if isinstance(job_id, int) and job_id in self.known:
             return self.known[job_id]
         os = runner_os.labels_os(job.get("labels") or (), self.label_map)
-        # A skipped job never ran, so no runner can tell; it costs no query either.
-        if os is None and not skipped(job):
+        # A job no runner took (skipped, or cancelled while queued) has no runner to
+        # tell; it costs no query either.
+        if os is None and ran(job):
             if isinstance(job_id, int):
                 # Found before from its runner, which may be gone by now (ephemeral
                 # runners, a token that lost its rights): what is known is not unlearnt.

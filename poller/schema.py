@@ -77,7 +77,8 @@ VIEWS = {
                             AND (n.createtime > r.createtime
                                  OR (n.createtime = r.createtime AND n.gitid > r.gitid)))""",
     # Each job's wait for a runner, with what it asked for and where it ran. Skipped jobs
-    # never waited, and jobs not yet started have no wait yet.
+    # never waited, and queued jobs have no wait yet; a job cancelled while queued waited
+    # until then, and has no start.
     "job_queue_times": """
         SELECT j.repo, j.runid, j.gitid AS jobid, j.runattempt, j.name AS jobname,
                j.labels, j.runnergroup, j.runnername, j.os, j.createtime, j.starttime,

@@ -14,12 +14,17 @@ A run's row describes its current attempt as GitHub shows it:
   earlier execution (r-universe-org/help#607). Gitea, which copies GitHub's API, lists
   such jobs again in the new attempt with their earlier times. Either way, the newest
   execution per name is what GitHub's page for the attempt shows.
-* **Start, end, queue time.** From the jobs that ran in this attempt: not skipped (a
-  skipped job never ran, although GitHub gives it times near its creation), and started
-  no earlier than the attempt was requested (``run_started_at``, which resets on a
-  re-run). The queue time is the attempt's wait, from ``run_started_at`` to its first
-  job's start; ``createtime`` stays the run's creation.
-* **OS.** The OSes of the shown jobs that were not skipped.
+* **Which jobs ran.** A job ran when it was not skipped and a runner took it (``ran``).
+  A skipped job never ran, although GitHub gives it times near its creation. Neither
+  did a job cancelled while queued: it goes from ``queued`` to ``completed`` with
+  ``runner_id`` 0, no runner name and no steps (actions/runner#4684), and its
+  ``started_at``, like a still-queued job's, is a placeholder near its creation.
+* **Start, end, queue time.** From the jobs that ran in this attempt, started no earlier
+  than the attempt was requested (``run_started_at``, which resets on a re-run). The
+  queue time is the attempt's wait, from ``run_started_at`` to its first job's start;
+  ``createtime`` stays the run's creation. An attempt none of whose jobs ran has no
+  start, end or run time; once it completed, its queue time is its wait until it ended.
+* **OS.** The OSes of the shown jobs that ran.
 """
 
 from __future__ import annotations
@@ -62,9 +67,18 @@ def skipped(job: Payload) -> bool:
     return job.get("conclusion") == "skipped"
 
 
+def ran(job: Payload) -> bool:
+    """Whether a runner took the job: it was not skipped, and GitHub names its runner or
+    shows its steps. A job cancelled while queued has ``runner_id`` 0, no runner name and
+    no steps (actions/runner#4684); a queued one has null runner fields."""
+    if skipped(job):
+        return False
+    return bool(job.get("runner_id") or job.get("runner_name") or job.get("steps"))
+
+
 def jobs_os(jobs: Iterable[Payload], job_os: JobOs = labels_os) -> str | None:
-    """Sorted distinct OSes of the jobs that were not skipped; None when none is known."""
-    return runner_os.join_oses(os for job in jobs if not skipped(job) and (os := job_os(job)))
+    """Sorted distinct OSes of the jobs that ran; None when none is known."""
+    return runner_os.join_oses(os for job in jobs if ran(job) and (os := job_os(job)))
 
 
 def _attempt(job: Payload, current: int) -> int:
@@ -93,41 +107,65 @@ def attempt_requested(run: Payload) -> datetime | None:
 
 
 def ran_in_attempt(run: Payload, shown: Iterable[Payload]) -> list[Payload]:
-    """The shown jobs that ran in the current attempt: not skipped, and started once the
+    """The shown jobs that ran in the current attempt: a runner took them, once the
     attempt was requested (an execution carried over from an earlier one did not)."""
     current = int(run.get("run_attempt") or 1)
     requested = attempt_requested(run)
-    ran = []
+    found = []
     for job in shown:
         started = parse_time(job.get("started_at"))
-        if skipped(job) or started is None or _attempt(job, current) != current:
+        if not ran(job) or started is None or _attempt(job, current) != current:
             continue
         if requested is None or started >= requested:
-            ran.append(job)
-    return ran
+            found.append(job)
+    return found
+
+
+def attempt_ended(run: Payload, shown: Iterable[Payload]) -> datetime | None:
+    """When a completed attempt none of whose jobs ran ended: its jobs' last completion
+    (they were cancelled or skipped). None for an attempt with no job, which waited for
+    no runner."""
+    if run.get("status") != "completed":
+        return None
+    current = int(run.get("run_attempt") or 1)
+    ends = [
+        t
+        for job in shown
+        if _attempt(job, current) == current and (t := parse_time(job.get("completed_at")))
+    ]
+    return max(ends) if ends else None
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole seconds from ``start`` to ``end``, never negative; None if either is unknown."""
+    if start is None or end is None:
+        return None
+    return max(0, int((end - start).total_seconds()))
 
 
 def run_row(run: Payload, jobs: Iterable[Payload], repo: str, job_os: JobOs = labels_os) -> Row:
     """A ``workflowruns`` row. ``jobs`` may hold every attempt's jobs."""
     shown = latest_attempt_jobs(run, jobs)
-    ran = ran_in_attempt(run, shown)
+    ran_jobs = ran_in_attempt(run, shown)
     created = parse_time(run.get("created_at"))
     requested = attempt_requested(run)
-    job_starts = [t for job in ran if (t := parse_time(job.get("started_at")))]
-    start = min(job_starts) if job_starts else parse_time(run.get("run_started_at"))
+    job_starts = [t for job in ran_jobs if (t := parse_time(job.get("started_at")))]
+    start = min(job_starts) if job_starts else None
     end = None
     if run.get("status") == "completed":
-        job_ends = [t for job in ran if (t := parse_time(job.get("completed_at")))]
+        job_ends = [t for job in ran_jobs if (t := parse_time(job.get("completed_at")))]
         end = max(job_ends) if job_ends else None
+    # The attempt's wait: until its first job started, or, when none ran, until it ended.
+    waited_until = start if ran_jobs else attempt_ended(run, shown)
     actor = run.get("actor") or {}
     return {
         "gitid": run["id"],
         "author": actor.get("login"),
-        "runtime": (end - start).total_seconds() if start and end else None,
+        "runtime": max(0.0, (end - start).total_seconds()) if start and end else None,
         "createtime": created,
         "starttime": start,
         "endtime": end,
-        "queuetime": int((start - requested).total_seconds()) if start and requested else None,
+        "queuetime": seconds_between(requested, waited_until),
         "status": run.get("status"),
         "conclusion": run.get("conclusion"),
         "url": run.get("html_url"),
@@ -157,13 +195,18 @@ def run_changed(stored: Row | None, run: Payload) -> bool:
 
 def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = labels_os) -> Row:
     """A ``jobs`` row. ``run_attempt`` fills in for payloads that omit the field. The
-    queue time is the job's own wait for a runner, ``started_at - created_at``; a skipped
-    job never waited for one."""
+    queue time is the job's own wait for a runner, ``started_at - created_at``. A job no
+    runner took has no start (GitHub's ``started_at`` is a placeholder); if it was
+    cancelled, its wait lasted until then. A skipped job never waited for one."""
     labels = [str(label) for label in job.get("labels") or ()]
-    created, started = parse_time(job.get("created_at")), parse_time(job.get("started_at"))
-    queued = None
-    if created and started and not skipped(job):
-        queued = max(0, int((started - created).total_seconds()))
+    created = parse_time(job.get("created_at"))
+    started = parse_time(job.get("started_at")) if ran(job) else None
+    if ran(job):
+        queued = seconds_between(created, started)
+    elif skipped(job) or job.get("status") != "completed":
+        queued = None
+    else:
+        queued = seconds_between(created, parse_time(job.get("completed_at")))
     return {
         "gitid": job["id"],
         "runid": job["run_id"],
@@ -171,8 +214,8 @@ def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = label
         "name": job.get("name"),
         "status": job.get("status"),
         "conclusion": job.get("conclusion"),
-        "createtime": parse_time(job.get("created_at")),
-        "starttime": parse_time(job.get("started_at")),
+        "createtime": created,
+        "starttime": started,
         "endtime": parse_time(job.get("completed_at")),
         "labels": ",".join(labels),
         "runnername": job.get("runner_name"),
@@ -219,8 +262,9 @@ def attempt_rows(
     rows = []
     for attempt in range(1, current + 1):
         attempt_jobs = by_attempt.get(attempt, [])
-        starts = [t for job in attempt_jobs if (t := parse_time(job.get("started_at")))]
-        ends = [t for job in attempt_jobs if (t := parse_time(job.get("completed_at")))]
+        ran_jobs = [job for job in attempt_jobs if ran(job)]
+        starts = [t for job in ran_jobs if (t := parse_time(job.get("started_at")))]
+        ends = [t for job in ran_jobs if (t := parse_time(job.get("completed_at")))]
         if attempt == current:
             status, conclusion = run.get("status"), run.get("conclusion")
         elif attempt in earlier:
@@ -366,4 +410,4 @@ def run_page(
 
 def os_unknown(jobs: Iterable[Payload], job_os: JobOs) -> int:
     """Jobs that ran and whose OS nothing could tell."""
-    return sum(1 for job in jobs if not skipped(job) and job_os(job) is None)
+    return sum(1 for job in jobs if ran(job) and job_os(job) is None)

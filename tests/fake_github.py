@@ -194,6 +194,8 @@ class JobSpec:
     runner_id: int | None = None
     runner_group: str | None = "Default"
     queue_seconds: int | None = None  # None: the run's
+    # No runner has taken it yet: it stays queued until ``start_jobs`` or ``cancel_run``.
+    queued: bool = False
 
 
 FAILED = ("failure", "cancelled", "timed_out")
@@ -582,13 +584,26 @@ class FakeGitHub:
                 runner_group_id=None,
                 runner_group_name=None,
             )
+        elif spec.queued:
+            # GitHub gives a queued job a placeholder ``started_at`` near its creation
+            # and null runner fields; the job has no steps yet.
+            job.update(
+                status="queued",
+                conclusion=None,
+                started_at=iso(requested + timedelta(seconds=2)),
+                completed_at=None,
+                runner_id=None,
+                runner_name=None,
+                runner_group_id=None,
+                runner_group_name=None,
+            )
         self._set_steps(job)
         repo.jobs[run_id].append(job)
 
     @staticmethod
     def _set_steps(job: dict[str, Any]) -> None:
         """Three steps inside the job's times, as the jobs listing carries them."""
-        if job["conclusion"] == "skipped":
+        if job["conclusion"] == "skipped" or not job["runner_name"]:
             job["steps"] = []
             return
         start = parse_moment(job["started_at"])
@@ -621,6 +636,42 @@ class FakeGitHub:
         with self.lock:
             run = repo.runs[run_id]
             run["status"] = "in_progress"
+            self._touch(run, at)
+
+    def start_jobs(self, repo: FakeRepo, run_id: int, *, at: datetime) -> None:
+        """A runner takes each queued job of the run's current attempt at ``at``."""
+        with self.lock:
+            run = repo.runs[run_id]
+            for job in repo.jobs[run_id]:
+                if job["run_attempt"] == run["run_attempt"] and job["status"] == "queued":
+                    job.update(
+                        status="in_progress",
+                        started_at=iso(at),
+                        runner_id=1,
+                        runner_name=f"runner-{job['labels'][0] if job['labels'] else 'none'}",
+                        runner_group_name="Default",
+                    )
+                    self._set_steps(job)
+            run["status"] = "in_progress"
+            self._touch(run, at)
+
+    def cancel_run(self, repo: FakeRepo, run_id: int, *, at: datetime) -> None:
+        """Cancel the run at ``at``. A job still queued goes to ``completed``/``cancelled``
+        without ever having had a runner: ``runner_id`` 0, an empty runner name, no steps,
+        and its placeholder ``started_at`` kept (actions/runner#4684 shows such a job:
+        "conclusion: cancelled, runner_id: 0, an empty steps array"). A running job
+        ends at ``at``."""
+        with self.lock:
+            run = repo.runs[run_id]
+            for job in repo.jobs[run_id]:
+                if job["run_attempt"] != run["run_attempt"] or job["status"] == "completed":
+                    continue
+                if job["status"] == "queued":
+                    job.update(runner_id=0, runner_name="", steps=[])
+                job.update(status="completed", conclusion="cancelled", completed_at=iso(at))
+                if job["runner_name"]:
+                    self._set_steps(job)
+            run.update(status="completed", conclusion="cancelled")
             self._touch(run, at)
 
     def complete_run(

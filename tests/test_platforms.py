@@ -302,3 +302,60 @@ def test_an_earlier_databases_lowercase_os_values_are_upgraded_in_place(
             assert db.execute_sql(linux).fetchone()[0] == 3
     again = poller.run()
     assert "schema.os_names_upgraded" not in again.stderr  # once per database
+
+
+def test_jobs_no_runner_took_are_waits_not_runs(
+    fake: FakeGitHub, poller: PollerSetup, database: Database
+):
+    """GPU jobs nobody picked up, cancelled after 15 minutes in the queue, ran nothing:
+    their run has no start, end, run time or OS, and waited 900 s. A run where two jobs
+    ran and one never got a runner takes its times from the two. The README's p50/p95
+    query counts the cancelled jobs as the waits they were."""
+    repo = fake.add_repo(REPO)
+    fake.add_commit(repo, "main", when=NOW - timedelta(hours=2))
+    ci = fake.add_workflow(repo, "CI")
+    created = NOW - timedelta(minutes=30)
+    starved = fake.add_run(
+        repo, ci, created=created, status="queued",
+        labels=[JobSpec([GPU_LABEL], name=f"test_mi300_{n}", queued=True) for n in range(3)],
+    )  # fmt: skip
+    mixed = fake.add_run(
+        repo, ci, created=created, status="in_progress", queue_seconds=70,
+        labels=[
+            JobSpec(["ubuntu-24.04"], name="linux"),
+            JobSpec(["azure-linux-scale"], name="linux_scale"),
+            JobSpec(["macos-14"], name="macos", queued=True),
+        ],
+    )  # fmt: skip
+    poller.repos = [{"name": REPO}]
+    first = poller.run()
+    assert first.returncode == 0, first.stderr
+    with database.open():
+        row = WorkflowRun.get(WorkflowRun.gitid == starved)
+        # Queued: nothing has started, and the wait is not over.
+        assert (row.status, row.starttime, row.queuetime, row.os) == ("queued", None, None, None)
+
+    fake.cancel_run(repo, starved, at=created + timedelta(seconds=900))
+    fake.cancel_run(repo, mixed, at=created + timedelta(seconds=890))
+    second = poller.run()
+    assert second.returncode == 0, second.stderr
+    with database.open() as db:
+        row = WorkflowRun.get(WorkflowRun.gitid == starved)
+        assert (row.conclusion, row.starttime, row.endtime) == ("cancelled", None, None)
+        assert (row.runtime, row.os, row.queuetime) == (None, None, 900)
+        row = WorkflowRun.get(WorkflowRun.gitid == mixed)
+        assert (row.queuetime, row.runtime, row.os) == (70, 820, "Linux")
+        waits = db.execute_sql(
+            "SELECT jobname, starttime, queuetime FROM job_queue_times WHERE labels = %s"
+            % ("?" if database.kind == "sqlite" else "%s"),
+            (GPU_LABEL,),
+        ).fetchall()
+        assert sorted(waits) == [(f"test_mi300_{n}", None, 900) for n in range(3)]
+        kind = "MySQL, MariaDB" if database.kind == "mariadb" else "SQLite"
+        title = f"Job queue time per runner label over the last week ({kind})"
+        by_label = {labels: rest for labels, *rest in db.execute_sql(readme_sql(title))}
+        assert by_label[GPU_LABEL] == [3, 900, 900]
+        assert by_label["macos-14"] == [1, 890, 890]  # queued with the run, cancelled at 890
+        negative = (WorkflowRun.queuetime < 0) | (WorkflowRun.runtime < 0)
+        assert WorkflowRun.select().where(negative).count() == 0
+        assert Job.select().where(Job.queuetime < 0).count() == 0

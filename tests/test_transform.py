@@ -175,11 +175,11 @@ def test_run_without_actor_branch_start_or_jobs_stores_nulls():
     assert row["starttime"] is row["endtime"] is row["runtime"] is row["queuetime"] is None
 
 
-def test_run_without_jobs_falls_back_to_run_started_at():
+def test_run_without_jobs_has_no_start_and_waited_for_no_runner():
+    """``run_started_at`` is when the attempt was asked for, not when anything ran: a run
+    with no job (a startup failure) ran nothing and waited for no runner."""
     row = transform.run_row(run(run_started_at="2020-01-22T19:33:20Z"), [], REPO)
-    assert row["starttime"] == datetime(2020, 1, 22, 19, 33, 20)
-    assert row["queuetime"] == 12
-    assert row["endtime"] is None  # no job says when it finished
+    assert row["starttime"] is row["endtime"] is row["runtime"] is row["queuetime"] is None
 
 
 def test_unfinished_run_has_start_but_no_end():
@@ -378,3 +378,101 @@ def test_jobs_of_unknown_os_are_counted_unless_skipped():
     skipped = {**unknown, "conclusion": "skipped"}
     jobs = [job(["ubuntu-24.04"]), unknown, skipped]
     assert transform.os_unknown(jobs, transform.labels_os) == 1
+
+
+# --- jobs that no runner took -------------------------------------------------------------
+
+T0 = datetime(2020, 1, 22, 19, 33, 8)  # RUN's created_at
+
+
+def at(seconds: int) -> str:
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ran_job(labels, queued, seconds, *, attempt=1, name=None):
+    """A job a runner took ``queued`` s after T0 and ran ``seconds`` s."""
+    payload = job(labels, at(queued), at(queued + seconds), attempt=attempt)
+    payload.update(created_at=at(0), name=name or f"ran-{labels[0]}")
+    return payload
+
+
+def unrun_job(labels, *, cancelled_at=None, attempt=1, name=None, created=0):
+    """A job no runner took, as GitHub serves it (actions/runner#4684): runner_id 0, no
+    runner name, no steps, and a ``started_at`` that is a placeholder 2 s after its
+    creation; cancelled at ``cancelled_at`` s, or still queued."""
+    payload = job(labels, at(created + 2), None, attempt=attempt)
+    payload.update(
+        created_at=at(created),
+        name=name or f"waiting-{labels[0]}",
+        runner_id=0 if cancelled_at is not None else None,
+        runner_name="" if cancelled_at is not None else None,
+        runner_group_id=None,
+        runner_group_name=None,
+        steps=[],
+        status="completed" if cancelled_at is not None else "queued",
+        conclusion="cancelled" if cancelled_at is not None else None,
+        completed_at=at(cancelled_at) if cancelled_at is not None else None,
+    )
+    return payload
+
+
+def test_a_run_whose_jobs_were_cancelled_in_the_queue_never_ran():
+    """Three GPU jobs nobody picked up, cancelled after about 15 minutes: the run has no
+    start, end, run time or OS, and its queue time is the 15 minutes it waited."""
+    jobs = [unrun_job([f"gpu-{n}"], cancelled_at=900, name=f"gpu-{n}") for n in range(3)]
+    row = transform.run_row(run(conclusion="cancelled", updated_at=at(901)), jobs, REPO)
+    assert row["starttime"] is row["endtime"] is row["runtime"] is row["os"] is None
+    assert row["queuetime"] == 900
+
+
+def test_a_job_without_a_runner_sets_nothing_of_the_run_it_belongs_to():
+    """Two jobs waited 70 s and ran 820 s; a third never got a runner."""
+    jobs = [
+        ran_job(["ubuntu-22.04"], 70, 820),
+        ran_job(["windows-2022"], 70, 800),
+        unrun_job(["macos-14"], cancelled_at=890),
+    ]
+    row = transform.run_row(run(conclusion="cancelled"), jobs, REPO)
+    assert (row["queuetime"], row["runtime"]) == (70, 820)
+    assert row["os"] == "Linux,Windows"
+
+
+def test_a_job_cancelled_in_the_queue_waited_until_it_was_cancelled():
+    row = transform.job_row(unrun_job(["nodai-amdgpu-mi300-x86-64"], cancelled_at=898), REPO)
+    assert row["starttime"] is None  # it never started
+    assert row["queuetime"] == 898
+    assert row["endtime"] == T0 + timedelta(seconds=898)
+
+
+def test_a_queued_job_has_no_start_and_no_wait_yet():
+    row = transform.job_row(unrun_job(["ubuntu-22.04"]), REPO)
+    assert row["starttime"] is row["queuetime"] is row["endtime"] is None
+
+
+def test_a_queued_job_of_an_attempt_in_flight_does_not_set_its_start():
+    """Attempt 2 of "re-run failed jobs", requested at 1000 s: one job started 95 s
+    later, one is still queued with its placeholder start at 1002 s."""
+    jobs = [
+        ran_job(["ubuntu-22.04"], 10, 60, name="passed"),
+        ran_job(["ubuntu-22.04"], 10, 60, name="flaky"),
+        ran_job(["ubuntu-22.04"], 1095, 0, attempt=2, name="flaky") | {"completed_at": None},
+        unrun_job(["windows-2022"], attempt=2, name="other", created=1000),
+    ]
+    attempt2 = run(status="in_progress", conclusion=None, run_attempt=2, run_started_at=at(1000))
+    row = transform.run_row(attempt2, jobs, REPO)
+    assert row["queuetime"] == 95
+    assert row["starttime"] == T0 + timedelta(seconds=1095)
+    assert row["os"] == "Linux"
+
+
+def test_a_job_without_a_runner_gives_no_attempt_start():
+    jobs = [unrun_job(["ubuntu-22.04"], cancelled_at=600)]
+    (attempt,) = transform.attempt_rows(run(conclusion="cancelled"), jobs)
+    assert attempt["starttime"] is attempt["endtime"] is None
+
+
+def test_no_time_is_ever_negative():
+    """A job whose completion GitHub stamps before its creation (clock skew between its
+    services) waited 0 s, not a negative time."""
+    early = unrun_job(["ubuntu-22.04"], cancelled_at=0, created=5)
+    assert transform.job_row(early, REPO)["queuetime"] == 0
