@@ -116,14 +116,14 @@ class RunCollector:
 
     def check_windows(self, chosen: list[Window]) -> None:
         """Re-read fixed windows. An unchanged one answers 304; its stored body is replayed
-        through the same diff, which finds nothing to write."""
+        through the same diff, which finds nothing to write. A window that has grown past
+        GitHub's 1,000-result cap (an outage's backlog in one hour) is halved like a live
+        one, so every run in it is read."""
         for window in chosen:
             shutdown.check()
-            listing = self.gh.runs(self.name, window.low, window.high - SECOND)
-            if listing.total_count > RESULT_CAP:
-                log.warning("sync.runs_window_capped", low=window.low, high=window.high)
-            for page in self.pages(listing, MAX_PAGES):
-                self.store_runs(page)
+            for listing, _, _ in self.split_windows(window.low, window.high - SECOND):
+                for page in self.pages(listing, MAX_PAGES):
+                    self.store_runs(page)
 
     def sync_unfinished(self, created_before: datetime) -> None:
         for gitid in run_store.unfinished_runs(self.name, created_before):

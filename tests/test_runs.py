@@ -110,3 +110,34 @@ def test_an_earlier_attempt_that_ran_no_job_is_asked_for(
     with scratch.database.open():
         attempts = WorkflowRunAttempt.select().where(WorkflowRunAttempt.runid == run)
         assert {(a.attempt, a.conclusion) for a in attempts} == {(1, "failure"), (2, "success")}
+
+
+def test_a_re_read_window_past_1000_runs_is_split_so_no_run_is_missed(
+    fake: FakeGitHub, sqlite_poller: PollerSetup
+):
+    """An outage's backlog: 1,150 runs created in one hour yesterday, inside the windows
+    re-read every pass. GitHub lets a filtered listing reach 1,000 of them, so that hour's
+    window is halved until each piece is under the cap, and re-runs of its oldest runs
+    are mirrored by the next pass."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main", when=NOW - timedelta(days=3))
+    hour = (NOW - timedelta(days=1)).replace(minute=0, second=0)
+    burst = [
+        fake.add_run(repo, ci, created=hour + timedelta(seconds=3 * n), conclusion="failure")
+        for n in range(1150)
+    ]
+    sqlite_poller.repos = [{"name": "octo/demo"}]
+    first = sqlite_poller.run()
+    assert first.returncode == 0, first.stderr
+
+    oldest = burst[:5]
+    for run in oldest:
+        fake.rerun(repo, run, at=NOW - timedelta(minutes=2))
+    second = sqlite_poller.run()
+    assert second.returncode == 0, second.stderr
+    assert "sync.runs_window_capped" not in second.stderr
+    with sqlite_poller.database.open():
+        assert WorkflowRun.select().count() == 1150
+        rows = WorkflowRun.select().where(WorkflowRun.gitid.in_(oldest))
+        assert sorted((r.runattempt, r.conclusion) for r in rows) == [(2, "success")] * 5
