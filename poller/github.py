@@ -30,6 +30,7 @@ from github.Requester import Requester
 from poller import metrics, shutdown
 from poller.app_auth import InstallationToken
 from poller.clock import SYSTEM, Clock, epoch, whole_seconds
+from poller.github_clock import GitHubClock
 from poller.github_errors import CREDENTIALS_REJECTED, AuthFailed, GitHubError, RepoNotFound
 from poller.github_types import (
     Payload,
@@ -91,6 +92,7 @@ class GitHub:
         *,
         cache: ResponseCache | None = None,
         clock: Clock = SYSTEM,
+        github_clock: GitHubClock | None = None,
     ) -> None:
         # Shared by every client of the process: GitHub's secondary limits are per token.
         self.governor = governor or Governor(config.requests_per_minute, config.concurrency)
@@ -121,6 +123,8 @@ class GitHub:
         self.stats = RequestStats()
         self.cache = cache  # None: every request is unconditional
         self.clock = clock
+        # Resets are on GitHub's clock; shared by the process's clients (``pool``).
+        self.github_clock = github_clock or GitHubClock(clock)
         self.config = config
 
     def close(self) -> None:
@@ -160,12 +164,16 @@ class GitHub:
                     )
                 break
             except RateLimitExceededExceedsMaxWait as error:
-                # Longer than GithubRetry may sleep: wait here, where a shutdown can
-                # interrupt, then try again.
-                self._read_rate_limit({k.lower(): v for k, v in (error.headers or {}).items()})
+                # The primary limit (``retry``), or a secondary one longer than
+                # GithubRetry may sleep: wait here, on GitHub's clock, where a shutdown
+                # can interrupt, then try again.
+                headers = {k.lower(): v for k, v in (error.headers or {}).items()}
+                self.github_clock.learn(headers)
+                self._read_rate_limit(headers)
                 self.sleep(max(error.wait or 0.0, self.seconds_to_reset(), 1.0))
         self.stats.sent += 1
         metrics.count_request(full_url, status, response_headers)
+        self.github_clock.learn(response_headers)
         self._read_rate_limit(response_headers)
         now = whole_seconds(self.clock.now())
         if status == 304 and cache and cached:
@@ -205,7 +213,9 @@ class GitHub:
         return min(self.config.rate_limit_reserve, (self.stats.rate_limit or 5000) // 5)
 
     def seconds_to_reset(self) -> float:
-        return (self.stats.rate_reset or 0) + 1 - epoch(self.clock.now())
+        """Until the primary limit resets, on GitHub's clock (its reset is in GitHub's
+        epoch seconds; the extra second because the reset may come anywhere in it)."""
+        return (self.stats.rate_reset or 0) + 1 - epoch(self.github_clock.now())
 
     def budget_low(self) -> bool:
         """True once the reserve is reached: the backfill waits for the next reset."""

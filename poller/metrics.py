@@ -61,6 +61,11 @@ LEASES_HELD = Gauge(
     "Repositories this daemon holds a lease on now (syncs under way).",
     registry=REGISTRY,
 )
+GITHUB_CLOCK_SKEW = Gauge(
+    "shark_poller_github_clock_skew_seconds",
+    "How far GitHub's clock (its answers' Date) is ahead of this host's; negative: behind.",
+    registry=REGISTRY,
+)
 POLLERS_SEEN = Gauge(
     "shark_poller_pollers_seen",
     "Daemons sharing the database, and so the request budget, at the last heartbeat.",

@@ -24,6 +24,7 @@ from github import Auth
 from poller import app_auth
 from poller.clock import SYSTEM, Clock
 from poller.github import GitHub, identity
+from poller.github_clock import GitHubClock
 from poller.github_errors import GitHubError, describe
 from poller.github_types import RequestStats
 from poller.governor import Governor
@@ -84,6 +85,9 @@ class GitHubPool:
         self.config = config
         self.token = token
         self.clock = clock
+        # GitHub's clock, learnt from every client's answers: resets and token expiry
+        # are on it.
+        self.github_clock = GitHubClock(clock)
         self.app: Auth.AppAuth | None = None
         if config.github.uses_app:
             assert config.github.app_id is not None and config.github.private_key_file
@@ -150,13 +154,18 @@ class GitHubPool:
         if self.app is not None and installation is not None:
             name, who = f"installation {installation}", f"app:{settings.app_id}:{installation}"
             auth = app_auth.InstallationToken(
-                self.app, installation, settings.api_url, int(settings.timeout_seconds), self.clock
+                self.app,
+                installation,
+                settings.api_url,
+                int(settings.timeout_seconds),
+                self.github_clock,  # expires_at is GitHub's time
             )
         governor = Governor(settings.requests_per_minute, settings.concurrency)
         governor.share(self.pollers)
         cache = HttpCacheStore(identity(who))
+        gh_clock = self.github_clock
         clients = [
-            GitHub(settings, auth, governor, cache=cache, clock=self.clock)
+            GitHub(settings, auth, governor, cache=cache, clock=self.clock, github_clock=gh_clock)
             for _ in range(settings.concurrency)
         ]
         return Credential(name, clients)

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from github import GithubRetry
+from github.GithubException import RateLimitExceededExceedsMaxWait
 from urllib3 import BaseHTTPResponse, HTTPResponse
 from urllib3.connectionpool import ConnectionPool
 from urllib3.util.retry import Retry
@@ -23,6 +24,19 @@ from poller.governor import Governor
 # minute rarely helps, and it would cost that minute on every repository of the pass.
 CONNECT_RETRIES = 2
 CONNECT_RETRY_SECONDS = 1.0
+
+
+def primary_limit(response: BaseHTTPResponse) -> bool:
+    """An answer of the exhausted primary limit: 403 or 429 with no request left and no
+    Retry-After (GitHub's docs on rate limits: "If you exceed your primary rate limit,
+    you will receive a 403 or 429 response, and the x-ratelimit-remaining header will
+    be 0")."""
+    headers = response.headers
+    return (
+        response.status in (403, 429)
+        and headers.get("x-ratelimit-remaining") == "0"
+        and "retry-after" not in headers
+    )
 
 
 class InterruptibleRetry(GithubRetry):
@@ -52,6 +66,12 @@ class InterruptibleRetry(GithubRetry):
         metrics.count_request(
             url or "", response.status if response else None, response.headers if response else {}
         )
+        if response is not None and primary_limit(response):
+            # GithubRetry would wait for x-ratelimit-reset measured on this host's clock.
+            # The client waits instead, on GitHub's clock, where a stop can cut it short.
+            raise RateLimitExceededExceedsMaxWait(
+                response.status, {"message": "API rate limit exceeded"}, dict(response.headers)
+            )
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:

@@ -26,8 +26,9 @@ class GitHubConfig:
     # The backfill stops when fewer requests than this are left before the reset; live
     # work goes on until a tenth of it is left, then waits for the reset.
     rate_limit_reserve: int = 500
-    # How long a single answer that says "rate limited" may block before the pass gives
-    # up on that repository; longer waits happen between requests, where SIGTERM works.
+    # How long a secondary-limit answer may block inside PyGithub's retry; longer waits,
+    # and every wait for the primary limit's reset, happen between requests, on GitHub's
+    # clock, where SIGTERM works.
     max_rate_limit_wait_seconds: float = 60.0
     # GitHub asks for at least a minute after a secondary limit without Retry-After.
     secondary_rate_wait_seconds: float = 60.0

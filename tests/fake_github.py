@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import email.utils
 import hashlib
 import itertools
 import json
@@ -314,6 +315,11 @@ class FakeGitHub:
 
             def log_message(self, *_: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                # Every answer's Date is on GitHub's clock, as its resets are: a test sets
+                # ``clock`` apart from the host's to model a drifting host.
+                return email.utils.formatdate(fake.clock(), usegmt=True)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
