@@ -99,9 +99,8 @@ class RunCollector:
     # --- live runs, windows, unfinished runs ---
 
     def sync_live(self, where: plan.Stretch) -> None:
-        for listing, _, high in self.split_windows(where.live_start, None):
-            for page in self.pages(listing):
-                self.store_runs(page)
+        for listing, low, high in self.split_windows(where.live_start, None):
+            self.read_listing(listing, low, high)
             # Everything created up to the window's end is stored; on an open-ended window
             # that is everything created before the listing began.
             covered = high or self.now
@@ -121,19 +120,38 @@ class RunCollector:
         one, so every run in it is read."""
         for window in chosen:
             shutdown.check()
-            for listing, _, _ in self.split_windows(window.low, window.high - SECOND):
-                for page in self.pages(listing, MAX_PAGES):
-                    self.store_runs(page)
+            for listing, low, high in self.split_windows(window.low, window.high - SECOND):
+                self.read_listing(listing, low, high)
+
+    def read_listing(self, listing: RunListing, low: datetime, high: datetime | None) -> None:
+        """Store the runs of a listing of ``created`` in ``[low, high]`` (no upper bound:
+        None). Read whole, it holds every run GitHub has there, so a stored run it lacks
+        was deleted on GitHub. (A run deleted while the pages are read can shift another
+        past a page boundary; a run marked so is unmarked when next listed.)"""
+        listed: set[int] = set()
+        for page in self.pages(listing, MAX_PAGES):
+            self.store_runs(page)
+            listed.update(run["id"] for run in page)
+        if listing.total_count <= RESULT_CAP:
+            self.mark_deleted(run_store.runs_created_between(self.name, low, high) - listed)
 
     def sync_unfinished(self, created_before: datetime) -> None:
         for gitid in run_store.unfinished_runs(self.name, created_before):
             run = self.gh.run(self.name, gitid)
             if run is None:
-                log.info("sync.run_deleted", run_id=gitid)
-                run_store.delete_run(gitid)
-                self.done.counts["workflowruns"].deleted += 1
+                self.mark_deleted({gitid})
                 continue
             self.store_runs([run])
+
+    def mark_deleted(self, gone: set[int]) -> None:
+        """Mark runs GitHub no longer has (a 404 by id, or missing from a window that must
+        list them). Deleting a run on GitHub never deletes its history here."""
+        if not gone:
+            return
+        marked = run_store.mark_deleted(sorted(gone), self.now)
+        if marked:
+            log.info("sync.runs_deleted_on_github", runs=marked, run_ids=sorted(gone)[:20])
+            self.done.counts["workflowruns"].deleted += marked
 
     def prime(self) -> None:
         """Read, now, the listings the next pass will re-read but has no ETag for."""

@@ -159,6 +159,9 @@ class WorkflowRun(BaseModel):
     runnumber = peewee.IntegerField(null=True)
     event = peewee.CharField(STATE, null=True)
     updatetime = peewee.DateTimeField(null=True)
+    # When the poller found that GitHub no longer has the run (deleted by someone, or
+    # past the repository's retention); NULL while it has. The row is history: kept.
+    deletetime = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "workflowruns"

@@ -97,11 +97,33 @@ def unfinished_runs(repo: str, created_before: datetime) -> list[int]:
 
 
 @unit_of_work
-def delete_run(gitid: int) -> None:
-    Step.delete().where(Step.runid == gitid).execute()
-    Job.delete().where(Job.runid == gitid).execute()
-    WorkflowRunAttempt.delete().where(WorkflowRunAttempt.runid == gitid).execute()
-    WorkflowRun.delete().where(WorkflowRun.gitid == gitid).execute()
+def mark_deleted(gitids: Sequence[int], now: datetime) -> int:
+    """Runs GitHub no longer has: the rows stay, as the dashboard's history, with the
+    time we found out (``deletetime``). A run or job that was not completed is no longer
+    live: it can never complete now. Returns the runs newly marked."""
+    ids = sorted(gitids)
+    if not ids:
+        return 0
+    run_ids = WorkflowRun.gitid.in_(ids)
+    WorkflowRun.update(status="completed").where(run_ids & not_completed()).execute()
+    Job.update(status="completed").where(
+        Job.runid.in_(ids) & ((Job.status != "completed") | Job.status.is_null())
+    ).execute()
+    marked = WorkflowRun.update(deletetime=now).where(run_ids & WorkflowRun.deletetime.is_null())
+    return int(marked.execute())
+
+
+@unit_of_work
+def runs_created_between(repo: str, low: datetime, high: datetime | None) -> set[int]:
+    """The runs GitHub still had when we last looked, created in ``[low, high]`` (no
+    upper bound: None)."""
+    created = WorkflowRun.createtime >= low
+    if high is not None:
+        created &= WorkflowRun.createtime <= high
+    query = WorkflowRun.select(WorkflowRun.gitid).where(
+        (WorkflowRun.repo == repo) & created & WorkflowRun.deletetime.is_null()
+    )
+    return {row.gitid for row in query}
 
 
 @unit_of_work

@@ -179,6 +179,7 @@ def run_row(run: Payload, jobs: Iterable[Payload], repo: str, job_os: JobOs = la
         "runnumber": run.get("run_number"),
         "event": run.get("event"),
         "updatetime": parse_time(run.get("updated_at")),
+        "deletetime": None,  # GitHub has just shown it
     }
 
 
@@ -186,7 +187,8 @@ def run_changed(stored: Row | None, run: Payload) -> bool:
     """Whether a listed run is new, or differs from its row in what a new attempt or
     status changes: the one rule for whether a run costs a jobs request and a write."""
     return stored is None or bool(
-        stored["updatetime"] != parse_time(run.get("updated_at"))
+        stored.get("deletetime") is not None  # marked deleted, yet GitHub lists it
+        or stored["updatetime"] != parse_time(run.get("updated_at"))
         or stored["runattempt"] != (run.get("run_attempt") or 1)
         or stored["status"] != run.get("status")
         or stored["conclusion"] != run.get("conclusion")

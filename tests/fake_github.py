@@ -644,6 +644,16 @@ class FakeGitHub:
             run["status"] = "in_progress"
             self._touch(run, at)
 
+    def delete_run(self, repo: FakeRepo, run_id: int) -> None:
+        """``DELETE .../actions/runs/{id}``, or the repository's retention: the run answers
+        404 and leaves every listing. GitHub lets people delete a run "that has been
+        completed, or is more than two weeks old" (GitHub's docs, "Deleting a workflow
+        run")."""
+        with self.lock:
+            del repo.runs[run_id]
+            repo.jobs.pop(run_id, None)
+            repo.attempts.pop(run_id, None)
+
     def start_jobs(self, repo: FakeRepo, run_id: int, *, at: datetime) -> None:
         """A runner takes each queued job of the run's current attempt at ``at``."""
         with self.lock:

@@ -141,3 +141,47 @@ def test_a_re_read_window_past_1000_runs_is_split_so_no_run_is_missed(
         assert WorkflowRun.select().count() == 1150
         rows = WorkflowRun.select().where(WorkflowRun.gitid.in_(oldest))
         assert sorted((r.runattempt, r.conclusion) for r in rows) == [(2, "success")] * 5
+
+
+def test_runs_deleted_on_github_are_kept_and_marked_never_left_live(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    """The database is the dashboard's long-term record. A run deleted on GitHub keeps its
+    row, with the time the poller found out, whether the next pass misses it in a window
+    it re-reads or gets a 404 for it by id; a run that can no longer finish is no longer
+    live. Legacy columns of a completed run do not change, and runs past the re-run
+    horizon, which no listing is expected to hold, are never marked."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main", when=NOW - timedelta(days=60))
+    done = fake.add_run(repo, ci, created=NOW - timedelta(hours=5))
+    finishing = fake.add_run(repo, ci, created=NOW - timedelta(hours=3), status="in_progress")
+    stuck = fake.add_run(repo, ci, created=NOW - timedelta(days=16), status="in_progress")
+    ancient = fake.add_run(repo, ci, created=NOW - timedelta(days=45))
+    kept = fake.add_run(repo, ci, created=NOW - timedelta(hours=4))
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    legacy = [c for c in WorkflowRun._meta.sorted_field_names if c not in ("id", "deletetime")]
+    with poller.database.open():
+        before = {r.gitid: [getattr(r, c) for c in legacy] for r in WorkflowRun.select()}
+
+    fake.complete_run(repo, finishing)  # finishes, and is deleted before the next pass
+    for run in (done, finishing, stuck, ancient):
+        fake.delete_run(repo, run)
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    with poller.database.open():
+        rows = {r.gitid: r for r in WorkflowRun.select()}
+        assert set(rows) == {done, finishing, stuck, ancient, kept}  # no row lost
+        marked = {gitid for gitid, r in rows.items() if r.deletetime is not None}
+        assert marked == {done, finishing, stuck}
+        assert all(r.status == "completed" for r in rows.values())  # none left live
+        assert [getattr(rows[done], c) for c in legacy] == before[done]
+        assert [getattr(rows[kept], c) for c in legacy] == before[kept]
+        assert Job.select().where(Job.runid == finishing).count() == 1
+
+    again = poller.run("--once", "--full")
+    assert again.returncode == 0, again.stderr
+    with poller.database.open():
+        assert WorkflowRun.select().where(WorkflowRun.deletetime.is_null(False)).count() == 3
+        assert WorkflowRun.select().count() == 5

@@ -162,6 +162,7 @@ def test_run_row_maps_every_dashboard_column():
         "runnumber": 562,
         "event": "push",
         "updatetime": datetime(2020, 1, 22, 19, 33, 8),
+        "deletetime": None,  # GitHub has it
     }
 
 
