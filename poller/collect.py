@@ -19,9 +19,10 @@ import structlog
 
 from poller import cursors, plan, run_store, shutdown, store, transform
 from poller.cursors import to_cursor
-from poller.github import PER_PAGE, RESULT_CAP, GitHub
+from poller.github import RESULT_CAP, GitHub
 from poller.github_errors import GitHubError
 from poller.github_types import Payload, RunListing
+from poller.github_urls import PER_PAGE
 from poller.plan import SECOND, Backfill, RunCursors
 from poller.progress import Progress
 from poller.report import Collected
@@ -166,7 +167,7 @@ class RunCollector:
 
     def backfill(self, planned: Backfill) -> None:
         """Store runs created before the stretch, newest first, within budget and bounds."""
-        if self.gh.budget_low():
+        if self.gh.limit.low():
             self.defer_backfill()
             return
         room = BackfillRoom(planned.budget, planned.room)
@@ -214,7 +215,7 @@ class RunCollector:
 
     def backfill_page(self, page: list[Payload], room: BackfillRoom) -> bool:
         """Store one page of older runs; False once the backfill stops for this pass."""
-        if self.gh.budget_low():
+        if self.gh.limit.low():
             self.defer_backfill()
             return False
         # Runs already stored (the boundary second, legacy rows) cost no jobs request
@@ -247,7 +248,7 @@ class RunCollector:
             "sync.backfill_deferred",
             reason="rate limit reserve reached",
             remaining=self.gh.stats.rate_remaining,
-            resumes_in_seconds=round(self.gh.seconds_to_reset()),
+            resumes_in_seconds=round(self.gh.limit.seconds_to_reset()),
         )
 
     # --- listings ---
@@ -302,7 +303,7 @@ class RunCollector:
                 continue
             self.done.pushed = self.done.pushed or (old is None and run.get("event") in PUSH_EVENTS)
             shutdown.check()
-            if backfill and self.gh.budget_low():
+            if backfill and self.gh.limit.low():
                 runs = runs[:index]
                 self.defer_backfill()
                 break

@@ -42,6 +42,9 @@ REPO_PUSHED_AT = "repo.pushed_at"
 # The settings that shape the metadata (docker_workflows, branches), as JSON, when it was
 # last read: a changed config.toml re-reads it at the next pass, not metadata_minutes on.
 REPO_SETTINGS = "repo.settings"
+# Under a config entry's own name: where GitHub moved its repository (renamed or
+# transferred), whose name its rows are now stored under (``repo_moves``).
+REPO_MOVED_TO = "repo.moved_to"
 
 
 def branch_commits(branch: str) -> str:

@@ -15,11 +15,11 @@ Everything returned is plain JSON (dicts), which ``transform`` turns into rows.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import github
 import structlog
@@ -27,11 +27,13 @@ from github import Auth, Github, GithubException
 from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.Requester import Requester
 
-from poller import metrics, shutdown
+from poller import metrics
 from poller.app_auth import InstallationToken
-from poller.clock import SYSTEM, Clock, epoch, whole_seconds
+from poller.clock import SYSTEM, Clock, whole_seconds
 from poller.github_clock import GitHubClock
 from poller.github_errors import CREDENTIALS_REJECTED, AuthFailed, GitHubError, RepoNotFound
+from poller.github_limit import PrimaryLimit
+from poller.github_moves import Moves
 from poller.github_types import (
     Payload,
     RateLimit,
@@ -40,45 +42,17 @@ from poller.github_types import (
     ResponseCache,
     RunListing,
 )
+from poller.github_urls import NO_PULL_REQUESTS, PER_PAGE, runs_listing
 from poller.governor import Governor
-from poller.retry import CONNECT_RETRIES, InterruptibleRetry
+from poller.retry import CONNECT_RETRIES, InterruptibleRetry, Redirected
 from poller.runner_os import Runner, canonical_os, labels_os
 from poller.settings import GitHubConfig
 
 log = structlog.get_logger(__name__)
 
-PER_PAGE = 100
+MAX_REDIRECTS = 3
 # GitHub only lets a filtered runs listing reach this many results.
 RESULT_CAP = 1000
-# Each run GitHub serves embeds the open pull requests whose head is the run's, as they
-# are now, so a listing's body (and ETag) changes when a pull request opens, closes or
-# its base moves, though no run did. Nothing is stored from them; this parameter of the
-# runs endpoints leaves them out (GitHub's REST docs for "List workflow runs for a
-# repository" and "Get a workflow run"; gh's own run listing sets it, go-github#2735).
-NO_PULL_REQUESTS = {"exclude_pull_requests": "true"}
-
-
-def identity(who: str) -> str:
-    """Whose ETags a client's are, as a hash: ``token:<token>`` or ``app:<app>:<id>``.
-    GitHub's ETags are specific to the token, so an installation's stored ETags answer
-    304 only for as long as its current token lives; they are kept under the
-    installation all the same, and each 200 under a new token replaces them."""
-    return hashlib.sha256(who.encode()).hexdigest()[:32]
-
-
-def created_filter(low: datetime | None, high: datetime | None) -> str:
-    """GitHub search syntax for a ``created`` range, inclusive at both ends."""
-
-    def fmt(moment: datetime) -> str:
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    if low and high:
-        return f"{fmt(low)}..{fmt(high)}"
-    if low:
-        return f">={fmt(low)}"
-    if high:
-        return f"<={fmt(high)}"
-    return "*"
 
 
 class GitHub:
@@ -125,6 +99,8 @@ class GitHub:
         self.clock = clock
         # Resets are on GitHub's clock; shared by the process's clients (``pool``).
         self.github_clock = github_clock or GitHubClock(clock)
+        self.moves = Moves()  # repositories GitHub redirected this client for
+        self.limit = PrimaryLimit(self.stats, self.github_clock, config.rate_limit_reserve)
         self.config = config
 
     def close(self) -> None:
@@ -150,13 +126,43 @@ class GitHub:
         conditional: bool,
         spends_reserve: bool,
     ) -> Response:
-        full_url = Requester.add_parameters_to_url(url, params) if params else url
+        """GET, following redirects with their whole Location: PyGithub would follow a
+        301 with its path alone, and lose the query (``github_moves``)."""
+        full_url = self.moves.rewrite(
+            Requester.add_parameters_to_url(url, params) if params else url
+        )
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                return self._get_once(
+                    full_url, conditional=conditional, spends_reserve=spends_reserve
+                )
+            except Redirected as redirect:
+                self.stats.sent += 1
+                location = self._same_host(redirect.location)
+                log.debug("github.redirected", url=full_url, location=location)
+                self.moves.note(full_url, location)
+                full_url = location
+        raise GitHubError(f"{url}: GitHub redirected it more than {MAX_REDIRECTS} times")
+
+    def _same_host(self, location: str) -> str:
+        """A redirect's Location, checked to stay on the API host the token is for, as a
+        path below the API's base like every URL the client builds (the ETags' key)."""
+        api, there = urlsplit(self.config.api_url), urlsplit(location)
+        if there.netloc and (there.scheme, there.netloc) != (api.scheme, api.netloc):
+            raise GitHubError(
+                f"GitHub redirected a request to {there.scheme}://{there.netloc}, not "
+                f"{api.scheme}://{api.netloc}: check [github] api_url"
+            )
+        path = there.path.removeprefix(api.path.rstrip("/"))
+        return path + (f"?{there.query}" if there.query else "")
+
+    def _get_once(self, full_url: str, *, conditional: bool, spends_reserve: bool) -> Response:
         cache = self.cache if conditional else None
         cached = cache.lookup(full_url) if cache else None
         headers = {"If-None-Match": cached[0]} if cached else None
         while True:
             if spends_reserve:
-                self.wait_if_exhausted()
+                self.limit.wait_if_exhausted()
             try:
                 with self.governor.request():
                     status, response_headers, body = self._requester.requestJson(
@@ -167,14 +173,14 @@ class GitHub:
                 # The primary limit (``retry``), or a secondary one longer than
                 # GithubRetry may sleep: wait here, on GitHub's clock, where a shutdown
                 # can interrupt, then try again.
-                headers = {k.lower(): v for k, v in (error.headers or {}).items()}
-                self.github_clock.learn(headers)
-                self._read_rate_limit(headers)
-                self.sleep(max(error.wait or 0.0, self.seconds_to_reset(), 1.0))
+                answer = {k.lower(): v for k, v in (error.headers or {}).items()}
+                self.github_clock.learn(answer)
+                self.limit.read(answer)
+                self.limit.wait(max(error.wait or 0.0, self.limit.seconds_to_reset(), 1.0))
         self.stats.sent += 1
         metrics.count_request(full_url, status, response_headers)
         self.github_clock.learn(response_headers)
-        self._read_rate_limit(response_headers)
+        self.limit.read(response_headers)
         now = whole_seconds(self.clock.now())
         if status == 304 and cache and cached:
             self.stats.not_modified += 1
@@ -194,51 +200,6 @@ class GitHub:
             cache.save(full_url, etag, json.dumps(envelope).encode(), now)
         return Response(status, response_headers, data)
 
-    def _read_rate_limit(self, headers: dict[str, Any]) -> None:
-        remaining = headers.get("x-ratelimit-remaining")
-        if remaining is not None:
-            self.stats.rate_remaining = int(float(remaining))
-        limit = headers.get("x-ratelimit-limit")
-        if limit is not None:
-            self.stats.rate_limit = int(float(limit))
-        reset = headers.get("x-ratelimit-reset")
-        if reset is not None:
-            self.stats.rate_reset = int(float(reset))
-
-    # --- rate-limit awareness ---
-
-    @property
-    def reserve(self) -> int:
-        """Requests to leave unspent; at most a fifth of the limit (60 without a token)."""
-        return min(self.config.rate_limit_reserve, (self.stats.rate_limit or 5000) // 5)
-
-    def seconds_to_reset(self) -> float:
-        """Until the primary limit resets, on GitHub's clock (its reset is in GitHub's
-        epoch seconds; the extra second because the reset may come anywhere in it)."""
-        return (self.stats.rate_reset or 0) + 1 - epoch(self.github_clock.now())
-
-    def budget_low(self) -> bool:
-        """True once the reserve is reached: the backfill waits for the next reset."""
-        remaining = self.stats.rate_remaining
-        return remaining is not None and remaining < self.reserve and self.seconds_to_reset() > 0
-
-    def wait_if_exhausted(self) -> None:
-        """Live work spends the reserve down to a tenth, then waits for the reset."""
-        remaining = self.stats.rate_remaining
-        if remaining is None or remaining >= max(1, self.reserve // 10):
-            return
-        seconds = self.seconds_to_reset()
-        if seconds > 0:
-            self.sleep(seconds)
-
-    def sleep(self, seconds: float) -> None:
-        """Wait for the rate limit to reset; a shutdown cuts the wait short."""
-        log.warning(
-            "github.waiting_for_reset", remaining=self.stats.rate_remaining, seconds=round(seconds)
-        )
-        shutdown.sleep(seconds)
-        self.stats.rate_remaining = None  # unknown until the next answer
-
     # --- endpoints ---
 
     def rate_limit(self) -> RateLimit | None:
@@ -250,6 +211,16 @@ class GitHub:
             return None
         reset = datetime.fromtimestamp(int(core["reset"]), UTC).replace(tzinfo=None)
         return RateLimit(int(core["remaining"]), int(core["limit"]), reset)
+
+    def settle_move(self, old: str, new: str) -> None:
+        """``old`` is ``new`` now: ask for it by name, with the ETags its URLs by id got."""
+        repository_id = self.moves.moved_id(old)
+        if repository_id is not None and self.cache is not None:
+            self.cache.rename(f"/repositories/{repository_id}/", f"/repos/{new}/")
+
+    def repository_by_id(self, repository_id: int) -> Payload:
+        """``GET /repositories/{id}``: a repository whatever it is called now."""
+        return dict(self.get(f"/repositories/{repository_id}", conditional=False).data)
 
     def repository(self, full_name: str) -> Payload:
         try:
@@ -308,9 +279,19 @@ class GitHub:
     def commit_pages(self, full_name: str, branch: str) -> Iterator[list[Payload]]:
         return self.list_items(f"/repos/{full_name}/commits", {"sha": branch}, key=None)
 
-    def runs(self, full_name: str, low: datetime | None, high: datetime | None) -> RunListing:
-        """The first page of the runs created in ``[low, high]``, newest first."""
-        first = self.get(*self._runs_listing(full_name, low, high))
+    def runs(
+        self,
+        full_name: str,
+        low: datetime | None,
+        high: datetime | None,
+        *,
+        status: str | None = None,
+    ) -> RunListing:
+        """The first page of the runs created in ``[low, high]``, newest first; only those
+        whose current ``status`` is that, if given ("Returns workflow runs with the check
+        run status or conclusion that you specify", GitHub's REST docs, "List workflow
+        runs for a repository")."""
+        first = self.get(*runs_listing(full_name, low, high, status))
         return RunListing(
             int(first.data.get("total_count", 0)), list(first.data["workflow_runs"]), first.next_url
         )
@@ -326,25 +307,19 @@ class GitHub:
             yield from self.pages(first, "workflow_runs", max_pages=rest)
 
     def runs_listings_primed(
-        self, full_name: str, ranges: Sequence[tuple[datetime | None, datetime | None]]
+        self,
+        full_name: str,
+        ranges: Sequence[tuple[datetime | None, datetime | None]],
+        status: str | None = None,
     ) -> list[bool]:
-        """For each ``created`` range, whether its listing's first page has a stored ETag,
-        so that re-reading it may be free."""
+        """For each ``created`` range (of one ``status``, if given), whether its listing's
+        first page has a stored ETag, so that re-reading it may be free."""
         urls = [
-            Requester.add_parameters_to_url(*self._runs_listing(full_name, low, high))
+            Requester.add_parameters_to_url(*runs_listing(full_name, low, high, status))
             for low, high in ranges
         ]
         known = self.cache.known(urls) if self.cache is not None else set()
         return [url in known for url in urls]
-
-    @staticmethod
-    def _runs_listing(
-        full_name: str, low: datetime | None, high: datetime | None
-    ) -> tuple[str, dict[str, Any]]:
-        return (
-            f"/repos/{full_name}/actions/runs",
-            {"created": created_filter(low, high), **NO_PULL_REQUESTS, "per_page": PER_PAGE},
-        )
 
     def run(self, full_name: str, run_id: int) -> Payload | None:
         """One run, or None when GitHub no longer has it."""

@@ -37,6 +37,13 @@ class HttpCacheStore:
     def touch(self, url: str, now: datetime) -> None:
         _cache_touch(self.key(url), now)
 
+    def rename(self, old: str, new: str) -> int:
+        """Keep this token's entries of URLs that hold ``old`` under the same URLs with
+        ``new`` instead: a moved repository's ``/repositories/{id}/`` URLs, which its first
+        pass after the move used, as the ``/repos/{new name}/`` ones later passes use.
+        Returns the entries kept so."""
+        return _cache_rename(self, old, new)
+
     def known(self, urls: Sequence[str]) -> set[str]:
         """Which of ``urls`` have a stored ETag: one query, whatever their number."""
         by_key = {self.key(url): url for url in urls}
@@ -76,3 +83,21 @@ def _cache_touch(key: str, now: datetime) -> None:
 def prune_http_cache(older_than: datetime) -> int:
     """URLs move on (a new day's live window, finished backfills); forget the ones no pass used."""
     return int(HttpCache.delete().where(HttpCache.updatetime < older_than).execute())
+
+
+@bookkeeping
+def _cache_rename(store: HttpCacheStore, old: str, new: str) -> int:
+    rows = HttpCache.select().where(HttpCache.url.contains(old))
+    renamed = [
+        {
+            "key": store.key(url := row.url.replace(old, new)),
+            "url": url,
+            "etag": row.etag,
+            "body": row.body,
+            "updatetime": row.updatetime,
+        }
+        for row in rows
+        if row.key == store.key(row.url)  # this token's, not another's
+    ]
+    upsert(HttpCache, renamed, ["key"])
+    return len(renamed)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import structlog
 
-from poller import cursors, shutdown, store, transform
+from poller import cursors, repo_moves, shutdown, store, transform
 from poller.cursors import to_cursor
 from poller.github import GitHub
 from poller.plan import FIRST_RUN
@@ -41,6 +41,9 @@ class MetadataSync:
 
     def sync(self) -> dict[str, Counts]:
         info = self.gh.repository(self.name)
+        if str(info.get("full_name", self.name)).lower() == self.name.lower():
+            # (Asked by an old name, GitHub redirects: ``repo_sync`` follows that move.)
+            self.adopt_history(int(info["id"]))
         created = transform.parse_time(info.get("created_at")) or FIRST_RUN
         store.set_cursors(self.name, {cursors.REPO_CREATED: to_cursor(created)}, self.now)
         self.sync_workflows()
@@ -61,6 +64,14 @@ class MetadataSync:
             read[cursors.REPO_PUSHED_AT] = self.repo.pushed_at
         store.set_cursors(self.name, read, self.now)
         return self.counts
+
+    def adopt_history(self, repository_id: int) -> None:
+        """History stored under another name of this repository comes here, before any
+        run is listed: an organisation's renamed repository continues where it was."""
+        adopted = repo_moves.adopt(self.name, repository_id, self.now)
+        if adopted is not None:
+            old, rows = adopted
+            log.info("sync.repo_history_moved", old=old, new=self.name, rows=rows)
 
     def sync_workflows(self) -> None:
         patterns = self.repo.docker_workflows

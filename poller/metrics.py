@@ -97,11 +97,14 @@ def endpoint_of(url: str) -> str:
 
 
 def answer_of(status: int | None, headers: Mapping[str, str]) -> str:
-    """A request's answer as the metrics count it: 200, 304, rate_limited (a 429, or a
-    403 of the primary or a secondary limit), 5xx, connection_error (no answer), or 4xx.
-    ``headers`` are the answer's, with lower-case names."""
+    """A request's answer as the metrics count it: 200, 304, redirect (a moved repository's
+    old URL), rate_limited (a 429, or a 403 of the primary or a secondary limit), 5xx,
+    connection_error (no answer), or 4xx. ``headers`` are the answer's, with lower-case
+    names."""
     if status is None:
         return "connection_error"
+    if 300 <= status < 400 and status != 304:
+        return "redirect"
     if status == 429 or (status == 403 and _limited(headers)):
         return "rate_limited"
     if status >= 500:

@@ -83,6 +83,9 @@ __all__ = [
 class Repo(BaseModel):
     id = peewee.AutoField(column_name="Id")
     name = peewee.CharField(NAME, null=True, unique=True)
+    # Added by shark-poller: GitHub's id, which stays when the repository is renamed or
+    # transferred, so that its history follows it (``repo_moves``).
+    gitid = peewee.BigIntegerField(null=True)
 
     class Meta:
         table_name = "repos"

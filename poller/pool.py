@@ -23,10 +23,11 @@ from github import Auth
 
 from poller import app_auth
 from poller.clock import SYSTEM, Clock
-from poller.github import GitHub, identity
+from poller.github import GitHub
 from poller.github_clock import GitHubClock
 from poller.github_errors import GitHubError, describe
 from poller.github_types import RequestStats
+from poller.github_urls import identity
 from poller.governor import Governor
 from poller.http_cache import HttpCacheStore
 from poller.settings import Config

@@ -10,6 +10,7 @@ too. Every error is contained here: it is logged with ``repo=`` and recorded in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import requests
 import structlog
 from github import GithubException
 
-from poller import cursors, run_store, runner_os, shutdown, store, units
+from poller import cursors, repo_moves, run_store, runner_os, shutdown, store, units
 from poller.clock import SYSTEM, Clock
 from poller.collect import RunCollector
 from poller.cursors import from_cursor
@@ -164,6 +165,9 @@ class RepoSync:
     ) -> None:
         self.gh = gh
         self.config = config
+        self.entry = repo.name  # as config.toml names it
+        # Where GitHub moved it, if a pass found it moved: its rows are stored there.
+        repo = dataclasses.replace(repo, name=repo_moves.current_name(repo.name))
         self.repo = repo
         self.name = repo.name
         self.now = now
@@ -181,6 +185,8 @@ class RepoSync:
         )
 
     def run(self) -> None:
+        if self.name != self.entry:
+            self.say_moved()
         store.ensure_repo(self.name)
         self.apply_label_map()
         metadata_due = self.metadata_due()
@@ -193,6 +199,31 @@ class RepoSync:
             # A new run of a push or a pull request: something was pushed, so branches,
             # commits and perhaps workflow files moved. Nothing else would tell us.
             self.metadata.sync()
+        self.follow_move()
+
+    def follow_move(self) -> None:
+        """When GitHub redirected this repository's URLs (it was renamed or transferred),
+        its history moves to the new name, and later passes ask for it by that name."""
+        repository_id = self.gh.moves.moved_id(self.name)
+        if repository_id is None:
+            return
+        new = str(self.gh.repository_by_id(repository_id)["full_name"])
+        if new == self.name:
+            return
+        rows = repo_moves.move_repository(self.name, new, entry=self.entry, now=self.now)
+        self.gh.settle_move(self.name, new)
+        log.info("sync.repo_history_moved", old=self.name, new=new, rows=rows)
+        self.name = new
+        self.say_moved()
+
+    def say_moved(self) -> None:
+        log.warning(
+            "sync.repo_moved",
+            old=self.entry,
+            new=self.name,
+            hint=f"GitHub moved {self.entry} to {self.name}, and its history is stored "
+            f'under the new name: set name = "{self.name}" in config.toml',
+        )
 
     def collected(self) -> Collected:
         """What the sync stored, so far or in all: the runs' and the metadata's counts."""

@@ -26,6 +26,22 @@ CONNECT_RETRIES = 2
 CONNECT_RETRY_SECONDS = 1.0
 
 
+# A GET that GitHub moves elsewhere: a renamed or transferred repository's old URLs answer
+# 301 (GitHub changelog, 2015-07-21, "automatic redirects for renamed repositories").
+REDIRECTS = frozenset({301, 302, 307, 308})
+
+
+class Redirected(Exception):
+    """A GET answered with a redirect. It leaves urllib3 and PyGithub unanswered, since
+    PyGithub's requester follows a 301 with the Location's path alone and drops its query
+    (``created``, ``filter``, ``per_page``); the client follows the whole Location."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(f"{status} to {location}")
+        self.status = status
+        self.location = location
+
+
 def primary_limit(response: BaseHTTPResponse) -> bool:
     """An answer of the exhausted primary limit: 403 or 429 with no request left and no
     Retry-After (GitHub's docs on rate limits: "If you exceed your primary rate limit,
@@ -66,6 +82,10 @@ class InterruptibleRetry(GithubRetry):
         metrics.count_request(
             url or "", response.status if response else None, response.headers if response else {}
         )
+        location = response.headers.get("location") if response is not None else None
+        if response is not None and response.status in REDIRECTS and location:
+            response.drain_conn()  # the connection goes back to the pool
+            raise Redirected(response.status, location)
         if response is not None and primary_limit(response):
             # GithubRetry would wait for x-ratelimit-reset measured on this host's clock.
             # The client waits instead, on GitHub's clock, where a stop can cut it short.
@@ -73,6 +93,12 @@ class InterruptibleRetry(GithubRetry):
                 response.status, {"message": "API rate limit exceeded"}, dict(response.headers)
             )
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # A redirected GET must reach ``increment``, which hands it to the client.
+        if method == "GET" and status_code in REDIRECTS:
+            return True
+        return bool(super().is_retry(method, status_code, has_retry_after))
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         seconds = self.get_retry_after(response) if response else None

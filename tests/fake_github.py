@@ -89,6 +89,17 @@ def created_matcher(expression: str) -> Callable[[datetime], bool]:
     return lambda t: lo <= t <= hi
 
 
+def _renamed(value: Any, old: str, new: str) -> Any:
+    """``value`` with ``old`` replaced by ``new`` in every string it holds."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {key: _renamed(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, old, new) for item in value]
+    return value
+
+
 @dataclass
 class Request:
     path: str
@@ -104,7 +115,9 @@ class Request:
         """Counted against the primary limit: everything but 304s, /rate_limit and what
         an App does with its JWT (minting installation tokens, listing installations)."""
         return (
-            self.status != 304 and self.path != "/rate_limit" and not self.path.startswith("/app/")
+            self.status not in (301, 304)
+            and self.path != "/rate_limit"
+            and not self.path.startswith("/app/")
         )
 
 
@@ -215,6 +228,7 @@ class Commit:
 class FakeRepo:
     full_name: str
     created_at: datetime
+    id: int = 0  # GitHub's id: it stays when the repository is renamed or transferred
     default_branch: str = "main"
     archived: bool = False
     pushed_at: datetime | None = None  # moves with every commit, branch and workflow
@@ -262,6 +276,8 @@ class FakeGitHub:
         # .../actions/runners lists them; without admin rights GitHub answers 403.
         self.runners: dict[str, list[dict[str, Any]]] = {}
         self.runners_readable = True
+        # Old full names (lower case) of renamed or transferred repositories -> the repo.
+        self.moved: dict[str, FakeRepo] = {}
 
     @property
     def installation_tokens(self) -> set[str]:
@@ -396,7 +412,10 @@ class FakeGitHub:
     ) -> FakeRepo:
         with self.lock:
             repo = FakeRepo(
-                full_name, created_at or datetime(2020, 1, 1, tzinfo=UTC), default_branch
+                full_name,
+                created_at or datetime(2020, 1, 1, tzinfo=UTC),
+                id=next(self.ids),
+                default_branch=default_branch,
             )
             self.repos[full_name] = repo
             return repo
@@ -643,6 +662,33 @@ class FakeGitHub:
             run = repo.runs[run_id]
             run["status"] = "in_progress"
             self._touch(run, at)
+
+    def move_repo(self, repo: FakeRepo, new_name: str) -> None:
+        """Rename or transfer the repository. GitHub answers its old API URLs with 301 to
+        ``/repositories/{id}/...``, query string included (GitHub changelog 2015-07-21,
+        "automatic redirects for renamed repositories"; node-gh/gh#579 records one:
+        ``location: .../repositories/119537897/issues?state=open&labels=``), and what
+        it serves names the repository by its new name."""
+        with self.lock:
+            old = repo.full_name
+            del self.repos[old]
+            self.moved[old.lower()] = repo
+            self.moved.pop(new_name.lower(), None)
+            for kind in ("runs", "jobs", "attempts", "workflows"):
+                setattr(repo, kind, _renamed(getattr(repo, kind), f"/{old}/", f"/{new_name}/"))
+            repo.full_name = new_name
+            self.repos[new_name] = repo
+
+    def _moved_location(self, path: str, query: dict[str, str], origin: str) -> str | None:
+        segments = path.strip("/").split("/")
+        if len(segments) < 3 or segments[0] != "repos":
+            return None
+        repo = self.moved.get(f"{segments[1]}/{segments[2]}".lower())
+        if repo is None or f"{segments[1]}/{segments[2]}" in self.repos:
+            return None
+        rest = "/".join(segments[3:])
+        location = f"{origin}/repositories/{repo.id}" + (f"/{rest}" if rest else "")
+        return location + (f"?{urlencode(query)}" if query else "")
 
     def delete_run(self, repo: FakeRepo, run_id: int) -> None:
         """``DELETE .../actions/runs/{id}``, or the repository's retention: the run answers
@@ -983,6 +1029,14 @@ class FakeGitHub:
             budget.remaining, budget.reset = budget.limit, int(self.clock()) + 3600
         if budget.remaining <= 0:
             return 403, budget.headers(), PRIMARY_LIMIT_BODY
+        moved = self._moved_location(path, query, origin)
+        if moved is not None:
+            body = {
+                "message": "Moved Permanently",
+                "url": moved,
+                "documentation_url": "https://docs.github.com/rest/guides/best-practices-for-using-the-rest-api#follow-redirects",
+            }
+            return 301, {**budget.headers(), "location": moved}, body
         status, body, link = self._route(path, query, origin)
         response_headers = budget.headers()
         if status == 200 and self.etags_enabled:
@@ -1030,6 +1084,12 @@ class FakeGitHub:
 
     def _route(self, path: str, query: dict[str, str], origin: str) -> tuple[int, Any, str | None]:
         segments = path.strip("/").split("/")
+        if len(segments) >= 2 and segments[0] == "repositories" and segments[1].isdigit():
+            # A repository by its id, where GitHub redirects a moved one's old URLs.
+            by_id = next((r for r in self.repos.values() if r.id == int(segments[1])), None)
+            if by_id is None:
+                return 404, {"message": "Not Found"}, None
+            segments = ["repos", *by_id.full_name.split("/"), *segments[2:]]
         if segments[-2:] == ["actions", "runners"] and segments[0] in ("orgs", "repos"):
             if not self.runners_readable:
                 # What GitHub answers a token without admin rights on the scope.
@@ -1043,7 +1103,8 @@ class FakeGitHub:
             owned = [
                 r for name, r in sorted(self.repos.items()) if name.split("/")[0] == segments[1]
             ]
-            if not owned:
+            known = any(old.split("/")[0] == segments[1].lower() for old in self.moved)
+            if not owned and not known:  # an organisation that moved all away still exists
                 return 404, {"message": "Not Found"}, None
             items = [self._repo_body(r) for r in owned]
             per_page = min(int(query.get("per_page", 30)), 100)
@@ -1192,7 +1253,7 @@ class FakeGitHub:
     def _repo_body(self, repo: FakeRepo) -> dict[str, Any]:
         owner, name = repo.full_name.split("/")
         return {
-            "id": abs(hash(repo.full_name)) % 10**8,
+            "id": repo.id,
             "name": name,
             "full_name": repo.full_name,
             "owner": {"login": owner},

@@ -14,7 +14,7 @@ import pytest
 
 from fake_github import FakeGitHub
 from poller import config as config_module
-from poller import github, pool
+from poller import github_urls, pool
 from poller.clock import epoch
 from poller.github_errors import GitHubError
 from poller.http_cache import HttpCacheStore
@@ -51,7 +51,7 @@ def test_each_client_is_built_with_the_shared_governor_and_etag_store(
     assert all(client.governor is clients.governor for client in clients.clients)
     caches = [client.cache for client in clients.clients]
     assert all(isinstance(cache, HttpCacheStore) for cache in caches)
-    expected = github.identity(f"token:{TOKEN}")
+    expected = github_urls.identity(f"token:{TOKEN}")
     assert {cache.identity for cache in caches if isinstance(cache, HttpCacheStore)} == {expected}
 
 
@@ -124,7 +124,10 @@ def test_each_installation_has_its_own_clients_governor_etags_and_one_token(
         assert (iree.name, nod.name) == ("installation 11", "installation 22")
         assert iree.governor is not nod.governor
         identities = {c.cache.identity for c in iree.clients + nod.clients}  # type: ignore[union-attr]
-        assert identities == {github.identity("app:4242:11"), github.identity("app:4242:22")}
+        assert identities == {
+            github_urls.identity("app:4242:11"),
+            github_urls.identity("app:4242:22"),
+        }
         for credential, name in ((iree, "iree-org/iree"), (nod, "nod-ai/shark")):
             for client in credential.clients:  # every client, one token
                 client.cache = None
@@ -173,8 +176,8 @@ def test_the_installation_token_is_renewed_by_the_clock_before_it_expires(
 
 
 def test_an_installations_etags_are_its_own_whatever_its_current_token():
-    assert github.identity("app:1:2") != github.identity("app:1:3")
-    assert github.identity("token:ghp_a") != github.identity("token:ghp_b")
+    assert github_urls.identity("app:1:2") != github_urls.identity("app:1:3")
+    assert github_urls.identity("token:ghp_a") != github_urls.identity("token:ghp_b")
 
 
 def test_installations_that_cannot_be_listed_say_why(fake: FakeGitHub, tmp_path: Path):

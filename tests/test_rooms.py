@@ -18,10 +18,11 @@ ROOMS = {
     },
     "store": {
         "models", "model_base", "state_models", "mysql", "schema", "units", "store",
-        "run_store", "http_cache", "locks", "history",
+        "run_store", "http_cache", "locks", "history", "repo_moves",
     },
     "github": {
         "github", "github_types", "pool", "governor", "retry", "github_errors", "app_auth",
+        "github_clock", "github_limit", "github_moves", "github_urls",
     },
     "engine": {
         "engine", "repo_sync", "metadata", "collect", "runners", "orgs", "report", "progress",
