@@ -34,6 +34,9 @@ log = structlog.get_logger(__name__)
 # Events whose runs mean that something was pushed (branches, commits, workflow files).
 PUSH_EVENTS = frozenset({"push", "pull_request", "pull_request_target", "merge_group"})
 MAX_PAGES = RESULT_CAP // PER_PAGE
+# The states of a run that a re-run passes through on its way to a runner and back. A
+# re-run waiting for an approval or a concurrency group is seen once queued, or by a sweep.
+ACTIVE = ("queued", "in_progress")
 
 
 @dataclass
@@ -78,6 +81,7 @@ class RunCollector:
         if planned.sweep_positions:
             store.set_cursors(self.name, planned.sweep_positions, self.now)
         self.check_windows(planned.windows)
+        self.sync_active(plan.active_span(where, counts, self.settings, self.now))
         self.sync_unfinished(where.unfinished_before)
         stored = run_store.count_runs(self.name)
         backfill = plan.plan_backfill(
@@ -124,6 +128,20 @@ class RunCollector:
             for listing, low, high in self.split_windows(window.low, window.high - SECOND):
                 self.read_listing(listing, low, high)
 
+    def sync_active(self, span: tuple[datetime, datetime] | None) -> None:
+        """Runs of ``span`` that are queued or running now: a re-run of an old run shows
+        here at the next pass, with its new attempt, and its completion is fetched by id
+        at the pass after (``sync_unfinished``). The sweeps stay what finds a re-run that
+        started and finished between two passes."""
+        if span is None:
+            return
+        for status in ACTIVE:
+            listing = self.gh.runs(self.name, *span, status=status)
+            if listing.total_count > RESULT_CAP:
+                log.warning("sync.runs_active_capped", status=status, total=listing.total_count)
+            for page in self.pages(listing, MAX_PAGES):
+                self.store_runs(page)
+
     def read_listing(self, listing: RunListing, low: datetime, high: datetime | None) -> None:
         """Store the runs of a listing of ``created`` in ``[low, high]`` (no upper bound:
         None). Read whole, it holds every run GitHub has there, so a stored run it lacks
@@ -138,6 +156,8 @@ class RunCollector:
 
     def sync_unfinished(self, created_before: datetime) -> None:
         for gitid in run_store.unfinished_runs(self.name, created_before):
+            if gitid in self.counted:
+                continue  # read this pass already, from the listing of active runs
             run = self.gh.run(self.name, gitid)
             if run is None:
                 self.mark_deleted({gitid})
@@ -157,11 +177,17 @@ class RunCollector:
     def prime(self) -> None:
         """Read, now, the listings the next pass will re-read but has no ETag for."""
         state = self.state()
-        where = plan.stretch(state, self.runs_per_day(state), self.settings, self.now)
+        counts = self.runs_per_day(state)
+        where = plan.stretch(state, counts, self.settings, self.now)
         live, fixed = plan.unprimed(where, self.gh.runs_listings_primed(self.name, where.ranges()))
         if live:
             self.sync_live(where)
         self.check_windows(fixed)
+        span = plan.active_span(where, counts, self.settings, self.now)
+        if span is not None and not all(
+            self.gh.runs_listings_primed(self.name, [span], status)[0] for status in ACTIVE
+        ):
+            self.sync_active(span)
 
     # --- backfill ---
 

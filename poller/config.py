@@ -69,6 +69,7 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "rerun_sweep_minutes": checks.non_negative_number,
         "rerun_sweep_old_days": checks.non_negative_number,
         "rerun_sweep_old_minutes": checks.non_negative_number,
+        "active_reruns": checks.boolean,
         "metadata_minutes": checks.non_negative_number,
         "overlap_minutes": checks.non_negative_number,
         "backfill_runs_per_pass": checks.positive_int,

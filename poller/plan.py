@@ -11,6 +11,8 @@ fresh runs never wait behind history (``collect`` fetches and stores what is pla
   windows (``windows``). Those within ``lookback_days`` are re-read every pass; the older
   ones a slice per pass, so that they are all re-read once per ``rerun_sweep_minutes``,
   and those older than ``rerun_sweep_old_days`` once per ``rerun_sweep_old_minutes``.
+* **Active.** Runs older than the every-pass listings that are queued or running now, by
+  GitHub's ``status`` filter: re-runs of old runs, seen while they run (``active_span``).
 * **Unfinished.** Runs stored as not completed and older than the every-pass windows are
   fetched by id until they complete.
 * **Backfill.** Older history, newest first below ``runs.oldest``, down to the
@@ -165,6 +167,24 @@ def plan_runs(
     return RunPlan(
         where, where.recent + younger_slice + old_slice, {**younger_positions, **old_positions}
     )
+
+
+def active_span(
+    where: Stretch, counts: Mapping[date, int], settings: SyncConfig, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The ``created`` range, inclusive, whose queued and running runs a pass lists by
+    status: the stored stretch inside the re-run horizon, older than the every-pass
+    listings (which hold the newer runs whatever their state). A re-run keeps its run's
+    ``created_at`` and moves its status, so this is where a re-run of an old run shows
+    while it runs. None when the settings turn it off, or the range holds no stored run
+    (``counts``, per day): nothing there to re-run. Its bounds move only with whole days
+    and with the cut of the windows, so an unchanged listing answers 304."""
+    low = max(horizon(settings, now), where.oldest)
+    high = where.unfinished_before - SECOND
+    stored = sum(n for day, n in counts.items() if low.date() <= day <= high.date())
+    if not settings.active_reruns or low > high or not stored:
+        return None
+    return low, high
 
 
 def sweep_share(minutes: float, period_minutes: float) -> float:

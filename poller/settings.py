@@ -69,6 +69,9 @@ class SyncConfig:
     # re-run, and under an App's hourly token every window re-read costs a point.
     rerun_sweep_old_days: float = 7.0
     rerun_sweep_old_minutes: float = 360.0
+    # List the horizon's runs that are queued or in progress now, every pass, so a re-run of
+    # an old run is seen while it runs: two conditional requests a repository a pass.
+    active_reruns: bool = True
     # Runs become visible in listings a little after their created_at.
     overlap_minutes: float = 10.0
     # The daemon re-reads repository metadata, workflows and branches when a new run shows

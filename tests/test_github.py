@@ -64,10 +64,12 @@ def test_an_idle_pass_costs_no_rate_limited_request(fake: FakeGitHub, poller: Po
     assert fake.count("/actions/runs", rate_limited=False) >= 3
     done = repo_done_events(idle.stderr)[0]
     assert (done["requests_spent"], done["requests_not_modified"]) == (0, sent)
-    # Paced, as cron runs it, a moment later: the live listing alone is due, and free.
+    # Paced, as cron runs it, a moment later: the live listing and the listings of runs
+    # queued and in progress (re-runs of old runs, seen while they run) are due, and free.
     fake.reset_counts()
     assert poller.run().returncode == 0
-    assert fake.count() == 0 and fake.count(rate_limited=False) == 1
+    assert fake.count() == 0 and fake.count(rate_limited=False) == 3
+    assert sorted(r.query.get("status", "") for r in fake.requests) == ["", "in_progress", "queued"]
 
     # A change costs only what it touches: the changed listing pages and one jobs request.
     fake.reset_counts()

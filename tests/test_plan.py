@@ -270,3 +270,37 @@ def test_priming_reads_the_listings_that_have_no_etag():
     assert live is False
     assert unprimed == fixed[::3]
     assert plan.unprimed(where, [False] + [True] * len(fixed)) == (True, [])
+
+
+def stored_stretch(oldest: datetime) -> RunCursors:
+    return RunCursors(newest=NOW - timedelta(minutes=5), oldest=oldest, history_reached=True)
+
+
+@pytest.mark.parametrize(
+    ("oldest", "counts", "settings", "expected"),
+    [
+        # Busy: the every-pass windows start 2 days back; the status listings hold the
+        # rest of the 30-day horizon, from its first whole day.
+        (NOW - 60 * DAY, per_day(90, 60), SETTINGS, (datetime(2026, 11, 1), "recent")),
+        # History stored only 10 days back: nothing older is stored, nothing to re-run.
+        (NOW - 10 * DAY, per_day(90, 10), SETTINGS, (datetime(2026, 11, 21, 12), "recent")),
+        # Quiet, but with runs in the span: the live listing starts at the lookback.
+        (NOW - 60 * DAY, per_day(2, 60), SETTINGS, (datetime(2026, 11, 1), "live")),
+        # No stored run older than the every-pass listings: nothing to list.
+        (NOW - 60 * DAY, per_day(2, 2), SETTINGS, None),
+        # Turned off: the sweeps alone find old re-runs.
+        (NOW - 60 * DAY, per_day(90, 60), SyncConfig(active_reruns=False), None),
+    ],
+)
+def test_the_runs_listed_by_status_are_the_horizons_older_than_every_pass(
+    oldest, counts, settings, expected
+):
+    where = plan.stretch(stored_stretch(oldest), counts, settings, NOW)
+    span = plan.active_span(where, counts, settings, NOW)
+    if expected is None:
+        assert span is None
+        return
+    low, upper = expected
+    bound = where.recent[-1].low if upper == "recent" else where.live_start
+    assert span == (low, bound - SECOND)
+    assert bound == where.unfinished_before

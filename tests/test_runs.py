@@ -185,3 +185,46 @@ def test_runs_deleted_on_github_are_kept_and_marked_never_left_live(
     with poller.database.open():
         assert WorkflowRun.select().where(WorkflowRun.deletetime.is_null(False)).count() == 3
         assert WorkflowRun.select().count() == 5
+
+
+def test_re_runs_of_old_runs_are_seen_while_they_run(fake: FakeGitHub, poller: PollerSetup):
+    """A re-run of IREE's CI takes 10 to 60 minutes, so it is queued or running at the
+    next pass. GitHub's runs listing filters by a run's current status whatever its
+    age, so the next pass stores the re-run of a 10- and a 29-day-old run with its new
+    attempt, though no sweep is due; the pass after stores their completion. An idle
+    pass still costs nothing: the status listings answer 304."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main", when=NOW - timedelta(days=40))
+    old = {}
+    for days in (3, 10, 29):
+        for hour in range(0, 24, 4):
+            fake.add_run(repo, ci, created=NOW - timedelta(days=days, hours=hour, minutes=7))
+        old[days] = fake.add_run(repo, ci, created=NOW - timedelta(days=days), conclusion="failure")
+    poller.repos = [{"name": "octo/demo"}]
+    assert poller.run().returncode == 0
+    fake.reset_counts()
+    assert poller.run().returncode == 0
+    assert fake.count() == 0
+
+    for days in (10, 29):
+        fake.rerun(repo, old[days], at=NOW - timedelta(minutes=3), conclusion=None)
+    fake.reset_counts()
+    seen = poller.run()  # seconds later: no window of the sweep is due
+    assert seen.returncode == 0, seen.stderr
+    # The listing of runs in progress, and one jobs request per re-run.
+    assert fake.count("/jobs") == 2
+    assert fake.count() == 3
+    with poller.database.open():
+        for days in (10, 29):
+            row = WorkflowRun.get(WorkflowRun.gitid == old[days])
+            assert (row.runattempt, row.status, row.conclusion) == (2, "in_progress", None)
+
+    for days in (10, 29):
+        fake.complete_run(repo, old[days])
+    done = poller.run()
+    assert done.returncode == 0, done.stderr
+    with poller.database.open():
+        for days in (10, 29):
+            row = WorkflowRun.get(WorkflowRun.gitid == old[days])
+            assert (row.runattempt, row.status, row.conclusion) == (2, "completed", "success")
