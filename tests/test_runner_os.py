@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from poller import config as config_module
 from poller.runner_os import LabelMap, Runner, canonical_os, join_oses, labels_os, runner_of
 
 # What IREE's and GitHub-hosted jobs ask for, with the OS each runs on.
@@ -69,3 +73,29 @@ def test_the_runner_is_found_by_id_then_by_name():
     assert runner_of({"runner_id": 8, "runner_name": "mi300-a"}, runners) == runners[1]
     assert runner_of({"runner_id": 99, "runner_name": "mi300-a"}, runners) == runners[0]
     assert runner_of({"runner_id": None, "runner_name": "gone"}, runners) is None
+
+
+FLEET = json.loads((Path(__file__).parent / "fixtures" / "fleet-runner-labels.json").read_text())
+DEPLOYMENT = Path(__file__).resolve().parent.parent / "systemd" / "config.toml"
+
+
+@pytest.mark.parametrize(
+    "entry", FLEET["label_sets"], ids=[",".join(e["labels"]) for e in FLEET["label_sets"]]
+)
+def test_the_dashboards_deployment_resolves_every_label_set_of_its_fleet(entry):
+    """systemd/config.toml, as the product loads it, gives every label set that the five
+    repositories' workflows use the OS of the machines it names, in each repository."""
+    config = config_module.load(DEPLOYMENT)
+    assert sorted(repo.name for repo in config.repos) == [
+        "iree-org/iree", "iree-org/iree-test-suites", "iree-org/iree-turbine",
+        "nod-ai/SHARK-TestSuite", "nod-ai/shark-ai",
+    ]  # fmt: skip
+    for repo in config.repos:
+        assert labels_os(entry["labels"], config.label_map(repo)) == entry["os"], repo.name
+
+
+def test_a_glob_over_both_scale_sets_would_store_ireees_linux_jobs_as_windows():
+    """Why the map's globs name one kind of machine: the map wins over label words."""
+    wrong = LabelMap.of({"azure-*-scale": "Windows"})
+    assert labels_os(["azure-linux-scale"], wrong) == "Windows"
+    assert labels_os(["azure-linux-scale"]) == "Linux"
