@@ -6,7 +6,11 @@ poller`` processes against the fake GitHub, on SQLite and on MariaDB."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import peewee
 import pytest
@@ -16,6 +20,7 @@ from poller.models import Commit, Job, Step, WorkflowRun
 from support import Database, PollerSetup, mirror, repo_done_events
 from test_dashboard import readme_sql
 
+HERE = Path(__file__).resolve().parent
 NOW = datetime.now(UTC).replace(microsecond=0)
 REPO = "iree-org/iree"
 GPU_LABEL = "nodai-amdgpu-mi300-x86-64"
@@ -359,3 +364,44 @@ def test_jobs_no_runner_took_are_waits_not_runs(
         negative = (WorkflowRun.queuetime < 0) | (WorkflowRun.runtime < 0)
         assert WorkflowRun.select().where(negative).count() == 0
         assert Job.select().where(Job.queuetime < 0).count() == 0
+
+
+def test_the_dashboards_deployment_stores_every_fleet_label_set_under_its_os(
+    fake: FakeGitHub, sqlite_poller: PollerSetup
+):
+    """systemd/config.toml, pointed at the fake GitHub and SQLite, run as a real
+    ``python -m poller --once``: a run for each label set the five repositories'
+    workflows use, in the repository that uses it, is stored with its runners' OS."""
+    fleet = json.loads(
+        (Path(__file__).parent / "fixtures" / "fleet-runner-labels.json").read_text()
+    )
+    shipped = (Path(__file__).resolve().parent.parent / "systemd" / "config.toml").read_text()
+    config = shipped.replace("https://api.github.com", fake.url).replace(
+        "mysql://shark_poller@127.0.0.1:3306/shark_dashboard_db", sqlite_poller.database.url
+    )
+    expected = {}
+    repos: dict[str, tuple[FakeRepo, int]] = {}
+    for entry in fleet["label_sets"]:
+        name = entry["seen_in"].split(":")[0].split(" ")[0]
+        if name not in repos:
+            repo = fake.add_repo(name)
+            fake.add_commit(repo, "main", when=NOW - timedelta(days=1))
+            repos[name] = (repo, fake.add_workflow(repo, "CI"))
+        repo, workflow = repos[name]
+        created = NOW - timedelta(hours=2, minutes=len(expected))
+        run = fake.add_run(repo, workflow, created=created, labels=[entry["labels"]])
+        expected[run] = entry["os"]
+    path = sqlite_poller.tmp_path / "deployment.toml"
+    path.write_text(config)
+    result = subprocess.run(
+        [sys.executable, "-m", "poller", "--config", str(path), "--once"],
+        env=sqlite_poller.env(), capture_output=True, text=True, timeout=120,
+        cwd=sqlite_poller.tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(repos) == sorted(
+        r["name"] for r in tomllib.loads(shipped)["repos"]
+    )  # the fixture's repositories are the deployment's
+    with sqlite_poller.database.open():
+        stored = {row.gitid: row.os for row in WorkflowRun.select()}
+    assert stored == expected
