@@ -27,9 +27,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_github import FakeGitHub, FakeRepo  # noqa: E402
 from mariadb import MariaDB, mariadb_installed, start_mariadb  # noqa: E402
-from poller import logs, store, transform  # noqa: E402
-from poller.models import WorkflowRun  # noqa: E402
-from poller.schema import ensure_schema  # noqa: E402
+from poller.rules import transform  # noqa: E402
+from poller.service import logs  # noqa: E402
+from poller.store import rows as store  # noqa: E402
+from poller.store.models import WorkflowRun  # noqa: E402
+from poller.store.schema import ensure_schema  # noqa: E402
 from support import TOKEN, Database, PollerSetup  # noqa: E402
 
 LABELS = [["ubuntu-22.04"], ["windows-2022"], ["macos-14"], ["self-hosted", "Linux", "X64"]]

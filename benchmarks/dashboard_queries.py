@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from dashboard_sql import QUERIES, explain, fill  # noqa: E402
 from mariadb import MariaDB, mariadb_installed, start_mariadb  # noqa: E402
-from poller.schema import ensure_schema  # noqa: E402
+from poller.store.schema import ensure_schema  # noqa: E402
 
 NEW_INDEXES = ("workflowruns_createtime_conclusion", "workflowruns_repo_branchname_createtime")
 README_TITLES = (

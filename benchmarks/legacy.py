@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pymysql
 from github import Auth, Github
 
-from poller.transform import jobs_os
+from poller.rules.transform import jobs_os
 
 UPSERT = """
 INSERT INTO workflowruns (gitid, author, runtime, createtime, starttime, endtime, queuetime,

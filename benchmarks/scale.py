@@ -54,13 +54,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_github import FakeGitHub, FakeRepo, SecondaryLimit  # noqa: E402
 from mariadb import start_mariadb  # noqa: E402
-from poller import config as config_module  # noqa: E402
-from poller import logs, windows  # noqa: E402
-from poller.engine import Engine  # noqa: E402
-from poller.locks import NoLocks  # noqa: E402
-from poller.pool import connect  # noqa: E402
-from poller.schema import ensure_schema  # noqa: E402
-from poller.settings import SyncConfig  # noqa: E402
+from poller.config import loader as config_module  # noqa: E402
+from poller.config.settings import SyncConfig  # noqa: E402
+from poller.github.pool import connect  # noqa: E402
+from poller.rules import windows  # noqa: E402
+from poller.service import logs  # noqa: E402
+from poller.store.locks import NoLocks  # noqa: E402
+from poller.store.schema import ensure_schema  # noqa: E402
+from poller.sync.engine import Engine  # noqa: E402
 from support import TOKEN, LogTail, PollerSetup, github_app  # noqa: E402
 
 ORG = "bench"

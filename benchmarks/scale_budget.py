@@ -37,14 +37,14 @@ from scale import ORG, PRIMARY_LIMIT, Activity, Watcher  # noqa: E402
 
 from fake_github import FakeGitHub  # noqa: E402
 from mariadb import start_mariadb  # noqa: E402
-from poller import config as config_module  # noqa: E402
-from poller import logs  # noqa: E402
 from poller.clock import epoch  # noqa: E402
-from poller.engine import Engine  # noqa: E402
-from poller.locks import NoLocks  # noqa: E402
-from poller.pool import connect  # noqa: E402
-from poller.repo_sync import PassOptions  # noqa: E402
-from poller.schema import ensure_schema  # noqa: E402
+from poller.config import loader as config_module  # noqa: E402
+from poller.github.pool import connect  # noqa: E402
+from poller.service import logs  # noqa: E402
+from poller.store.locks import NoLocks  # noqa: E402
+from poller.store.schema import ensure_schema  # noqa: E402
+from poller.sync.engine import Engine  # noqa: E402
+from poller.sync.repository import PassOptions  # noqa: E402
 from support import TOKEN, FakeClock, PollerSetup, github_app  # noqa: E402
 
 GOAL_SHARE = 0.60

@@ -29,26 +29,30 @@ from typing import NoReturn
 import peewee
 import structlog
 
-from poller import logs, pool, progress, shutdown, status, units
+from poller import shutdown
 from poller.clock import SYSTEM
-from poller.config import (
+from poller.config.loader import (
     DB_PASSWORD_ENV,
     ConfigError,
     load,
     load_secrets,
     resolve_path,
 )
-from poller.engine import Engine
-from poller.exposition import Exporter, MetricsError
-from poller.models import DatabaseMissing, SyncStatus, open_database, redact_url
-from poller.repo_sync import PassOptions
-from poller.report import RepoReport
-from poller.schema import ensure_schema
-from poller.settings import (
+from poller.config.settings import (
     Config,
     RepoConfig,
     Secrets,
 )
+from poller.github import pool
+from poller.service import logs, status
+from poller.service.exposition import Exporter, MetricsError
+from poller.store import units
+from poller.store.models import DatabaseMissing, SyncStatus, open_database, redact_url
+from poller.store.schema import ensure_schema
+from poller.sync import progress
+from poller.sync.engine import Engine
+from poller.sync.report import RepoReport
+from poller.sync.repository import PassOptions
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later
@@ -201,7 +205,7 @@ def wait_for_database(config: Config, secrets: Secrets) -> None:
     """Open the database for the daemon, waiting (1 s, doubling to a minute) while it is
     unreachable, and telling systemd why (``STATUS=``). A signal ends the wait as it ends
     start-up (``exit_on_signal``)."""
-    from poller.daemon import notify_systemd
+    from poller.service.daemon import notify_systemd
 
     delay, waited = 1.0, False
     while True:
@@ -372,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.code
     if args.once:
         return run_once(config, secrets, full=args.full)
-    from poller.daemon import run_daemon
+    from poller.service.daemon import run_daemon
 
     try:
         return run_daemon(config, secrets)

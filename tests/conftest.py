@@ -99,8 +99,8 @@ def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest):
 def sqlite_db(tmp_path: Path) -> Iterator[peewee.Database]:
     """A real SQLite database with the poller's schema, open for the test's thread: for
     the unit tests of the store rooms."""
-    from poller.models import open_database
-    from poller.schema import ensure_schema
+    from poller.store.models import open_database
+    from poller.store.schema import ensure_schema
 
     db = open_database(f"sqlite:///{tmp_path / 'unit.db'}")
     # Not connection_context: a unit that reconnects resets the state it would pop.

@@ -14,7 +14,7 @@ from typing import Any
 
 import peewee
 
-from poller import models
+from poller.store import models
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "ghp_TestToken0123456789abcdefABCDEF0123"

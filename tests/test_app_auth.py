@@ -11,8 +11,8 @@ from pathlib import Path
 from github import Auth
 
 from fake_github import FakeGitHub
-from poller.app_auth import InstallationToken, cache_directory
 from poller.clock import epoch
+from poller.github.app_auth import InstallationToken, cache_directory
 from support import FakeClock, github_app
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from poller import checks
+from poller.config import checks
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from poller import config, settings
+from poller.config import loader as config
+from poller.config import settings
 from support import REPO_ROOT
 
 MINIMAL = '[[repos]]\nname = "iree-org/iree"\n'

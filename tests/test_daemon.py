@@ -14,13 +14,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fake_github import FakeGitHub
-from poller import config as config_module
-from poller import models, pool
-from poller.daemon import Daemon
-from poller.engine import Engine
-from poller.locks import NoLocks
-from poller.models import WorkflowRun
-from poller.schema import ensure_schema
+from poller.config import loader as config_module
+from poller.github import pool
+from poller.service.daemon import Daemon
+from poller.store import models
+from poller.store.locks import NoLocks
+from poller.store.models import WorkflowRun
+from poller.store.schema import ensure_schema
+from poller.sync.engine import Engine
 from support import Database, FakeClock, LogTail, PollerSetup, mirror
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -319,7 +320,7 @@ def test_a_stop_that_abandons_a_hung_request_hands_back_its_lease_and_heartbeat(
 ):
     """GitHub hangs mid-pass and SIGTERM comes: the unit is abandoned, but the process is
     alive and hands its lease and heartbeat back, so nobody waits two intervals."""
-    from poller.models import PollerHeartbeat, SyncSchedule
+    from poller.store.models import PollerHeartbeat, SyncSchedule
 
     small_repo(fake)
     poller.repos = [{"name": "octo/demo"}]

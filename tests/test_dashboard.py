@@ -15,7 +15,7 @@ import pytest
 
 from fake_github import FakeGitHub, FakeRepo
 from mariadb import MariaDB
-from poller.models import Branch
+from poller.store.models import Branch
 from support import REPO_ROOT, Database, PollerSetup
 from test_schema import LEGACY_DDL, LEGACY_RUN_COLUMNS
 

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 
 from fake_github import FakeGitHub
-from poller import config as config_module
-from poller import models, pool, shutdown
-from poller.engine import Engine
-from poller.locks import NoLocks
-from poller.models import WorkflowRun
-from poller.schema import ensure_schema
-from poller.settings import Config
+from poller import shutdown
+from poller.config import loader as config_module
+from poller.config.settings import Config
+from poller.github import pool
+from poller.store import models
+from poller.store.locks import NoLocks
+from poller.store.models import WorkflowRun
+from poller.store.schema import ensure_schema
+from poller.sync.engine import Engine
 from support import Database, PollerSetup
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fake_github import FakeGitHub, FakeRepo
-from poller.models import Branch, Commit, Job, Repo, Workflow, WorkflowRun
+from poller.store.models import Branch, Commit, Job, Repo, Workflow, WorkflowRun
 from support import PollerSetup, repo_done_events, snapshot
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -13,8 +13,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from fake_github import FakeGitHub
-from poller.http_cache import HttpCacheStore
-from poller.models import HttpCache, WorkflowRun
+from poller.store.http_cache import HttpCacheStore
+from poller.store.models import HttpCache, WorkflowRun
 from support import TOKEN, PollerSetup, github_app, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from poller.github_moves import Moves
+from poller.github.moves import Moves
 
 
 @pytest.mark.parametrize(

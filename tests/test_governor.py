@@ -13,10 +13,10 @@ import pytest
 import requests
 
 from fake_github import FakeGitHub, SecondaryLimit
-from poller import config as config_module
 from poller import shutdown
-from poller.governor import Governor
-from poller.pool import connect
+from poller.config import loader as config_module
+from poller.github.governor import Governor
+from poller.github.pool import connect
 from support import TOKEN, PollerSetup
 
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from poller.http_cache import HttpCacheStore, prune_http_cache
-from poller.models import HttpCache
+from poller.store.http_cache import HttpCacheStore, prune_http_cache
+from poller.store.models import HttpCache
 
 NOW = datetime(2026, 12, 1, 12)
 URL = "/repos/octo/demo/actions/runs?created=2026-11-30T00%3A00%3A00Z..&per_page=100"

@@ -12,13 +12,13 @@ from pathlib import Path
 import peewee
 
 from fake_github import FakeGitHub
-from poller import config as config_module
-from poller.engine import Engine
-from poller.locks import NoLocks
-from poller.models import Commit, Job, SyncCursor, WorkflowRun, WorkflowRunAttempt
-from poller.pool import connect
-from poller.repo_sync import PassOptions
-from poller.schema import ensure_schema
+from poller.config import loader as config_module
+from poller.github.pool import connect
+from poller.store.locks import NoLocks
+from poller.store.models import Commit, Job, SyncCursor, WorkflowRun, WorkflowRunAttempt
+from poller.store.schema import ensure_schema
+from poller.sync.engine import Engine
+from poller.sync.repository import PassOptions
 from support import PollerSetup, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)

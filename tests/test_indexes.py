@@ -15,7 +15,7 @@ import pytest
 
 from dashboard_sql import QUERIES, explain, fill
 from mariadb import MariaDB
-from poller.schema import ensure_schema
+from poller.store.schema import ensure_schema
 
 
 @pytest.fixture(scope="module")

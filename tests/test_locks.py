@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from poller import locks
-from poller.locks import FileLocks, LockLost, MySQLLocks, NoLocks
+from poller.store import locks
+from poller.store.locks import FileLocks, LockLost, MySQLLocks, NoLocks
 
 
 def test_a_repository_has_one_holder_at_a_time(tmp_path: Path):
@@ -38,7 +38,7 @@ def test_a_lock_held_by_another_process_is_released_when_it_dies(tmp_path: Path)
             "-c",
             textwrap.dedent(f"""
             import sys
-            from poller.locks import FileLocks
+            from poller.store.locks import FileLocks
             locks = FileLocks({database!r})
             assert locks.acquire("octo/demo")
             print("held", flush=True)

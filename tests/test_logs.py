@@ -9,7 +9,7 @@ import re
 
 import structlog
 
-from poller import logs
+from poller.service import logs
 
 
 def test_masker_hides_known_secrets_and_anything_shaped_like_a_github_token():

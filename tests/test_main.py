@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fake_github import FakeGitHub
-from poller import models
+from poller.store import models
 from support import REPO_ROOT, Database, LogTail, PollerSetup
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -218,7 +218,7 @@ def test_exit_codes_say_what_a_pass_did(fake: FakeGitHub, poller: PollerSetup, t
     """0 all synced; 75 another process held a repository, so it was not synced (try
     later); 1 a failure, an organisation with nothing to follow included. status: 0 when
     every last pass succeeded, 1 when one failed or none has run."""
-    from poller import locks
+    from poller.store import locks
 
     repo = fake.add_repo("octo/demo")
     fake.add_workflow(repo, "CI")

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import peewee
 
 from fake_github import FakeGitHub, FakeRepo
-from poller import cursors, store
-from poller.github import GitHub
-from poller.metadata import MetadataSync
-from poller.models import Branch, Commit, Workflow
-from poller.settings import GitHubConfig, RepoConfig
+from poller.config.settings import GitHubConfig, RepoConfig
+from poller.github.client import GitHub
+from poller.rules import cursors
+from poller.store import rows as store
+from poller.store.models import Branch, Commit, Workflow
+from poller.sync.metadata import MetadataSync
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 NAME = "octo/demo"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import port_for
 
 from fake_github import FakeGitHub
-from poller import models
+from poller.store import models
 from support import PollerSetup
 
 

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from fake_github import FakeGitHub, FakeRepo, JobSpec
-from poller.models import Branch, Commit, Job, SyncCursor, Workflow, WorkflowRun
+from poller.store.models import Branch, Commit, Job, SyncCursor, Workflow, WorkflowRun
 from support import PollerSetup
 
 NOW = datetime.now(UTC).replace(microsecond=0)

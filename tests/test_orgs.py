@@ -11,15 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fake_github import FakeGitHub
-from poller import config as config_module
-from poller.engine import Engine
-from poller.locks import NoLocks
-from poller.models import Branch, WorkflowRun
-from poller.orgs import wanted
-from poller.pool import connect
-from poller.repo_sync import PassOptions
-from poller.schema import ensure_schema
-from poller.settings import OrgConfig
+from poller.config import loader as config_module
+from poller.config.settings import OrgConfig
+from poller.github.pool import connect
+from poller.store.locks import NoLocks
+from poller.store.models import Branch, WorkflowRun
+from poller.store.schema import ensure_schema
+from poller.sync.engine import Engine
+from poller.sync.orgs import wanted
+from poller.sync.repository import PassOptions
 from support import PollerSetup, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)

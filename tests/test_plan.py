@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from poller import cursors, plan, windows
-from poller.plan import FIRST_RUN, SECOND, Backfill, RunCursors, Stretch
-from poller.settings import RepoConfig, SyncConfig
-from poller.windows import Window
+from poller.config.settings import RepoConfig, SyncConfig
+from poller.rules import cursors, plan, windows
+from poller.rules.plan import FIRST_RUN, SECOND, Backfill, RunCursors, Stretch
+from poller.rules.windows import Window
 
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 SETTINGS = SyncConfig()  # lookback 2 days, horizon 30, overlap 10 minutes

@@ -16,7 +16,7 @@ import peewee
 import pytest
 
 from fake_github import FakeGitHub, FakeRepo, JobSpec
-from poller.models import Commit, Job, Step, WorkflowRun
+from poller.store.models import Commit, Job, Step, WorkflowRun
 from support import Database, PollerSetup, mirror, repo_done_events
 from test_dashboard import readme_sql
 

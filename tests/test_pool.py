@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from fake_github import FakeGitHub
-from poller import config as config_module
-from poller import github_urls, pool
 from poller.clock import epoch
-from poller.github_errors import GitHubError
-from poller.http_cache import HttpCacheStore
+from poller.config import loader as config_module
+from poller.github import pool
+from poller.github import urls as github_urls
+from poller.github.errors import GitHubError
+from poller.store.http_cache import HttpCacheStore
 from support import TOKEN, Database, FakeClock, PollerSetup, github_app
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fake_github import FakeGitHub, JobSpec
-from poller import config as config_module
-from poller.engine import Engine
-from poller.locks import NoLocks
-from poller.pool import connect
-from poller.repo_sync import PassOptions
-from poller.schema import ensure_schema
+from poller.config import loader as config_module
+from poller.github.pool import connect
+from poller.store.locks import NoLocks
+from poller.store.schema import ensure_schema
+from poller.sync.engine import Engine
+from poller.sync.repository import PassOptions
 from support import PollerSetup, mirror
 
 LABELS = [

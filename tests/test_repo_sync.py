@@ -10,15 +10,17 @@ import peewee
 import pytest
 
 from fake_github import FakeGitHub
-from poller import cursors, shutdown, store
-from poller.cursors import to_cursor
-from poller.github import GitHub
-from poller.locks import FileLocks, NoLocks
-from poller.metadata import settings_fingerprint
-from poller.models import SyncStatus, WorkflowRun
-from poller.progress import NoProgress
-from poller.repo_sync import PassOptions, RepoSync, sync_repository
-from poller.settings import Config, GitHubConfig, RepoConfig, SyncConfig
+from poller import shutdown
+from poller.config.settings import Config, GitHubConfig, RepoConfig, SyncConfig
+from poller.github.client import GitHub
+from poller.rules import cursors
+from poller.rules.cursors import to_cursor
+from poller.store import rows as store
+from poller.store.locks import FileLocks, NoLocks
+from poller.store.models import SyncStatus, WorkflowRun
+from poller.sync.metadata import settings_fingerprint
+from poller.sync.progress import NoProgress
+from poller.sync.repository import PassOptions, RepoSync, sync_repository
 
 NOW = datetime(2026, 12, 1, 12)
 REPO = "octo/demo"

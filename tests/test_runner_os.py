@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from poller import config as config_module
-from poller.runner_os import LabelMap, Runner, canonical_os, join_oses, labels_os, runner_of
+from poller.config import loader as config_module
+from poller.rules.runner_os import LabelMap, Runner, canonical_os, join_oses, labels_os, runner_of
 
 # What IREE's and GitHub-hosted jobs ask for, with the OS each runs on.
 REAL_LABELS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fake_github import FakeGitHub
-from poller.models import Job, WorkflowRun, WorkflowRunAttempt
+from poller.store.models import Job, WorkflowRun, WorkflowRunAttempt
 from support import PollerSetup, mirror
 
 NOW = datetime.now(UTC).replace(microsecond=0)

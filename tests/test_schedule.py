@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from mariadb import MariaDB
-from poller import units
-from poller.models import PollerHeartbeat, SyncSchedule
-from poller.schedule import RepoSchedule
-from poller.schema import ensure_schema
-from poller.settings import RepoConfig
+from poller.config.settings import RepoConfig
+from poller.service.schedule import RepoSchedule
+from poller.store import units
+from poller.store.models import PollerHeartbeat, SyncSchedule
+from poller.store.schema import ensure_schema
 from support import FakeClock
 
 

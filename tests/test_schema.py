@@ -8,8 +8,8 @@ import peewee
 import pytest
 
 from fake_github import FakeGitHub
-from poller.models import Branch, Commit, Workflow, WorkflowRun
-from poller.schema import ensure_schema
+from poller.store.models import Branch, Commit, Workflow, WorkflowRun
+from poller.store.schema import ensure_schema
 from support import Database, PollerSetup, table_rows
 
 # The schema the legacy backend created, as its README describes it (MySQL).

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fake_github import FakeGitHub
-from poller import status
+from poller.service import status
 from support import PollerSetup
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import peewee
 
-from poller import store
-from poller.models import Branch, Commit, SyncCursor
-from poller.store import Counts
+from poller.store import rows as store
+from poller.store.models import Branch, Commit, SyncCursor
+from poller.store.rows import Counts
 
 NOW = datetime(2026, 12, 1, 12)
 

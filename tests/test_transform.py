@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from poller import transform
+from poller.rules import transform
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN = json.loads((FIXTURES / "workflow-runs-list.json").read_text())["workflow_runs"][0]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import peewee
 import pytest
 
-from poller import units
-from poller.locks import LockLost
-from poller.models import Repo
+from poller.store import units
+from poller.store.locks import LockLost
+from poller.store.models import Repo
 
 GONE_AWAY = peewee.OperationalError(2006, "MySQL server has gone away")
 

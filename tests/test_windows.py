@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from poller import windows
-from poller.windows import Window
+from poller.rules import windows
+from poller.rules.windows import Window
 
 DAY0 = datetime(2026, 11, 1)
 

@@ -1,0 +1,221 @@
+"""The process's GitHub clients, and which one a repository is synced with.
+
+A **credential** is one personal token or one GitHub App installation. GitHub gives each
+its own primary limit, its own secondary limits and, since ETags are specific to the
+token, its own ETags. So each credential here has its own clients (one per worker thread:
+PyGithub's requester keeps per-client state), its own request governor and its own
+identity for the ETags kept in the database; an installation's clients share one token
+(``app_auth``). ``for_repo`` and ``for_org`` are the one place that says which credential
+an account is read with: the App's installation on the repository's owner, as
+``config.toml`` gives it or as GitHub lists the App's installations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import structlog
+from github import Auth
+
+from poller.clock import SYSTEM, Clock
+from poller.config.settings import Config
+from poller.github import app_auth
+from poller.github.client import GitHub
+from poller.github.clock import GitHubClock
+from poller.github.errors import GitHubError, describe
+from poller.github.governor import Governor
+from poller.github.types import RequestStats
+from poller.github.urls import identity
+from poller.store.http_cache import HttpCacheStore
+
+log = structlog.get_logger(__name__)
+
+TOKEN = "token"  # the name of the personal token's credential
+
+
+def added_up(parts: Iterable[RequestStats]) -> RequestStats:
+    """Counts added up; the rate limit is the lowest seen, the latest being the lowest (it
+    only falls until the reset)."""
+    every = list(parts)
+    known = [s for s in every if s.rate_remaining is not None]
+    low = min(known, key=lambda s: s.rate_remaining or 0, default=RequestStats())
+    return RequestStats(
+        sent=sum(s.sent for s in every),
+        not_modified=sum(s.not_modified for s in every),
+        rate_remaining=low.rate_remaining,
+        rate_limit=low.rate_limit,
+        rate_reset=low.rate_reset,
+    )
+
+
+class Credential:
+    """One token or one installation: its clients, governor and ETag identity."""
+
+    def __init__(self, name: str, clients: list[GitHub]) -> None:
+        self.name = name
+        self.clients = clients
+        self.free: queue.SimpleQueue[GitHub] = queue.SimpleQueue()
+        for client in clients:
+            self.free.put(client)
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[GitHub]:
+        gh = self.free.get()
+        try:
+            yield gh
+        finally:
+            self.free.put(gh)
+
+    @property
+    def governor(self) -> Governor:
+        return self.clients[0].governor
+
+    @property
+    def stats(self) -> RequestStats:
+        return added_up(client.stats for client in self.clients)
+
+
+class GitHubPool:
+    """Every credential the process reads GitHub with, built when first needed."""
+
+    def __init__(self, config: Config, token: str | None, clock: Clock = SYSTEM) -> None:
+        self.config = config
+        self.token = token
+        self.clock = clock
+        # GitHub's clock, learnt from every client's answers: resets and token expiry
+        # are on it.
+        self.github_clock = GitHubClock(clock)
+        self.app: Auth.AppAuth | None = None
+        if config.github.uses_app:
+            assert config.github.app_id is not None and config.github.private_key_file
+            key = Path(config.github.private_key_file).read_text()
+            self.app = Auth.AppAuth(config.github.app_id, key)
+        # By App installation id; None is the personal token (or no token at all).
+        self.credentials: dict[int | None, Credential] = {}
+        self.listed: dict[str, int] | None = None  # the App's installations, by owner
+        self.pollers = 1  # pollers sharing each budget (``share``)
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Repositories synced at once."""
+        return self.config.github.concurrency
+
+    def for_repo(self, repo: str) -> contextlib.AbstractContextManager[GitHub]:
+        """The client to sync ``repo`` with, for as long as the sync takes."""
+        return self.credential(repo.split("/", 1)[0]).lend()
+
+    def for_org(self, org: str) -> contextlib.AbstractContextManager[GitHub]:
+        """The client to list the organisation ``org``'s repositories with."""
+        return self.credential(org).lend()
+
+    def credential(self, owner: str) -> Credential:
+        """The credential that reads ``owner``'s repositories. Raises GitHubError when the
+        App is not installed on the account."""
+        with self.lock:
+            installation = None if self.app is None else self._installation_of(owner)
+            if installation not in self.credentials:
+                self.credentials[installation] = self._build(installation)
+            return self.credentials[installation]
+
+    def _installation_of(self, owner: str) -> int:
+        installation = self.config.installation_for(owner)
+        if installation is None:
+            installation = self._listed().get(owner.lower())
+        if installation is None:
+            raise GitHubError(
+                f"GitHub App {self.config.github.app_id} is not installed on {owner}: "
+                "install it on the account, or set installation_id in its [[orgs]] or "
+                "[[repos]] entry"
+            )
+        return installation
+
+    def _listed(self) -> dict[str, int]:
+        if self.listed is None:
+            assert self.app is not None
+            try:
+                self.listed = app_auth.installations(
+                    self.app, self.config.github.api_url, int(self.config.github.timeout_seconds)
+                )
+            except Exception as error:
+                raise GitHubError(
+                    f"cannot list GitHub App {self.config.github.app_id}'s installations: "
+                    f"{describe(error)}"
+                ) from None
+            log.info("github.installations", installations=self.listed)
+        return self.listed
+
+    def _build(self, installation: int | None) -> Credential:
+        settings = self.config.github
+        name, who = TOKEN, f"token:{self.token or ''}"
+        auth: Auth.Auth | None = Auth.Token(self.token) if self.token else None
+        if self.app is not None and installation is not None:
+            name, who = f"installation {installation}", f"app:{settings.app_id}:{installation}"
+            auth = app_auth.InstallationToken(
+                self.app,
+                installation,
+                settings.api_url,
+                int(settings.timeout_seconds),
+                self.github_clock,  # expires_at is GitHub's time
+            )
+        governor = Governor(settings.requests_per_minute, settings.concurrency)
+        governor.share(self.pollers)
+        cache = HttpCacheStore(identity(who))
+        gh_clock = self.github_clock
+        clients = [
+            GitHub(settings, auth, governor, cache=cache, clock=self.clock, github_clock=gh_clock)
+            for _ in range(settings.concurrency)
+        ]
+        return Credential(name, clients)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.app is not None or bool(self.token)
+
+    def share(self, pollers: int) -> None:
+        """Several pollers on one database: each takes its part of every budget."""
+        with self.lock:
+            self.pollers = pollers
+            for credential in self.credentials.values():
+                credential.governor.share(pollers)
+
+    @property
+    def stats(self) -> RequestStats:
+        """Every credential's counts added up; the rate limit is the lowest left."""
+        return added_up(c.stats for c in list(self.credentials.values()))
+
+    def by_credential(self) -> dict[str, RequestStats]:
+        """Each credential's counts apart: each installation has its own budget."""
+        built = sorted(list(self.credentials.values()), key=lambda c: c.name)
+        return {credential.name: credential.stats for credential in built}
+
+    def summary(self) -> dict[str, dict[str, int | None]]:
+        """For the logs: each credential's requests spent, free 304s and limit left."""
+        return {
+            name: {
+                "spent": stats.spent,
+                "not_modified": stats.not_modified,
+                "rate_limit_remaining": stats.rate_remaining,
+            }
+            for name, stats in self.by_credential().items()
+        }
+
+    def close(self) -> None:
+        for credential in self.credentials.values():
+            for client in credential.clients:
+                client.close()
+
+
+def connect(config: Config, token: str | None, clock: Clock = SYSTEM) -> GitHubPool:
+    """The pool for a process: a personal token, an App, or neither (60 requests an hour)."""
+    pool = GitHubPool(config, token, clock)
+    if not pool.authenticated:
+        log.warning(
+            "github.unauthenticated",
+            message="GITHUB_TOKEN is not set: running unauthenticated, "
+            "which GitHub limits to 60 requests an hour",
+        )
+    return pool

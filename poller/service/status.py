@@ -1,0 +1,257 @@
+"""``python -m poller status``: where each repository stands, read from the database.
+
+It opens the database read-only, and spends at most one request per credential (the
+token, or each App installation that covers a followed repository), ``GET /rate_limit``,
+which GitHub does not count and which may fail without failing the command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from poller.clock import SYSTEM
+from poller.config.settings import Config, RepoConfig
+from poller.github.client import GitHub
+from poller.github.errors import GitHubError, describe
+from poller.github.pool import GitHubPool
+from poller.rules.cursors import HISTORY_REACHED, RUNS_HISTORY_START, RUNS_OLDEST
+from poller.rules.plan import backfill_done
+from poller.store.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
+from poller.store.runs import not_completed
+
+
+def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
+    oldest = cursors.get(RUNS_OLDEST)
+    if oldest is None:
+        return "not started"
+    reached = cursors.get(RUNS_HISTORY_START) == HISTORY_REACHED
+    done = backfill_done(repo, datetime.fromisoformat(oldest), reached, stored)
+    if done:
+        return f"done ({done})"
+    target = f"{repo.since.date()}" if repo.since else "the first run"
+    return f"pending: reached {oldest}, going back to {target}"
+
+
+def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
+    cursors = {
+        row.resource: row.position
+        for row in SyncCursor.select().where(SyncCursor.repo == repo.name)
+    }
+    status = SyncStatus.get_or_none(SyncStatus.repo == repo.name)
+    runs = WorkflowRun.select().where(WorkflowRun.repo == repo.name)
+    stored = runs.count()
+    unfinished = runs.where(not_completed()).count()
+    return {
+        "repo": repo.name,
+        "freshness_seconds": freshness(status, now),
+        "last_pass": _iso(status.lastpass) if status else None,
+        "last_success": _iso(status.lastsuccess) if status else None,
+        "last_error": status.lasterror if status else None,
+        # The last pass's requests: those the rate limit counted, and the free 304s.
+        "requests_spent": status.requests if status else None,
+        "requests_not_modified": status.notmodified if status else None,
+        "runs_stored": stored,
+        "runs_unfinished": unfinished,
+        "backfill": backfill_state(repo, cursors, stored),
+        "cursors": dict(sorted(cursors.items())),
+        "labels_without_os": labels_without_os(repo.name),
+    }
+
+
+def freshness(status: SyncStatus | None, now: datetime) -> int | None:
+    """How old the state held for a repository is, in seconds: everything up to its last
+    successful sync is in. None if none succeeded yet."""
+    if status is None or status.lastsuccess is None:
+        return None
+    return int((now - status.lastsuccess).total_seconds())
+
+
+def last_syncs(config: Config) -> list[tuple[RepoConfig, SyncStatus | None]]:
+    """Each followed repository with its sync status, if it has one, in one query (on
+    the caller's connection)."""
+    rows = {row.repo: row for row in SyncStatus.select()}
+    return [(repo, rows.get(repo.name)) for repo in followed(config)]
+
+
+def labels_without_os(repo: str) -> dict[str, int]:
+    """The label sets of stored jobs whose OS nothing told (skipped jobs never ran), with
+    how many jobs asked for each: what to map in ``[runner_os]``."""
+    jobs = peewee.fn.COUNT(Job.id)
+    query = (
+        Job.select(Job.labels, jobs.alias("jobs"))
+        .where(
+            (Job.repo == repo)
+            & Job.os.is_null()
+            & ((Job.conclusion != "skipped") | Job.conclusion.is_null())
+        )
+        .group_by(Job.labels)
+        .order_by(jobs.desc())
+        .tuples()
+    )
+    rows: list[tuple[str | None, int]] = list(query)  # type: ignore[arg-type]
+    return {labels or "(no labels)": int(count) for labels, count in rows}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() + "Z" if moment else None
+
+
+def rate_limit(gh: GitHub) -> dict[str, Any]:
+    try:
+        limit = gh.rate_limit()
+    except Exception as error:
+        return {"error": describe(error)}
+    if limit is None:
+        return {"error": "GitHub's /rate_limit gave no core limit"}
+    return {"remaining": limit.remaining, "limit": limit.limit, "reset": _iso(limit.reset)}
+
+
+def followed(config: Config) -> list[RepoConfig]:
+    """``[[repos]]``, and the repositories of ``[[orgs]]`` that a pass has synced (status
+    reads the database, and does not ask GitHub which repositories an organisation has)."""
+    repos = list(config.repos)
+    named = {repo.name.lower() for repo in repos}
+    for org in config.orgs:
+        synced = SyncStatus.select(SyncStatus.repo).where(
+            SyncStatus.repo.startswith(f"{org.name}/")
+        )
+        for row in synced.order_by(SyncStatus.repo):
+            if row.repo.lower() not in named:
+                repos.append(dataclasses.replace(org.template, name=row.repo))
+                named.add(row.repo.lower())
+    return repos
+
+
+def rate_limits(pool: GitHubPool, repos: list[RepoConfig]) -> dict[str, dict[str, Any]]:
+    """The rate limit of each credential that reads a followed repository: each App
+    installation has its own."""
+    limits: dict[str, dict[str, Any]] = {}
+    for owner in dict.fromkeys(repo.name.split("/", 1)[0].lower() for repo in repos):
+        try:
+            credential = pool.credential(owner)
+        except GitHubError as error:  # the App is not installed there, or unlistable
+            limits[owner] = {"error": describe(error)}
+            continue
+        if credential.name not in limits:
+            with credential.lend() as gh:
+                limits[credential.name] = rate_limit(gh)
+    return limits
+
+
+def collect(config: Config, pool: GitHubPool, now: datetime | None = None) -> dict[str, Any]:
+    """Each repository's state, the stalest first (never synced counts as stalest)."""
+    now = now or SYSTEM.now()
+    with database.connection_context():
+        repos_followed = followed(config)
+        repos = [repo_status(repo, now) for repo in repos_followed]
+    repos.sort(
+        key=lambda repo: (
+            -(repo["freshness_seconds"] if repo["freshness_seconds"] is not None else 2**62)
+        )
+    )
+    limits = rate_limits(pool, repos_followed)
+    first = next(iter(limits.values()), {"error": "no repository followed"})
+    return {"repos": repos, "rate_limit": first, "rate_limits": limits}
+
+
+def health(config: Config, now: datetime) -> tuple[bool, str]:
+    """``status --check``: whether every followed repository is fresher than
+    ``stale_after_minutes`` and its last sync succeeded, and one line that says so."""
+    limit = int(config.stale_after_minutes * 60)
+    with database.connection_context():
+        repos = last_syncs(config)
+    problems: dict[str, list[str]] = {"stale": [], "failed": [], "never synced": []}
+    stalest = 0
+    for repo, row in repos:
+        if row is not None and row.lasterror:
+            problems["failed"].append(f"{repo.name}: {row.lasterror}")
+        seconds = freshness(row, now)
+        if seconds is None:
+            problems["never synced"].append(repo.name)
+            continue
+        stalest = max(stalest, seconds)
+        if seconds > limit:
+            problems["stale"].append(f"{repo.name} {age(seconds)}")
+    if not repos:
+        return False, "CRITICAL: no repository synced yet"
+    found = [f"{len(names)} {kind} ({'; '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+             for kind, names in problems.items() if names]  # fmt: skip
+    if found:
+        return (
+            False,
+            f"CRITICAL: of {repositories(len(repos))}, {', '.join(found)}; limit {age(limit)}",
+        )
+    return True, (
+        f"OK: {repositories(len(repos))} fresh, the stalest {age(stalest)} old (limit {age(limit)})"
+    )
+
+
+def repositories(count: int) -> str:
+    return f"{count} repositor{'y' if count == 1 else 'ies'}"
+
+
+def age(seconds: int | None) -> str:
+    """``3d4h``, ``2h05m``, ``4m12s``: how long ago, for the table."""
+    if seconds is None:
+        return "never"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s"
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2)
+
+
+def render_table(report: dict[str, Any]) -> str:
+    columns = [
+        ("repo", "REPO"),
+        ("age", "AGE"),
+        ("last_success", "LAST SUCCESS"),
+        ("runs_stored", "RUNS"),
+        ("runs_unfinished", "UNFINISHED"),
+        ("requests_spent", "SPENT"),
+        ("requests_not_modified", "304s"),
+        ("backfill", "BACKFILL"),
+        ("last_error", "LAST ERROR"),
+    ]
+    rows = [
+        [str(repo[key] if repo[key] is not None else "-") for key, _ in columns]
+        for repo in ({**r, "age": age(r["freshness_seconds"])} for r in report["repos"])
+    ]
+    header = [title for _, title in columns]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *rows]
+    ]
+    lines.append("")
+    for repo in report["repos"]:
+        cursors = ", ".join(f"{k}={v}" for k, v in repo["cursors"].items()) or "none"
+        lines.append(f"{repo['repo']} cursors: {cursors}")
+        unknown = ", ".join(f"{k} ({v} jobs)" for k, v in repo["labels_without_os"].items())
+        if unknown:
+            lines.append(
+                f"{repo['repo']} labels that named no OS (map them in config.toml "
+                f"[runner_os]): {unknown}"
+            )
+    for name, limit in report["rate_limits"].items():
+        whose = "" if name == "token" else f" ({name})"
+        if "error" in limit:
+            lines.append(f"GitHub rate limit{whose}: unknown ({limit['error']})")
+        else:
+            lines.append(
+                f"GitHub rate limit{whose}: {limit['remaining']} of {limit['limit']} left, "
+                f"resets {limit['reset']}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""The engine: one object that owns a pass's resources, for ``--once`` and the daemon alike.
+
+It holds the GitHub client pool and the repository locks, and runs a pass: every
+repository it is handed, as many at once as there are clients, each on its own
+database session, through ``repo_sync``. One failing repository never stops the others.
+The exception is a GitHub that does not answer at all (DNS, a refused or unreachable
+connection): once one repository has found that, the rest of the pass is not tried,
+rather than spending the same retries on each.
+
+A pass knows no scheduler. The daemon decides which repositories are due and hands
+them over with a ``Gate`` that claims each one just before its sync and releases it
+after, so that a lease lasts as long as a sync, not as long as a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol
+
+import peewee
+import structlog
+
+from poller import metrics, shutdown
+from poller.clock import SYSTEM, Clock, whole_seconds
+from poller.config.settings import Config, RepoConfig, Secrets
+from poller.github import pool
+from poller.github.errors import GitHubError
+from poller.github.pool import GitHubPool
+from poller.store import http_cache, locks, units
+from poller.store import rows as store
+from poller.store.locks import RepoLocks
+from poller.sync import orgs
+from poller.sync.report import RepoReport
+from poller.sync.repository import PassOptions, failed, not_tried, sync_repository
+
+log = structlog.get_logger(__name__)
+
+HTTP_CACHE_DAYS = timedelta(days=7)
+
+
+class Gate(Protocol):
+    """Whether this pass may sync a repository now (``claim``), and its release after."""
+
+    def claim(self, repo: str) -> bool: ...
+    def done(self, repo: str, *, finished: bool) -> None: ...
+
+
+class Open:
+    """``--once``: every repository handed over is synced; nothing to release."""
+
+    def claim(self, repo: str) -> bool:
+        return True
+
+    def done(self, repo: str, *, finished: bool) -> None:
+        return None
+
+
+class Engine:
+    def __init__(
+        self, config: Config, github: GitHubPool, repo_locks: RepoLocks, clock: Clock = SYSTEM
+    ) -> None:
+        self.config = config
+        self.github = github
+        self.locks = repo_locks
+        self.clock = clock
+        # The pass in flight's repositories, and its reports as each repository ends (the
+        # organisations that could not be listed first): a caller that stops waiting for
+        # the pass still knows which repositories finished.
+        self.repos: list[RepoConfig] = list(config.repos)
+        self.unlisted: list[RepoReport] = []
+        self.reports: list[RepoReport] = []
+
+    @classmethod
+    def start(cls, config: Config, secrets: Secrets, clock: Clock = SYSTEM) -> Engine:
+        return cls(
+            config,
+            pool.connect(config, secrets.github_token, clock),
+            locks.for_database(config.database.url, secrets.db_password),
+            clock,
+        )
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.github.close()
+        self.locks.close()
+
+    def now(self) -> datetime:
+        return whole_seconds(self.clock.now())
+
+    def repositories(self) -> tuple[list[RepoConfig], list[RepoReport]]:
+        """``[[repos]]`` and the matching repositories of ``[[orgs]]``, and a report for each
+        organisation that cannot be listed, as ``org/*``, so that ``--once`` and ``status``
+        say so."""
+        if not self.config.orgs:
+            return list(self.config.repos), []
+        repos, failed = orgs.resolve(self.config, self.github)
+        now, reports = self.now(), []
+        for org in self.config.orgs:
+            report = RepoReport(f"{org.name}/*", error=failed.get(org.name))
+            if report.error:
+                reports.append(report)
+            with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
+                store.record_org(report.repo, now, report.error)
+        return repos, reports
+
+    def run_all(
+        self, options: PassOptions | None = None, *, now: datetime | None = None
+    ) -> list[RepoReport]:
+        """Every configured repository, the ``[[orgs]]`` listed first: what ``--once``
+        syncs. Organisations that cannot be listed are reported first."""
+        self.repos, self.unlisted = self.repositories()
+        return self.unlisted + self.run_pass(self.repos, options, now=now)
+
+    def run_pass(
+        self,
+        repos: Sequence[RepoConfig],
+        options: PassOptions | None = None,
+        *,
+        gate: Gate | None = None,
+        now: datetime | None = None,
+    ) -> list[RepoReport]:
+        """Sync each of ``repos`` once. Returns a report for each repository the pass
+        reached (also in ``reports`` as each one ends); after a stop request, the
+        repositories it did not reach have none. Worker threads open database sessions
+        of their own; the caller's thread uses, and closes, the caller's."""
+        run = _Pass(self, options or PassOptions(), gate or Open(), now or self.now())
+        self.reports = run.reports
+        started = self.clock.monotonic()
+        run.sync_all(repos)
+        if run.reports:
+            metrics.PASS_SECONDS.observe(self.clock.monotonic() - started)
+        with contextlib.suppress(peewee.PeeweeException):
+            http_cache.prune_http_cache(run.now - HTTP_CACHE_DAYS)
+        return run.reports
+
+
+class _Pass:
+    """One pass's state: its reports, and whether GitHub has been found unreachable."""
+
+    def __init__(self, engine: Engine, options: PassOptions, gate: Gate, now: datetime) -> None:
+        self.engine = engine
+        self.options = options
+        self.gate = gate
+        self.now = now
+        self.reports: list[RepoReport] = []
+        self.unreachable: str | None = None  # the first error that found GitHub unreachable
+        self.caller = threading.current_thread()
+
+    def sync_all(self, repos: Sequence[RepoConfig]) -> None:
+        workers = len(self.engine.github)
+        if workers == 1:
+            for repo in repos:
+                self.sync_one(repo)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="repo") as executor:
+            for future in [executor.submit(self.sync_one, repo) for repo in repos]:
+                future.result()
+
+    def sync_claimed(self, repo: RepoConfig) -> RepoReport:
+        try:
+            lent = self.engine.github.for_repo(repo.name)
+        except GitHubError as error:  # no credential reads it: the App is not installed
+            return failed(repo, str(error), self.now)
+        with lent as gh:
+            if self.unreachable is not None:
+                return not_tried(repo, self.unreachable, self.now)
+            return sync_repository(
+                self.engine.config,
+                gh,
+                repo,
+                options=self.options,
+                locks=self.engine.locks,
+                now=self.now,
+                clock=self.engine.clock,
+            )
+
+    def sync_one(self, repo: RepoConfig) -> None:
+        if shutdown.requested.is_set():
+            return
+        # Each worker thread has its own context, its own connection and its own client;
+        # run inline, the caller's connection is the caller's to close.
+        structlog.contextvars.bind_contextvars(repo=repo.name)
+        own_session = units.session() if threading.current_thread() is not self.caller else None
+        try:
+            with own_session or contextlib.nullcontext():
+                if not self.gate.claim(repo.name):
+                    return  # not due, or another poller has it
+                report = self.sync_claimed(repo)
+                self.gate.done(repo.name, finished=not report.stopped)
+            self.reports.append(report)
+            metrics.REPO_SYNCS.labels(outcome_of(report)).inc()
+            metrics.BACKFILL_PENDING.labels(report.repo).set(int(report.backfill_pending))
+            if report.unreachable and self.unreachable is None:
+                self.unreachable = report.error
+        finally:
+            structlog.contextvars.unbind_contextvars("repo")
+
+
+def outcome_of(report: RepoReport) -> str:
+    """A sync's outcome, as ``shark_poller_repo_syncs_total`` counts it."""
+    if report.skipped:
+        return "skipped"
+    if report.stopped:
+        return "stopped"
+    return "failed" if report.error else "ok"

@@ -1,0 +1,74 @@
+"""What one repository's sync did in a pass: its counts, requests, time and outcome.
+
+The collector returns what it stored (``Collected``), the repository's sync turns that into
+a report, the pass logs and records it, and the command line turns the
+reports into an exit status. It lives apart so that each of them can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from poller.store.rows import Counts
+
+TABLES = (
+    "workflows",
+    "branches",
+    "commits",
+    "workflowruns",
+    "jobs",
+    "steps",
+    "workflowrun_attempts",
+)
+
+
+@dataclass
+class Collected:
+    """What one repository's run collection did in a pass (``collect``)."""
+
+    counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
+    # Jobs stored whose OS nothing could tell (status lists their labels).
+    jobs_os_unknown: int = 0
+    # A run new to us shows a push: branches and commits may have moved.
+    pushed: bool = False
+    backfill_pending: bool = False
+
+
+@dataclass
+class RepoReport:
+    repo: str
+    counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
+    error: str | None = None
+    # Requests that counted against the rate limit, and free 304 answers.
+    requests_spent: int = 0
+    requests_not_modified: int = 0
+    seconds: float = 0.0
+    backfill_pending: bool = False
+    # Jobs stored this pass whose OS nothing could tell (status lists their labels).
+    jobs_os_unknown: int = 0
+    # Why the repository was not synced at all this pass (another process's lock).
+    skipped: str | None = None
+    # A stop request ended its sync part-way.
+    stopped: bool = False
+    # GitHub could not be reached (no answer at all, unlike an error status).
+    unreachable: bool = False
+    # The database failed the sync (down, restarting), not GitHub or the data.
+    database_failed: bool = False
+
+    def take(self, collected: Collected) -> None:
+        """What the repository's sync collected."""
+        for table, counts in collected.counts.items():
+            self.counts[table].add(counts)
+        self.jobs_os_unknown += collected.jobs_os_unknown
+        self.backfill_pending = self.backfill_pending or collected.backfill_pending
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {
+            table: {
+                "inserted": c.inserted,
+                "updated": c.updated,
+                "unchanged": c.unchanged,
+                "deleted": c.deleted,
+            }
+            for table, c in self.counts.items()
+        }
