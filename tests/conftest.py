@@ -39,9 +39,22 @@ def _database_name(node_id: str) -> str:
     return "t_" + hashlib.sha1(node_id.encode()).hexdigest()[:16]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+DATABASES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that takes ``database`` runs on SQLite and on MariaDB; one marked
+    ``sqlite_only`` is about something other than the database (what the poller asks
+    GitHub, signals, exit codes), and runs on SQLite alone."""
+    if "database" in metafunc.fixturenames:
+        alone = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("database", ["sqlite"] if alone else DATABASES, indirect=True)
+
+
+@pytest.fixture
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    """The database under test: each test that takes it runs on SQLite and on MariaDB."""
+    """The database under test: each test that takes it runs on SQLite and on MariaDB,
+    unless it is marked ``sqlite_only``."""
     if request.param == "sqlite":
         return Database(f"sqlite:///{tmp_path / 'dashboard.db'}")
     server: MariaDB = request.getfixturevalue("mariadb_server")

@@ -163,6 +163,19 @@ class SecondaryLimit:
 
 
 @dataclass
+class Hold:
+    """An interrupt point: requests whose path holds ``fragment``, from the ``after``+1-th
+    on, wait until ``release`` is set; ``reached`` says one is waiting. A test stops the
+    poller there, at a known point, instead of racing a long pass."""
+
+    fragment: str
+    after: int
+    seen: int = 0
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Budget:
     """One primary rate limit: a personal token's, or an App installation's (each
     installation has its own, GitHub's docs on rate limits for GitHub Apps)."""
@@ -276,6 +289,7 @@ class FakeGitHub:
         # .../actions/runners lists them; without admin rights GitHub answers 403.
         self.runners: dict[str, list[dict[str, Any]]] = {}
         self.runners_readable = True
+        self.holds: list[Hold] = []
         # Old full names (lower case) of renamed or transferred repositories -> the repo.
         self.moved: dict[str, FakeRepo] = {}
 
@@ -382,6 +396,25 @@ class FakeGitHub:
             self.failures.append(
                 [fragment, status, headers or {}, body or {"message": "Server Error"}, times]
             )
+
+    def hold(self, fragment: str, *, after: int) -> Hold:
+        """Hold every request for ``fragment`` after the first ``after`` (see ``Hold``)."""
+        with self.lock:
+            held = Hold(fragment, after)
+            self.holds.append(held)
+            return held
+
+    def _wait_if_held(self, path: str) -> None:
+        with self.lock:
+            waiting = []
+            for held in self.holds:
+                if held.fragment in path:
+                    held.seen += 1
+                    if held.seen > held.after:
+                        waiting.append(held)
+        for held in waiting:
+            held.reached.set()
+            held.release.wait(timeout=120)
 
     def secondary_limit(self, fragment: str, *, retry_after: int = 1, times: int = 1) -> None:
         self.fail(
@@ -938,6 +971,7 @@ class FakeGitHub:
         lowered = {key.lower(): value for key, value in headers.items()}
         conditional = "if-none-match" in lowered
         credential = lowered.get("authorization", "").split(" ", 1)[-1]
+        self._wait_if_held(path)
         with self.lock:
             installation = self._installation_of(credential)
             limit = self._secondary_for(installation)

@@ -58,6 +58,7 @@ def stop(daemon: LogTail, timeout: float = 30) -> int:
     return daemon.process.wait(timeout=timeout)
 
 
+@pytest.mark.sqlite_only
 def test_daemon_passes_on_schedule_and_stops_cleanly(fake: FakeGitHub, poller: PollerSetup):
     repo, ci = small_repo(fake)
     poller.repos = [{"name": "octo/demo"}]
@@ -81,22 +82,23 @@ def test_daemon_passes_on_schedule_and_stops_cleanly(fake: FakeGitHub, poller: P
 def test_sigterm_mid_pass_exits_0_and_loses_nothing(
     fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
 ):
-    small_repo(fake, runs=800)
-    fake.latency = 0.003
+    small_repo(fake, runs=300)
     poller.repos = [{"name": "octo/demo"}]
+    held = fake.hold("/jobs", after=150)  # mid pass: the second page's 51st run
     daemon = start_daemon(poller, interval_seconds=600)
-    deadline = time.monotonic() + 60
-    while fake.count("/jobs") < 150 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert held.reached.wait(timeout=60)
     started = time.monotonic()
-    assert stop(daemon) == 0
+    daemon.process.send_signal(signal.SIGTERM)
+    held.release.set()
+    assert daemon.process.wait(timeout=30) == 0
     assert time.monotonic() - started < 10
+    daemon.thread.join(timeout=5)
     assert daemon.events("sync.repo_stopped")
     assert_no_duplicates(poller)
     partial = len(stored_runs(poller))
-    assert 0 < partial < 800
+    assert 0 < partial < 300
 
-    fake.latency = 0
+    fake.holds.clear()
     assert poller.run().returncode == 0
     fresh = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
     fresh.tmp_path.mkdir()
@@ -104,6 +106,7 @@ def test_sigterm_mid_pass_exits_0_and_loses_nothing(
     assert mirror(poller.database) == mirror(fresh.database)
 
 
+@pytest.mark.sqlite_only
 def test_failed_passes_back_off_and_the_daemon_survives(fake: FakeGitHub, poller: PollerSetup):
     small_repo(fake)
     poller.repos = [{"name": "octo/demo"}]
@@ -252,6 +255,7 @@ def test_secrets_never_reach_the_logs_even_at_debug(fake: FakeGitHub, poller: Po
         assert poller.database.password not in logs
 
 
+@pytest.mark.sqlite_only
 def test_sigterm_cuts_a_wait_for_the_rate_limit_reset_short(fake: FakeGitHub, poller: PollerSetup):
     small_repo(fake)
     poller.repos = [{"name": "octo/demo"}]
@@ -351,6 +355,7 @@ def test_a_stop_that_abandons_a_hung_request_hands_back_its_lease_and_heartbeat(
         assert PollerHeartbeat.select().count() == 0
 
 
+@pytest.mark.sqlite_only
 def test_wake_ups_with_nothing_due_log_nothing(fake: FakeGitHub, poller: PollerSetup):
     """The README's promise: a quiet daemon's journal holds its passes, not its ticks."""
     small_repo(fake)

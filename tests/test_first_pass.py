@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from fake_github import FakeGitHub, FakeRepo
 from poller.store.models import Branch, Commit, Job, Repo, Workflow, WorkflowRun
 from support import PollerSetup, repo_done_events, snapshot
@@ -174,6 +176,7 @@ def test_backfill_bounds_max_runs_and_since(fake: FakeGitHub, poller: PollerSetu
         assert WorkflowRun.select().where(WorkflowRun.repo == "octo/big").count() == 15
 
 
+@pytest.mark.sqlite_only
 def test_bad_repository_is_skipped_and_the_others_still_sync(fake: FakeGitHub, poller: PollerSetup):
     build(fake, "octo/good")
     poller.repos = [{"name": "octo/missing"}, {"name": "octo/good"}]
@@ -190,6 +193,7 @@ def test_bad_repository_is_skipped_and_the_others_still_sync(fake: FakeGitHub, p
         assert WorkflowRun.select().where(WorkflowRun.repo == "octo/good").count() == 5
 
 
+@pytest.mark.sqlite_only
 def test_rejected_token_is_logged_per_repository(fake: FakeGitHub, poller: PollerSetup):
     build(fake)
     poller.repos = [{"name": "octo/demo"}]
@@ -230,6 +234,7 @@ def test_deleted_branch_disappears_and_renamed_workflow_updates(
         assert Workflow.select().count() == 2
 
 
+@pytest.mark.sqlite_only
 def test_unauthenticated_pass_says_so_in_one_line(fake: FakeGitHub, poller: PollerSetup):
     build(fake)
     poller.repos = [{"name": "octo/demo"}]
@@ -241,6 +246,7 @@ def test_unauthenticated_pass_says_so_in_one_line(fake: FakeGitHub, poller: Poll
     assert "60 requests an hour" in lines[0]
 
 
+@pytest.mark.sqlite_only
 def test_each_run_counts_once_a_pass(fake: FakeGitHub, poller: PollerSetup):
     """Listings overlap (the backfill restarts at its boundary second, the windows are
     primed after it): a 250-run backfill logged inserted 250 and unchanged 250."""

@@ -17,6 +17,9 @@ from poller.store.http_cache import HttpCacheStore
 from poller.store.models import HttpCache, WorkflowRun
 from support import TOKEN, PollerSetup, github_app, mirror, repo_done_events
 
+# What the poller asks GitHub does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 

@@ -19,6 +19,9 @@ from poller.github.governor import Governor
 from poller.github.pool import connect
 from support import TOKEN, PollerSetup
 
+# What the poller asks GitHub does not depend on the database.
+pytestmark = pytest.mark.sqlite_only
+
 
 class Clock:
     def __init__(self) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import peewee
+import pytest
 
 from fake_github import FakeGitHub
 from poller.config import loader as config_module
@@ -86,6 +86,7 @@ def rewind_cursor(poller: PollerSetup, to: datetime) -> None:
         assert updated == 1
 
 
+@pytest.mark.sqlite_only
 def test_downtime_with_over_1000_new_runs_is_caught_up_in_one_pass(
     fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path, report
 ):
@@ -124,7 +125,7 @@ def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
     repo = fake.add_repo("octo/history")
     ci = fake.add_workflow(repo, "CI")
     fake.add_commit(repo, "main")
-    for i in range(1500):
+    for i in range(300):
         fake.add_run(repo, ci, created=NOW - timedelta(days=3, minutes=7 * i))
     poller.repos = [{"name": "octo/history"}]
 
@@ -133,12 +134,14 @@ def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
     uninterrupted = fake.count()
     fake.reset_counts()
 
+    # Killed in the middle of the second page of runs: its 20th jobs request is held.
+    held = fake.hold("/jobs", after=120)
     process = poller.popen("--once")
-    deadline = time.monotonic() + 120
-    while fake.count("/jobs") < 600 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert held.reached.wait(timeout=60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
+    held.release.set()
+    fake.holds.clear()
     assert process.returncode == -signal.SIGKILL
     killed_after = fake.count()
     result = poller.run()
@@ -159,9 +162,10 @@ def test_sigkill_mid_backfill_resumes_without_loss_or_duplicates(
             .having(count > 1)
         )
         assert list(dupes) == []
-        assert WorkflowRun.select().count() == 1500
+        assert WorkflowRun.select().count() == 300
 
 
+@pytest.mark.sqlite_only
 def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller: PollerSetup):
     """The daemon's passes: fresh runs first, then a bounded slice of history."""
     repo = fake.add_repo("octo/slices")

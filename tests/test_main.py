@@ -134,6 +134,7 @@ def test_readers_never_write_a_read_only_sqlite_file(fake: FakeGitHub, tmp_path,
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.sqlite_only
 def test_status_into_a_closed_pipe_is_quiet(fake: FakeGitHub, poller: PollerSetup):
     """`status | head -1`: the reader leaves before the table is written."""
     fake.add_repo("octo/demo")
@@ -154,6 +155,7 @@ def test_status_into_a_closed_pipe_is_quiet(fake: FakeGitHub, poller: PollerSetu
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
 
 
+@pytest.mark.sqlite_only
 def test_status_shows_spent_requests_and_free_304s_apart(fake: FakeGitHub, poller: PollerSetup):
     repo = fake.add_repo("octo/demo")
     fake.add_run(repo, fake.add_workflow(repo, "CI"), created=NOW - timedelta(days=3))
@@ -168,6 +170,7 @@ def test_status_shows_spent_requests_and_free_304s_apart(fake: FakeGitHub, polle
     assert row["requests_not_modified"] >= 5
 
 
+@pytest.mark.sqlite_only
 def test_the_daemon_says_it_runs_unauthenticated(fake: FakeGitHub, poller: PollerSetup):
     fake.add_repo("octo/demo")
     poller.repos = [{"name": "octo/demo"}]
@@ -182,6 +185,7 @@ def test_the_daemon_says_it_runs_unauthenticated(fake: FakeGitHub, poller: Polle
         assert daemon.process.wait(timeout=30) == 0
 
 
+@pytest.mark.sqlite_only
 def test_progress_is_reported_on_a_timer_while_fetching(fake: FakeGitHub, poller: PollerSetup):
     repo = fake.add_repo("octo/demo")
     ci = fake.add_workflow(repo, "CI")
@@ -252,6 +256,7 @@ def test_exit_codes_say_what_a_pass_did(fake: FakeGitHub, poller: PollerSetup, t
     assert poller.run("status").returncode == 1  # octo/later has never run
 
 
+@pytest.mark.sqlite_only
 def test_a_since_in_the_future_is_warned_about(fake: FakeGitHub, poller: PollerSetup):
     repo = fake.add_repo("octo/demo")
     fake.add_commit(repo, "main")
@@ -262,6 +267,7 @@ def test_a_since_in_the_future_is_warned_about(fake: FakeGitHub, poller: PollerS
     assert (warning["repo"], warning["since"]) == ("octo/demo", "2999-01-01")
 
 
+@pytest.mark.sqlite_only
 def test_progress_shows_on_a_terminal_with_no_size_with_its_total(
     fake: FakeGitHub, poller: PollerSetup
 ):

@@ -44,6 +44,7 @@ def runs_of(poller: PollerSetup, name: str) -> int:
         return WorkflowRun.select().where(WorkflowRun.repo == name).count()
 
 
+@pytest.mark.sqlite_only
 def test_an_organisation_is_followed_as_it_changes(fake: FakeGitHub, poller: PollerSetup):
     add(fake, "octo/api", runs=4)
     web = add(fake, "octo/web")
@@ -76,6 +77,7 @@ def test_an_organisation_is_followed_as_it_changes(fake: FakeGitHub, poller: Pol
     assert repos[0]["freshness_seconds"] >= repos[1]["freshness_seconds"] >= 0
 
 
+@pytest.mark.sqlite_only
 def test_an_organisation_that_cannot_be_listed_fails_alone(fake: FakeGitHub, poller: PollerSetup):
     add(fake, "octo/api")
     poller.repos = [{"name": "octo/api"}]
@@ -101,6 +103,7 @@ def test_which_repositories_of_an_organisation_are_followed(item, include, exclu
     assert wanted(OrgConfig("o", include, exclude), item) is expected
 
 
+@pytest.mark.sqlite_only
 def test_the_listing_pushed_at_says_when_to_read_branches(fake: FakeGitHub, poller: PollerSetup):
     """Daemon passes (metadata re-read at most hourly): a repository of an organisation is
     re-read when its ``pushed_at`` moves, even without a run to show the push, and not

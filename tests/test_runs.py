@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from fake_github import FakeGitHub
 from poller.store.models import Job, WorkflowRun, WorkflowRunAttempt
 from support import PollerSetup, mirror
@@ -69,6 +71,7 @@ def test_quick_reruns_of_old_runs_are_mirrored_with_their_attempts(
     assert mirror(poller.database) == mirror(scratch.database)
 
 
+@pytest.mark.sqlite_only
 def test_runs_beyond_the_horizon_are_not_re_read(fake: FakeGitHub, poller: PollerSetup):
     """GitHub allows re-runs for 30 days; older history is never listed again."""
     repo = fake.add_repo("octo/demo")
@@ -87,6 +90,7 @@ def test_runs_beyond_the_horizon_are_not_re_read(fake: FakeGitHub, poller: Polle
     assert created and all(value[:10] >= horizon for value in created)
 
 
+@pytest.mark.sqlite_only
 def test_an_earlier_attempt_that_ran_no_job_is_asked_for(
     fake: FakeGitHub, poller: PollerSetup, make_database, tmp_path
 ):
@@ -187,6 +191,7 @@ def test_runs_deleted_on_github_are_kept_and_marked_never_left_live(
         assert WorkflowRun.select().count() == 5
 
 
+@pytest.mark.sqlite_only
 def test_re_runs_of_old_runs_are_seen_while_they_run(fake: FakeGitHub, poller: PollerSetup):
     """A re-run of IREE's CI takes 10 to 60 minutes, so it is queued or running at the
     next pass. GitHub's runs listing filters by a run's current status whatever its

@@ -46,6 +46,7 @@ def wait_until(condition, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("mode", ["--once", "daemon"])
 def test_stop_while_github_retries_with_backoff(
@@ -71,6 +72,7 @@ def test_stop_while_github_retries_with_backoff(
         assert process.events("daemon.stopped")[0]["clean"] is True
 
 
+@pytest.mark.sqlite_only
 def test_stop_between_daemon_passes(fake: FakeGitHub, poller: PollerSetup):
     demo_repo(fake)
     poller.repos = [{"name": "octo/demo"}]
@@ -86,20 +88,23 @@ def test_interrupted_once_exits_143_and_names_what_it_did_not_finish(
     """First `--once` over three repositories: the first is done, the second half done and
     the third never started. Exit 0 would claim all three were synced."""
     demo_repo(fake, "octo/small")
-    demo_repo(fake, "octo/big", runs=600)
+    demo_repo(fake, "octo/big", runs=150)
     demo_repo(fake, "octo/late")
-    fake.latency = 0.005
     poller.repos = [{"name": "octo/small"}, {"name": "octo/big"}, {"name": "octo/late"}]
     poller.github = {"concurrency": 1}  # one repository at a time, so one never starts
+    held = fake.hold("/repos/octo/big/actions/runs/", after=50)  # octo/big, half done
     once = start(poller, "--once")
-    wait_until(lambda: fake.count("/repos/octo/big/actions/runs/") >= 50)
-    code, seconds = stop_timed(once, signal.SIGTERM)
+    assert held.reached.wait(timeout=60)
+    started = time.monotonic()
+    once.process.send_signal(signal.SIGTERM)
+    held.release.set()
+    code, seconds = once.process.wait(timeout=60), time.monotonic() - started
     assert (code, seconds < STOP_SECONDS) == (143, True), once.text()
     [interrupted] = once.events("pass.interrupted")
     assert interrupted["unfinished"] == ["octo/big", "octo/late"]
     assert [e["repo"] for e in once.events("sync.repo_stopped")] == ["octo/big"]
 
-    fake.latency = 0
+    fake.holds.clear()
     finish = poller.run()
     assert finish.returncode == 0, finish.stderr
 
@@ -127,6 +132,7 @@ def test_stop_while_waiting_for_mysql_to_come_back(
     assert code == EXPECTED[mode].get(signal.SIGTERM, 0), process.text()
 
 
+@pytest.mark.sqlite_only
 def test_an_unreachable_github_costs_seconds_not_minutes(tmp_path, poller: PollerSetup):
     """Nothing listens on the port: each repository would otherwise spend a minute of
     5xx-style backoff. The first failures (one per worker) are retried briefly; the
@@ -171,6 +177,7 @@ def test_stop_while_connecting_to_a_database_that_never_answers(
     assert "Traceback" not in process.text()
 
 
+@pytest.mark.sqlite_only
 def test_an_interrupted_backfill_reports_itself_pending_as_status_does(
     fake: FakeGitHub, poller: PollerSetup
 ):
