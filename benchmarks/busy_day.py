@@ -216,16 +216,20 @@ class Simulation:
         ]
         if not failed:
             return
-        run = self.random.choice(sorted(failed))
+        self.rerun_active(at, self.random.choice(sorted(failed)), 10, 25, "recent re-run")
+
+    def rerun_active(self, at: datetime, run: int, low: float, high: float, kind: str) -> None:
+        """Re-run ``run`` at ``at``; it runs ``low`` to ``high`` minutes, then succeeds (a
+        change of ``kind``)."""
         self.fake.rerun(self.repo, run, at=aware(at), conclusion=None)
         self.active.add(run)
-        duration = timedelta(minutes=self.random.uniform(10, 25))
+        duration = timedelta(minutes=self.random.uniform(low, high))
         self.schedule(
             at + duration,
             "finish",
             run=run,
             conclusion="success",
-            kind="recent re-run",
+            kind=kind,
             seconds=int(duration.total_seconds()) - 10,
         )
 
@@ -249,20 +253,10 @@ class Simulation:
         running, and a later one its completion."""
         old = self.candidates(at, timedelta(days=3), timedelta(days=25))
         run = self.random.choice(sorted(old))
-        self.fake.rerun(self.repo, run, at=aware(at), conclusion=None)
-        self.active.add(run)
+        self.rerun_active(at, run, 10, 60, "long old re-run, its completion")
         attempt = self.repo.runs[run]["run_attempt"]
         self.changes.append(
             Change("long old re-run, while it runs", run, at, ("in_progress", None, attempt))
-        )
-        duration = timedelta(minutes=self.random.uniform(10, 60))
-        self.schedule(
-            at + duration,
-            "finish",
-            run=run,
-            conclusion="success",
-            kind="long old re-run, its completion",
-            seconds=int(duration.total_seconds()) - 10,
         )
 
     # --- what GitHub shows, and what the database holds ---

@@ -160,7 +160,7 @@ class RunCollector:
     def sync_unfinished(self, created_before: datetime) -> None:
         for gitid in run_store.unfinished_runs(self.name, created_before):
             if gitid in self.counted:
-                continue  # read this pass already, from the listing of active runs
+                continue  # a listing of this pass held it already: nothing to revisit
             run = self.gh.run(self.name, gitid)
             if run is None:
                 self.mark_deleted({gitid})
