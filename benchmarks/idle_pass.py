@@ -38,7 +38,7 @@ from poller.service.exposition import Exporter  # noqa: E402
 from poller.store.locks import NoLocks  # noqa: E402
 from poller.store.schema import ensure_schema  # noqa: E402
 from poller.sync.engine import Engine  # noqa: E402
-from poller.sync.repository import PassOptions  # noqa: E402
+from poller.sync.options import PassOptions  # noqa: E402
 from support import TOKEN, Database, FakeClock, PollerSetup, github_app  # noqa: E402
 
 

@@ -46,13 +46,13 @@ from poller.config.settings import (
 from poller.github import pool
 from poller.service import logs, status
 from poller.service.exposition import Exporter, MetricsError
-from poller.store import units
+from poller.store import mysql, units
 from poller.store.models import DatabaseMissing, SyncStatus, open_database, redact_url
 from poller.store.schema import ensure_schema
 from poller.sync import progress
 from poller.sync.engine import Engine
+from poller.sync.options import PassOptions
 from poller.sync.report import RepoReport
-from poller.sync.repository import PassOptions
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later
@@ -71,9 +71,6 @@ class StartupError(Exception):
         self.retryable = retryable
 
 
-# MySQL client errors that waiting can fix: no socket, no server (yet), an unknown host
-# (DNS at boot), too many connections, a server shutting down or going away.
-UNREACHABLE = {2002, 2003, 2005, 2006, 2013, 1040, 1053}
 DATABASE_WAIT_MAX_SECONDS = 60.0
 
 
@@ -176,19 +173,23 @@ def open_for_writing(config: Config, secrets: Secrets) -> None:
         with db.connection_context():
             ensure_schema(db)
     except (peewee.PeeweeException, OSError) as error:
-        code = error.args[0] if error.args else None
+        code = mysql.error_code(error)
         hint = database_hint(db, error, secrets)
         raise StartupError(
             f"database {redact_url(config.database.url)}: {error}{hint}",
             EXIT_DATABASE,
-            retryable=isinstance(error, peewee.OperationalError) and code in UNREACHABLE,
+            retryable=isinstance(error, peewee.OperationalError) and code in mysql.UNREACHABLE,
         ) from None
 
 
 def database_hint(db: peewee.Database, error: Exception, secrets: Secrets) -> str:
     """What to do about a database error, where the error alone does not say it."""
-    code = error.args[0] if error.args else None
-    if isinstance(db, peewee.MySQLDatabase) and code == 1045 and not secrets.db_password:
+    code = mysql.error_code(error)
+    if (
+        isinstance(db, peewee.MySQLDatabase)
+        and code == mysql.ACCESS_DENIED
+        and not secrets.db_password
+    ):
         return f" (no password was given: set {DB_PASSWORD_ENV}, or the db_password credential)"
     text = str(error)
     if isinstance(db, peewee.SqliteDatabase) and ("unable to open" in text or "readonly" in text):

@@ -18,7 +18,7 @@ from poller.store.locks import NoLocks
 from poller.store.models import Commit, Job, SyncCursor, WorkflowRun, WorkflowRunAttempt
 from poller.store.schema import ensure_schema
 from poller.sync.engine import Engine
-from poller.sync.repository import PassOptions
+from poller.sync.options import PassOptions
 from support import PollerSetup, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -18,8 +18,8 @@ from poller.store.locks import NoLocks
 from poller.store.models import Branch, WorkflowRun
 from poller.store.schema import ensure_schema
 from poller.sync.engine import Engine
+from poller.sync.options import PassOptions
 from poller.sync.orgs import wanted
-from poller.sync.repository import PassOptions
 from support import PollerSetup, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)

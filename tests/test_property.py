@@ -27,7 +27,7 @@ from poller.github.pool import connect
 from poller.store.locks import NoLocks
 from poller.store.schema import ensure_schema
 from poller.sync.engine import Engine
-from poller.sync.repository import PassOptions
+from poller.sync.options import PassOptions
 from support import PollerSetup, mirror
 
 LABELS = [

@@ -19,8 +19,9 @@ from poller.store import rows as store
 from poller.store.locks import FileLocks, NoLocks
 from poller.store.models import SyncStatus, WorkflowRun
 from poller.sync.metadata import settings_fingerprint
+from poller.sync.options import PassOptions
 from poller.sync.progress import NoProgress
-from poller.sync.repository import PassOptions, RepoSync, sync_repository
+from poller.sync.repository import RepoSync, sync_repository
 
 NOW = datetime(2026, 12, 1, 12)
 REPO = "octo/demo"

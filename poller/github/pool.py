@@ -100,8 +100,9 @@ class GitHubPool:
         self.pollers = 1  # pollers sharing each budget (``share``)
         self.lock = threading.Lock()
 
-    def __len__(self) -> int:
-        """Repositories synced at once."""
+    @property
+    def concurrency(self) -> int:
+        """Repositories synced at once: one client each, per credential."""
         return self.config.github.concurrency
 
     def for_repo(self, repo: str) -> contextlib.AbstractContextManager[GitHub]:

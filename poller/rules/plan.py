@@ -67,6 +67,13 @@ class RunCursors:
             repo_created=from_cursor(positions.get(cursors.REPO_CREATED)),
         )
 
+    def backfill_done(self, repo: RepoConfig, stored: int) -> str | None:
+        """Why the backfill has nothing left to do under ``repo``'s bounds, with ``stored``
+        runs (``backfill_done``), or None: while it has, and before it started."""
+        if self.oldest is None:
+            return None
+        return backfill_done(repo, self.oldest, self.history_reached, stored)
+
 
 @dataclass(frozen=True)
 class Stretch:

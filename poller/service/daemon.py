@@ -39,8 +39,8 @@ from poller.service.schedule import RepoSchedule
 from poller.store import units
 from poller.sync import progress
 from poller.sync.engine import Engine
+from poller.sync.options import PassOptions
 from poller.sync.report import RepoReport
-from poller.sync.repository import PassOptions
 
 log = structlog.get_logger(__name__)
 

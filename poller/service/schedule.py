@@ -25,13 +25,11 @@ import structlog
 from poller import shutdown
 from poller.clock import SYSTEM, Clock, whole_seconds
 from poller.config.settings import RepoConfig
+from poller.store import mysql
 from poller.store.models import PollerHeartbeat, SyncSchedule
 from poller.store.units import bookkeeping
 
 log = structlog.get_logger(__name__)
-
-MYSQL_LOCK_WAIT_TIMEOUT = 1205
-MYSQL_DEADLOCK = 1213
 
 
 def ceil_second(moment: datetime) -> datetime:
@@ -113,8 +111,8 @@ class RepoSchedule:
 
 
 def lost_to_another(error: peewee.OperationalError) -> bool:
-    code = error.args[0] if error.args else None
-    return code in (MYSQL_LOCK_WAIT_TIMEOUT, MYSQL_DEADLOCK) or "locked" in str(error)
+    code = mysql.error_code(error)
+    return code in (mysql.LOCK_WAIT_TIMEOUT, mysql.DEADLOCK) or "locked" in str(error)
 
 
 @bookkeeping

@@ -19,22 +19,21 @@ from poller.config.settings import Config, RepoConfig
 from poller.github.client import GitHub
 from poller.github.errors import GitHubError, describe
 from poller.github.pool import GitHubPool
-from poller.rules.cursors import HISTORY_REACHED, RUNS_HISTORY_START, RUNS_OLDEST
-from poller.rules.plan import backfill_done
+from poller.rules.cursors import to_cursor
+from poller.rules.plan import RunCursors
 from poller.store.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
 from poller.store.runs import not_completed
 
 
 def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
-    oldest = cursors.get(RUNS_OLDEST)
-    if oldest is None:
+    state = RunCursors.parse(cursors)
+    if state.oldest is None:
         return "not started"
-    reached = cursors.get(RUNS_HISTORY_START) == HISTORY_REACHED
-    done = backfill_done(repo, datetime.fromisoformat(oldest), reached, stored)
+    done = state.backfill_done(repo, stored)
     if done:
         return f"done ({done})"
     target = f"{repo.since.date()}" if repo.since else "the first run"
-    return f"pending: reached {oldest}, going back to {target}"
+    return f"pending: reached {to_cursor(state.oldest)}, going back to {target}"
 
 
 def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:

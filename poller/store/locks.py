@@ -27,7 +27,6 @@ import pymysql
 import structlog
 from playhouse.db_url import parse as parse_db_url
 
-from poller import shutdown
 from poller.store import units
 from poller.store.mysql import mysql_options
 
@@ -68,24 +67,26 @@ class MySQLLocks:
     def _query(self, sql: str, *params: Any) -> Any:
         """One query on the lock session; a lost connection is reopened with backoff
         (a server restart), any other error raised at once."""
-        for attempt in range(1, units.UNIT_ATTEMPTS + 1):
-            try:
-                with self.guard:
+
+        def once(attempt: int) -> Any:
+            with self.guard:
+                try:
                     if self.connection is None or not self.connection.open:
                         self.connection = pymysql.connect(**self.options)
                     with self.connection.cursor() as cursor:
                         cursor.execute(sql, params)
                         (value,) = cursor.fetchone()
                         return value
-            except (pymysql.OperationalError, pymysql.InterfaceError) as error:
-                self.connection = None
-                code = error.args[0] if error.args else None
-                if code not in units.DISCONNECTS or attempt == units.UNIT_ATTEMPTS:
+                except (pymysql.OperationalError, pymysql.InterfaceError):
+                    self.connection = None  # whatever went wrong, the next query reconnects
                     raise
-                delay = units.reconnect_delay(attempt)
-                log.warning("locks.reconnecting", attempt=attempt, error=str(error), retry_in=delay)
-                shutdown.sleep(delay)
-        raise AssertionError("unreachable")
+
+        return units.with_reconnects(
+            once,
+            errors=(pymysql.OperationalError, pymysql.InterfaceError),
+            reset=lambda: None,
+            event="locks.reconnecting",
+        )
 
     def acquire(self, repo: str) -> bool:
         try:

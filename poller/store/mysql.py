@@ -13,6 +13,24 @@ from typing import Any
 import peewee
 from playhouse.db_url import parse as parse_db_url
 
+# MySQL and MariaDB error codes the poller acts on, by what they mean to it.
+# The connection is gone, not the query wrong: 2003 can't connect, 2006 server has gone
+# away, 2013 lost connection, 2055 lost at reading (0: pymysql's own for a closed socket).
+DISCONNECTED = frozenset({0, 2003, 2006, 2013, 2055})
+# At start-up, what waiting can fix: no socket, no server (yet), an unknown host (DNS at
+# boot), too many connections, a server shutting down or going away.
+UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 1040, 1053})
+ACCESS_DENIED = 1045
+# Another transaction holds the row: the work was another poller's this time.
+LOCK_WAIT_TIMEOUT = 1205
+DEADLOCK = 1213
+
+
+def error_code(error: BaseException) -> int | None:
+    """The MySQL error code an exception carries (pymysql and peewee put it first)."""
+    code = error.args[0] if error.args else None
+    return code if isinstance(code, int) else None
+
 
 class CaseSensitiveCharField(peewee.CharField):
     """A name git treats as distinct by case (branches ``Feature`` and ``feature``), in a

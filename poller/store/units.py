@@ -11,19 +11,17 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import peewee
 import structlog
 
 from poller import metrics, shutdown
+from poller.store import mysql
 from poller.store.models import database
 
 log = structlog.get_logger(__name__)
 
-# MySQL client errors that mean the connection is gone, not that the query is wrong:
-# 2003 can't connect, 2006 server has gone away, 2013 lost connection, 2055 lost at reading.
-DISCONNECTS = {0, 2003, 2006, 2013, 2055}
 UNIT_ATTEMPTS = 8
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -42,8 +40,32 @@ def reconnect_delay(attempt: int) -> float:
 def is_disconnect(error: BaseException) -> bool:
     if not isinstance(error, peewee.OperationalError | peewee.InterfaceError):
         return False
-    code = error.args[0] if error.args else None
-    return code in DISCONNECTS
+    return mysql.error_code(error) in mysql.DISCONNECTED
+
+
+def with_reconnects(
+    run: Callable[[int], T],
+    *,
+    errors: tuple[type[BaseException], ...],
+    reset: Callable[[], None],
+    event: str,
+    **fields: Any,
+) -> T:
+    """``run(attempt)`` until it returns; after an error of ``errors`` that says the
+    connection is gone, ``reset`` it, log ``event`` and wait ``reconnect_delay``, which a
+    shutdown cuts short. Any other error, or the last attempt's, is raised. The one
+    reconnect policy of units of work and of the lock session."""
+    for attempt in range(1, UNIT_ATTEMPTS + 1):
+        try:
+            return run(attempt)
+        except errors as error:
+            if mysql.error_code(error) not in mysql.DISCONNECTED or attempt == UNIT_ATTEMPTS:
+                raise
+            reset()
+            delay = reconnect_delay(attempt)
+            log.warning(event, **fields, attempt=attempt, error=str(error), retry_in=delay)
+            shutdown.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
@@ -74,37 +96,33 @@ def bookkeeping(work: Callable[P, T]) -> Callable[P, T]:
 
 
 def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
+    def once(attempt: int, *args: P.args, **kwargs: P.kwargs) -> T:
+        if database.is_closed():
+            database.connect()
+            if attempt > 1:
+                metrics.DATABASE_RECONNECTS.inc()
+        with database.atomic():
+            guard = write_guard.get() if guarded else None
+            if guard is not None:
+                guard()
+            return work(*args, **kwargs)
+
+    def rerun() -> None:
+        metrics.UNITS_RERUN.inc()
+        # The connection is already dead; close() still resets peewee's state.
+        with contextlib.suppress(peewee.PeeweeException):
+            database.close()
+
     @functools.wraps(work)
     def unit(*args: P.args, **kwargs: P.kwargs) -> T:
         if database.in_transaction():
             return work(*args, **kwargs)
-        for attempt in range(1, UNIT_ATTEMPTS + 1):
-            try:
-                if database.is_closed():
-                    database.connect()
-                    if attempt > 1:
-                        metrics.DATABASE_RECONNECTS.inc()
-                with database.atomic():
-                    guard = write_guard.get() if guarded else None
-                    if guard is not None:
-                        guard()
-                    return work(*args, **kwargs)
-            except (peewee.OperationalError, peewee.InterfaceError) as error:
-                if not is_disconnect(error) or attempt == UNIT_ATTEMPTS:
-                    raise
-                metrics.UNITS_RERUN.inc()
-                delay = reconnect_delay(attempt)
-                log.warning(
-                    "store.reconnecting",
-                    unit=work.__name__,
-                    attempt=attempt,
-                    error=str(error),
-                    retry_in=delay,
-                )
-                # The connection is already dead; close() still resets peewee's state.
-                with contextlib.suppress(peewee.PeeweeException):
-                    database.close()
-                shutdown.sleep(delay)
-        raise AssertionError("unreachable")
+        return with_reconnects(
+            lambda attempt: once(attempt, *args, **kwargs),
+            errors=(peewee.OperationalError, peewee.InterfaceError),
+            reset=rerun,
+            event="store.reconnecting",
+            unit=work.__name__,
+        )
 
     return unit

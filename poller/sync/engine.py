@@ -35,8 +35,9 @@ from poller.store import http_cache, locks, units
 from poller.store import rows as store
 from poller.store.locks import RepoLocks
 from poller.sync import orgs
+from poller.sync.options import PassOptions
 from poller.sync.report import RepoReport
-from poller.sync.repository import PassOptions, failed, not_tried, sync_repository
+from poller.sync.repository import failed, not_tried, sync_repository
 
 log = structlog.get_logger(__name__)
 
@@ -162,7 +163,7 @@ class _Pass:
         self.caller = threading.current_thread()
 
     def sync_all(self, repos: Sequence[RepoConfig]) -> None:
-        workers = len(self.engine.github)
+        workers = self.engine.github.concurrency
         if workers == 1:
             for repo in repos:
                 self.sync_one(repo)

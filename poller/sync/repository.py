@@ -13,8 +13,6 @@ import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import peewee
@@ -24,7 +22,7 @@ from github import GithubException
 
 from poller import shutdown
 from poller.clock import SYSTEM, Clock
-from poller.config.settings import Config, RepoConfig, SyncConfig
+from poller.config.settings import Config, RepoConfig
 from poller.github.client import GitHub
 from poller.github.errors import GitHubError, describe
 from poller.rules import cursors, runner_os
@@ -35,8 +33,10 @@ from poller.store import runs as run_store
 from poller.store import units
 from poller.store.history import backfill_pending
 from poller.store.locks import LockLost, RepoLocks
+from poller.store.rows import Counts
 from poller.sync.metadata import MetadataSync, settings_fingerprint
-from poller.sync.progress import NoProgress, Progress
+from poller.sync.options import PassOptions
+from poller.sync.progress import Progress
 from poller.sync.report import Collected, RepoReport
 from poller.sync.runners import RunnerDirectory
 from poller.sync.runs import RunCollector
@@ -44,41 +44,6 @@ from poller.sync.runs import RunCollector
 log = structlog.get_logger(__name__)
 
 METADATA_AT_LEAST = timedelta(days=1)  # how often, when pushed_at tells what changed
-ProgressFactory = Callable[[str, Callable[[], int]], Progress]
-
-
-def no_progress(repo: str, requests: Callable[[], int]) -> Progress:
-    return NoProgress()
-
-
-@dataclass(frozen=True)
-class PassOptions:
-    """How a pass runs. ``backfill_budget`` of None means: finish the backfill.
-    ``sweep_minutes`` is how many minutes of the re-run horizon's sweeps this pass does
-    (``math.inf``: all of it, as ``--once --full`` does; the daemon's interval, so that
-    each sweep period re-reads its windows once; None: the minutes since the repository's
-    last pass, so that ``--once`` from cron sweeps as the daemon does, whatever its cadence).
-    ``metadata_minutes`` is how stale repository metadata may be before it is re-read
-    (None: every pass). ``progress`` makes a repository's progress report from its name
-    and a count of the requests it has sent."""
-
-    backfill_budget: int | None = None
-    sweep_minutes: float | None = math.inf
-    metadata_minutes: float | None = None
-    progress: ProgressFactory = no_progress
-
-    @classmethod
-    def once(
-        cls, settings: SyncConfig, *, full: bool = False, progress: ProgressFactory | None = None
-    ) -> PassOptions:
-        """``--once``: the whole backfill; unless ``full``, the sweep and the metadata
-        paced from the database's state, as the daemon paces them."""
-        return cls(
-            backfill_budget=None,
-            sweep_minutes=math.inf if full else None,
-            metadata_minutes=None if full else settings.metadata_minutes,
-            progress=progress or no_progress,
-        )
 
 
 def sync_repository(
@@ -149,7 +114,7 @@ def sync_locked(
         report.unreachable = isinstance(error, requests.ConnectionError)
         log.error("sync.repo_failed", error=report.error, exc_info=not expected(error))
     # What was stored before an error or a stop counts too.
-    report.take(sync.collected())
+    report.take(sync.counts_so_far())
     if report.stopped:
         # Cut short, the sync never decided; the cursors say where the history stands.
         with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
@@ -230,12 +195,15 @@ class RepoSync:
             f'under the new name: set name = "{self.name}" in config.toml',
         )
 
-    def collected(self) -> Collected:
-        """What the sync stored, so far or in all: the runs' and the metadata's counts."""
+    def counts_so_far(self) -> Collected:
+        """What the sync stored, so far or in all: the runs' and the metadata's counts
+        added up into a new ``Collected``; neither is changed, so asking twice is safe."""
         done = self.collector.done
-        for table, counts in self.metadata.counts.items():
-            done.counts[table].add(counts)
-        return done
+        merged = {table: Counts() for table in done.counts}
+        for source in (done.counts, self.metadata.counts):
+            for table, counts in source.items():
+                merged[table].add(counts)
+        return dataclasses.replace(done, counts=merged)
 
     def apply_label_map(self) -> None:
         """When ``runner_os`` changed since the last pass, stored jobs it now resolves get

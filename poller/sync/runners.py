@@ -19,6 +19,7 @@ import structlog
 
 from poller.github.client import GitHub
 from poller.rules import cursors, runner_os
+from poller.rules.cursors import from_cursor, to_cursor
 from poller.rules.runner_os import LabelMap, Runner
 from poller.rules.transform import Payload, ran
 from poller.store import rows as store
@@ -74,12 +75,12 @@ class RunnerDirectory:
     def _runners(self, scope: str, refused: str) -> list[Runner]:
         if scope in self.read:
             return self.read[scope]
-        last_refusal = store.get_cursor(self.repo, refused)
+        refused_at = from_cursor(store.get_cursor(self.repo, refused))
         runners: list[Runner] | None = []
-        if not last_refusal or self.now - datetime.fromisoformat(last_refusal) >= ASK_AGAIN_AFTER:
+        if refused_at is None or self.now - refused_at >= ASK_AGAIN_AFTER:
             runners = self.gh.runners(scope)
             if runners is None:
                 log.info("sync.runners_unreadable", scope=scope, retry_in_hours=24)
-                store.set_cursors(self.repo, {refused: self.now.isoformat()}, self.now)
+                store.set_cursors(self.repo, {refused: to_cursor(self.now)}, self.now)
         self.read[scope] = runners or []
         return self.read[scope]
