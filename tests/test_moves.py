@@ -97,6 +97,15 @@ def test_a_moved_repository_is_mirrored_exactly_at_the_cost_of_an_unmoved_one(
         jobs = {(j.runattempt, j.name) for j in Job.select().where(Job.runid == flaky)}
         assert jobs == {(1, "build-1"), (1, "build-2"), (2, "build-2")}  # filter=all kept
 
+    status = poller.run("status", "--json")  # the entry's history, where it moved
+    assert status.returncode == 0, status.stderr
+    [entry] = json.loads(status.stdout)["repos"]
+    assert (entry["repo"], entry["moved_to"], entry["runs_stored"]) == (
+        "octo/demo",
+        "octo-org/renamed",
+        16,
+    )
+
     poller.repos = [{"name": "octo-org/renamed", "since": SINCE.date().isoformat()}]
     mark = len(fake.requests)
     result = poller.run()  # the operator followed the hint: nothing is read again

@@ -22,6 +22,7 @@ from poller.github.pool import GitHubPool
 from poller.rules.cursors import to_cursor
 from poller.rules.plan import RunCursors
 from poller.store.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
+from poller.store.moves import current_name
 from poller.store.runs import not_completed
 
 
@@ -37,12 +38,15 @@ def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int
 
 
 def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
+    # The entry's own name keeps its status row; its history is stored under the name
+    # GitHub gave the repository when it moved.
+    stored_as = current_name(repo.name)
     cursors = {
         row.resource: row.position
-        for row in SyncCursor.select().where(SyncCursor.repo == repo.name)
+        for row in SyncCursor.select().where(SyncCursor.repo == stored_as)
     }
     status = SyncStatus.get_or_none(SyncStatus.repo == repo.name)
-    runs = WorkflowRun.select().where(WorkflowRun.repo == repo.name)
+    runs = WorkflowRun.select().where(WorkflowRun.repo == stored_as)
     stored = runs.count()
     unfinished = runs.where(not_completed()).count()
     return {
@@ -58,7 +62,8 @@ def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
         "runs_unfinished": unfinished,
         "backfill": backfill_state(repo, cursors, stored),
         "cursors": dict(sorted(cursors.items())),
-        "labels_without_os": labels_without_os(repo.name),
+        "moved_to": stored_as if stored_as != repo.name else None,
+        "labels_without_os": labels_without_os(stored_as),
     }
 
 
@@ -238,6 +243,11 @@ def render_table(report: dict[str, Any]) -> str:
     for repo in report["repos"]:
         cursors = ", ".join(f"{k}={v}" for k, v in repo["cursors"].items()) or "none"
         lines.append(f"{repo['repo']} cursors: {cursors}")
+        if repo.get("moved_to"):
+            lines.append(
+                f"{repo['repo']} moved on GitHub to {repo['moved_to']}, where its history is: "
+                f'set name = "{repo["moved_to"]}" in config.toml'
+            )
         unknown = ", ".join(f"{k} ({v} jobs)" for k, v in repo["labels_without_os"].items())
         if unknown:
             lines.append(
