@@ -174,12 +174,10 @@ class GitHub:
                 # GithubRetry may sleep: wait here, on GitHub's clock, where a shutdown
                 # can interrupt, then try again.
                 answer = {k.lower(): v for k, v in (error.headers or {}).items()}
-                self.github_clock.learn(answer)
                 self.limit.read(answer)
                 self.limit.wait(max(error.wait or 0.0, self.limit.seconds_to_reset(), 1.0))
         self.stats.sent += 1
         metrics.count_request(full_url, status, response_headers)
-        self.github_clock.learn(response_headers)
         self.limit.read(response_headers)
         now = whole_seconds(self.clock.now())
         if status == 304 and cache and cached:

@@ -22,7 +22,9 @@ class PrimaryLimit:
         self.configured_reserve = reserve
 
     def read(self, headers: dict[str, Any]) -> None:
-        """An answer's ``x-ratelimit-*`` headers (lower-case names)."""
+        """An answer's ``x-ratelimit-*`` headers (lower-case names), and its ``Date``: the
+        reset is an epoch on GitHub's clock, so every answer tells both."""
+        self.github_clock.learn(headers)
         remaining = headers.get("x-ratelimit-remaining")
         if remaining is not None:
             self.stats.rate_remaining = int(float(remaining))

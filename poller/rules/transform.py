@@ -203,12 +203,10 @@ def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = label
     labels = [str(label) for label in job.get("labels") or ()]
     created = parse_time(job.get("created_at"))
     started = parse_time(job.get("started_at")) if ran(job) else None
-    if ran(job):
-        queued = seconds_between(created, started)
-    elif skipped(job) or job.get("status") != "completed":
-        queued = None
-    else:
-        queued = seconds_between(created, parse_time(job.get("completed_at")))
+    # Until a runner took it, or until it was cancelled without one; a skipped or still
+    # queued job has no wait (yet).
+    cancelled = not ran(job) and not skipped(job) and job.get("status") == "completed"
+    waited_until = parse_time(job.get("completed_at")) if cancelled else started
     return {
         "gitid": job["id"],
         "runid": job["run_id"],
@@ -222,7 +220,7 @@ def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = label
         "labels": ",".join(labels),
         "runnername": job.get("runner_name"),
         "runnergroup": job.get("runner_group_name"),
-        "queuetime": queued,
+        "queuetime": seconds_between(created, waited_until),
         "os": job_os(job),
         "repo": repo,
     }
