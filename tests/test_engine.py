@@ -85,7 +85,7 @@ def test_one_failing_repository_never_stops_the_others(fake: FakeGitHub, setup: 
     with engine_for(setup) as engine:
         missing, good = engine.run_pass(engine.config.repos)
     assert "repository not found" in (missing.error or "")
-    assert good.error is None and good.counts["workflowruns"].inserted == 1
+    assert good.error is None and good.counts[WorkflowRun].inserted == 1
 
 
 def test_once_github_does_not_answer_the_rest_of_the_pass_is_not_tried(setup: PollerSetup):

@@ -23,7 +23,7 @@ NAME = "octo/demo"
 def read(fake: FakeGitHub, repo: RepoConfig | None = None) -> dict[str, tuple[int, int, int]]:
     gh = GitHub(GitHubConfig(api_url=fake.url, max_retries=0), None)
     counts = MetadataSync(gh, repo or RepoConfig(NAME), NOW.replace(tzinfo=None)).sync()
-    return {table: (c.inserted, c.updated, c.deleted) for table, c in counts.items()}
+    return {m._meta.table_name: (c.inserted, c.updated, c.deleted) for m, c in counts.items()}
 
 
 def history(fake: FakeGitHub, commits: int) -> FakeRepo:

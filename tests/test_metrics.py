@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from fake_github import FakeGitHub, JobSpec
 from poller import metrics
+from support import PollerSetup
 
 
 @pytest.mark.parametrize(
@@ -64,3 +68,25 @@ def test_a_secondary_limit_is_told_from_the_primary_by_the_budget_left():
     metrics.count_request("/repos/o/r/actions/runs", 403, {"X-RateLimit-Remaining": "0"})
     assert value("shark_poller_github_requests_total", labels) == before + 2
     assert value("shark_poller_github_secondary_limit_answers_total") == secondary + 1
+
+
+def test_every_request_a_pass_makes_is_counted_under_a_named_endpoint(
+    fake: FakeGitHub, sqlite_poller: PollerSetup
+):
+    """A new endpoint the client starts to read shows here, by path, until ``ENDPOINTS``
+    names it: otherwise its requests would be counted as ``other``."""
+    now = datetime.now(UTC)
+    repo = fake.add_repo("iree-org/iree")
+    fake.add_commit(repo, "main", when=now - timedelta(hours=3))
+    ci = fake.add_workflow(repo, "CI")
+    runner = fake.add_runner("orgs/iree-org", "mi300-07", "linux", ["Linux", "gpu-box"])
+    gpu = JobSpec(["gpu-box"], runner_name="mi300-07", runner_id=runner)
+    fake.add_run(repo, ci, created=now - timedelta(hours=2), labels=[gpu, ["ubuntu-24.04"]])
+    sqlite_poller.orgs = [{"name": "iree-org"}]
+    result = sqlite_poller.run()
+    assert result.returncode == 0, result.stderr
+    paths = {request.path for request in fake.requests}
+    kinds = {metrics.endpoint_of(path) for path in paths}
+    assert {"runs", "jobs", "workflows", "branches", "commits", "org_repos"} <= kinds
+    assert "runners" in kinds
+    assert not [path for path in paths if metrics.endpoint_of(path) == "other"]

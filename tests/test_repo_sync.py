@@ -17,7 +17,7 @@ from poller.rules import cursors
 from poller.rules.cursors import to_cursor
 from poller.store import rows as store
 from poller.store.locks import FileLocks, NoLocks
-from poller.store.models import SyncStatus, WorkflowRun
+from poller.store.models import Branch, SyncStatus, Workflow, WorkflowRun
 from poller.sync.metadata import settings_fingerprint
 from poller.sync.options import PassOptions
 from poller.sync.progress import NoProgress
@@ -108,8 +108,8 @@ def test_a_sync_is_reported_and_recorded(fake: FakeGitHub, sqlite_db: peewee.Dat
     small(fake)
     report, gh = sync(fake, RepoConfig(REPO))
     assert report.error is None and not report.stopped and not report.skipped
-    assert report.counts["workflowruns"].inserted == 1
-    assert report.counts["workflows"].inserted == report.counts["branches"].inserted == 1
+    assert report.counts[WorkflowRun].inserted == 1
+    assert report.counts[Workflow].inserted == report.counts[Branch].inserted == 1
     assert report.requests_spent + report.requests_not_modified == gh.stats.sent > 0
     status = SyncStatus.get(SyncStatus.repo == REPO)
     assert status.lasterror is None and status.requests == report.requests_spent

@@ -34,8 +34,8 @@ def test_counts_add_up():
 
 
 def test_upsert_updates_every_column_but_the_key(sqlite_db: peewee.Database):
-    store.upsert(Branch, [branch("main", "a1")], ["repo", "name"])
-    store.upsert(Branch, [branch("main", "b2", protected=True)], ["repo", "name"])
+    store.upsert(Branch, [branch("main", "a1")])
+    store.upsert(Branch, [branch("main", "b2", protected=True)])
     [row] = Branch.select()
     assert (row.name, row.commithash, row.protected) == ("main", "b2", True)
 

@@ -70,7 +70,6 @@ def _cache_save(key: str, url: str, etag: str, body: bytes, now: datetime) -> No
     upsert(
         HttpCache,
         [{"key": key, "url": url, "etag": etag, "body": body, "updatetime": now}],
-        ["key"],
     )
 
 
@@ -99,5 +98,5 @@ def _cache_rename(store: HttpCacheStore, old: str, new: str) -> int:
         for row in rows
         if row.key == store.key(row.url)  # this token's, not another's
     ]
-    upsert(HttpCache, renamed, ["key"])
+    upsert(HttpCache, renamed)
     return len(renamed)

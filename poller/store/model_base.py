@@ -16,3 +16,11 @@ class BaseModel(peewee.Model):
     class Meta:
         database = database
         legacy_table_names = False
+
+
+def natural_key(model: type[peewee.Model]) -> tuple[str, ...]:
+    """The columns that name a row of ``model`` as GitHub or the poller knows it: what every
+    upsert conflicts on. Each model declares its own (``Meta.natural_key``), one of its
+    unique keys."""
+    key: tuple[str, ...] = model._meta.natural_key  # type: ignore[attr-defined]
+    return key

@@ -55,6 +55,8 @@ __all__ = [
     "NAME",
     "SHA",
     "STATE",
+    "STATE_MODELS",
+    "SYNCED_MODELS",
     "BaseModel",
     "Branch",
     "Commit",
@@ -89,6 +91,7 @@ class Repo(BaseModel):
 
     class Meta:
         table_name = "repos"
+        natural_key = ("name",)
 
 
 class Branch(BaseModel):
@@ -101,6 +104,7 @@ class Branch(BaseModel):
 
     class Meta:
         table_name = "branches"
+        natural_key = ("repo", "name")
         indexes = ((("repo", "name"), True),)
 
 
@@ -119,6 +123,7 @@ class Commit(BaseModel):
 
     class Meta:
         table_name = "commits"
+        natural_key = ("repo", "hash")
         indexes = ((("repo", "hash"), True),)
 
 
@@ -135,6 +140,7 @@ class Workflow(BaseModel):
 
     class Meta:
         table_name = "workflows"
+        natural_key = ("gitid",)
         indexes = ((("repo", "name"), True),)
 
 
@@ -168,6 +174,7 @@ class WorkflowRun(BaseModel):
 
     class Meta:
         table_name = "workflowruns"
+        natural_key = ("gitid",)
         indexes = (
             (("repo", "createtime"), False),
             (("commithash",), False),
@@ -205,6 +212,7 @@ class Job(BaseModel):
 
     class Meta:
         table_name = "jobs"
+        natural_key = ("gitid",)
         indexes = ((("starttime",), False), (("repo", "os"), False))
 
 
@@ -224,6 +232,7 @@ class Step(BaseModel):
 
     class Meta:
         table_name = "steps"
+        natural_key = ("jobid", "number")
         indexes = ((("jobid", "number"), True), (("conclusion", "starttime"), False))
 
 
@@ -241,15 +250,24 @@ class WorkflowRunAttempt(BaseModel):
 
     class Meta:
         table_name = "workflowrun_attempts"
+        natural_key = ("runid", "attempt")
         indexes = ((("runid", "attempt"), True),)
 
 
 LEGACY_MODELS: tuple[type[BaseModel], ...] = (Repo, Branch, Commit, Workflow, WorkflowRun)
-ALL_MODELS: tuple[type[BaseModel], ...] = (
-    *LEGACY_MODELS,
+# What a repository's pass writes from GitHub, in its report's order: a table added here is
+# created, counted and reported. The pass's counts are keyed by these models.
+SYNCED_MODELS: tuple[type[BaseModel], ...] = (
+    Workflow,
+    Branch,
+    Commit,
+    WorkflowRun,
     Job,
     Step,
     WorkflowRunAttempt,
+)
+# The poller's own state: where each repository's sync stands, and the shared schedule.
+STATE_MODELS: tuple[type[BaseModel], ...] = (
     SyncCursor,
     SyncStatus,
     HttpCache,
@@ -257,6 +275,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     PollerHeartbeat,
     SchemaMigration,
 )
+ALL_MODELS: tuple[type[BaseModel], ...] = (Repo, *SYNCED_MODELS, *STATE_MODELS)
 
 
 class DatabaseMissing(Exception):

@@ -20,6 +20,7 @@ import peewee
 import structlog
 
 from poller.rules.transform import Row
+from poller.store.model_base import natural_key
 from poller.store.models import (
     Branch,
     Commit,
@@ -70,10 +71,11 @@ def clip(model: type[peewee.Model], row: Row) -> Row:
     return row
 
 
-def upsert(model: type[peewee.Model], rows: Sequence[Row], key: Sequence[str]) -> None:
-    """Insert ``rows``, updating every non-key column of rows whose key already exists."""
+def upsert(model: type[peewee.Model], rows: Sequence[Row]) -> None:
+    """Insert ``rows``, updating every other column of rows whose natural key exists."""
     if not rows:
         return
+    key = natural_key(model)
     columns = [model._meta.fields[name] for name in rows[0] if name not in key]
     for batch in peewee.chunked(rows, BATCH):
         query = model.insert_many(batch)
@@ -117,7 +119,7 @@ def select_rows(model: type[peewee.Model], columns: Iterable[str], where: Any) -
 @unit_of_work
 def ensure_repo(name: str) -> None:
     if not Repo.select().where(Repo.name == name).exists():
-        upsert(Repo, [{"name": name}], ["name"])
+        upsert(Repo, [{"name": name}])
 
 
 # --- branches and workflows: mirror the current set ---
@@ -129,7 +131,7 @@ def mirror_branches(repo: str, rows: list[Row]) -> Counts:
     columns = list(rows[0]) if rows else ["name"]
     stored = {row["name"]: row for row in select_rows(Branch, columns, Branch.repo == repo)}
     changed, counts = diff(stored, rows, lambda row: row["name"])
-    upsert(Branch, changed, ["repo", "name"])
+    upsert(Branch, changed)
     gone = set(stored) - {row["name"] for row in rows}
     if gone:
         counts.deleted = (
@@ -169,7 +171,7 @@ def mirror_workflows(repo: str, rows: list[Row]) -> Counts:
     for gitid, row in stored.items():
         if gitid in fetched and taken.get(fold(row["name"]), gitid) != gitid:
             Workflow.update(name=f"~{gitid}").where(Workflow.id == ids[gitid]).execute()
-    upsert(Workflow, changed, ["gitid"])
+    upsert(Workflow, changed)
     counts.deleted = len(gone)
     return counts
 
@@ -221,7 +223,7 @@ def save_commits(repo: str, rows: list[Row], *, insert_only: bool = False) -> Co
     if insert_only:
         rows = [row for row in rows if row["hash"] not in stored]
     changed, counts = diff(stored, rows, lambda row: row["hash"])
-    upsert(Commit, changed, ["repo", "hash"])
+    upsert(Commit, changed)
     return counts
 
 
@@ -248,7 +250,7 @@ def set_cursors(repo: str, positions: dict[str, str], now: datetime) -> None:
         {"repo": repo, "resource": resource, "position": position, "updatetime": now}
         for resource, position in positions.items()
     ]
-    upsert(SyncCursor, rows, ["repo", "resource"])
+    upsert(SyncCursor, rows)
 
 
 @unit_of_work
@@ -297,7 +299,7 @@ def record_pass(
         "notmodified": requests_not_modified,
         "ratelimitremaining": rate_remaining,
     }
-    upsert(SyncStatus, [row], ["repo"])
+    upsert(SyncStatus, [row])
 
 
 def last_pass(repo: str) -> datetime | None:

@@ -15,7 +15,8 @@ import peewee
 
 from poller.rules import transform
 from poller.rules.transform import Row, RunPage
-from poller.store.models import Job, Step, WorkflowRun, WorkflowRunAttempt
+from poller.store.model_base import BaseModel, natural_key
+from poller.store.models import Commit, Job, Step, WorkflowRun, WorkflowRunAttempt
 from poller.store.rows import Counts, clip, diff, save_commits, select_rows, set_cursors, upsert
 from poller.store.units import unit_of_work
 
@@ -32,34 +33,31 @@ def stored_runs(gitids: Sequence[int]) -> dict[int, Row]:
 @unit_of_work
 def save_run_page(
     repo: str, page: RunPage, stored: Mapping[int, Row], cursors: dict[str, str], now: datetime
-) -> dict[str, Counts]:
+) -> dict[type[BaseModel], Counts]:
     """One page of runs with their jobs, steps, attempts and head commits, and its cursor.
     ``page.runs`` are the runs that changed (``transform.run_changed``) from ``stored``:
     each is written, as an insert or an update."""
     counts = {
-        "workflowruns": _save_runs(page.runs, stored),
-        "jobs": _save_children(Job, page.jobs, ("gitid",), "gitid"),
-        "steps": _save_children(Step, page.steps, ("jobid", "number"), "jobid"),
-        "workflowrun_attempts": _save_children(
-            WorkflowRunAttempt, page.attempts, ("runid", "attempt"), "runid"
-        ),
-        "commits": save_commits(repo, page.head_commits, insert_only=True),
+        WorkflowRun: _save_runs(page.runs, stored),
+        Job: _save_children(Job, page.jobs, "gitid"),
+        Step: _save_children(Step, page.steps, "jobid"),
+        WorkflowRunAttempt: _save_children(WorkflowRunAttempt, page.attempts, "runid"),
+        Commit: save_commits(repo, page.head_commits, insert_only=True),
     }
     set_cursors(repo, cursors, now)
     return counts
 
 
 def _save_runs(rows: list[Row], stored: Mapping[int, Row]) -> Counts:
-    upsert(WorkflowRun, [clip(WorkflowRun, row) for row in rows], ["gitid"])
+    upsert(WorkflowRun, [clip(WorkflowRun, row) for row in rows])
     inserted = sum(1 for row in rows if row["gitid"] not in stored)
     return Counts(inserted=inserted, updated=len(rows) - inserted)
 
 
-def _save_children(
-    model: type[peewee.Model], rows: list[Row], key: tuple[str, ...], parent: str
-) -> Counts:
-    """Upsert the ``rows`` that differ from what is stored under the same ``key``; the
+def _save_children(model: type[peewee.Model], rows: list[Row], parent: str) -> Counts:
+    """Upsert the ``rows`` that differ from what is stored under the same natural key; the
     stored ones are read by ``parent``, a column the rows share many values of."""
+    key = natural_key(model)
     rows = [clip(model, row) for row in rows]
     if not rows:
         return Counts()
@@ -69,7 +67,7 @@ def _save_children(
         for row in select_rows(model, list(rows[0]), model._meta.fields[parent].in_(parents))
     }
     changed, counts = diff(stored, rows, lambda row: tuple(row[name] for name in key))
-    upsert(model, changed, list(key))
+    upsert(model, changed)
     return counts
 
 

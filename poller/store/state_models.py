@@ -21,6 +21,7 @@ class SyncCursor(BaseModel):
 
     class Meta:
         table_name = "sync_cursors"
+        natural_key = ("repo", "resource")
         indexes = ((("repo", "resource"), True),)
 
 
@@ -38,6 +39,7 @@ class SyncStatus(BaseModel):
 
     class Meta:
         table_name = "sync_status"
+        natural_key = ("repo",)
 
 
 class SyncSchedule(BaseModel):
@@ -52,6 +54,7 @@ class SyncSchedule(BaseModel):
 
     class Meta:
         table_name = "sync_schedule"
+        natural_key = ("repo",)
 
 
 class PollerHeartbeat(BaseModel):
@@ -64,6 +67,7 @@ class PollerHeartbeat(BaseModel):
 
     class Meta:
         table_name = "sync_pollers"
+        natural_key = ("owner",)
 
 
 class SchemaMigration(BaseModel):
@@ -75,6 +79,7 @@ class SchemaMigration(BaseModel):
 
     class Meta:
         table_name = "schema_migrations"
+        natural_key = ("name",)
 
 
 class LongBlobField(peewee.BlobField):
@@ -95,3 +100,4 @@ class HttpCache(BaseModel):
 
     class Meta:
         table_name = "http_cache"
+        natural_key = ("key",)

@@ -20,7 +20,9 @@ from poller.rules.cursors import to_cursor
 from poller.rules.plan import FIRST_RUN
 from poller.store import moves as repo_moves
 from poller.store import rows as store
+from poller.store.models import Branch, Commit, Workflow
 from poller.store.rows import Counts
+from poller.sync.report import TableCounts
 
 log = structlog.get_logger(__name__)
 
@@ -40,9 +42,9 @@ class MetadataSync:
         self.repo = repo
         self.name = repo.name
         self.now = now
-        self.counts = {table: Counts() for table in ("workflows", "branches", "commits")}
+        self.counts: TableCounts = {model: Counts() for model in (Workflow, Branch, Commit)}
 
-    def sync(self) -> dict[str, Counts]:
+    def sync(self) -> TableCounts:
         info = self.gh.repository(self.name)
         if str(info.get("full_name", self.name)).lower() == self.name.lower():
             # (Asked by an old name, GitHub redirects: ``repo_sync`` follows that move.)
@@ -82,11 +84,11 @@ class MetadataSync:
             transform.workflow_row(item, self.name, patterns)
             for item in self.gh.workflows(self.name)
         ]
-        self.counts["workflows"].add(store.mirror_workflows(self.name, rows))
+        self.counts[Workflow].add(store.mirror_workflows(self.name, rows))
 
     def sync_branches(self) -> dict[str, str | None]:
         rows = [transform.branch_row(item, self.name) for item in self.gh.branches(self.name)]
-        self.counts["branches"].add(store.mirror_branches(self.name, rows))
+        self.counts[Branch].add(store.mirror_branches(self.name, rows))
         return {row["name"]: row["commithash"] for row in rows}
 
     def sync_commits(self, branch: str, head: str | None) -> None:
@@ -120,7 +122,7 @@ class MetadataSync:
             # means the next pass walks the same commits again, which writes nothing.
             positions = {resource: new_head} if done and new_head else {}
             saved = store.save_branch_commits(self.name, rows, positions, self.now)
-            self.counts["commits"].add(saved)
+            self.counts[Commit].add(saved)
             if done:
                 break
         else:

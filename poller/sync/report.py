@@ -9,24 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from poller.store.model_base import BaseModel
+from poller.store.models import SYNCED_MODELS
 from poller.store.rows import Counts
 
-TABLES = (
-    "workflows",
-    "branches",
-    "commits",
-    "workflowruns",
-    "jobs",
-    "steps",
-    "workflowrun_attempts",
-)
+# What a pass did to each table it writes, keyed by the table's model.
+TableCounts = dict[type[BaseModel], Counts]
+
+
+def no_counts() -> TableCounts:
+    return {model: Counts() for model in SYNCED_MODELS}
 
 
 @dataclass
 class Collected:
     """What one repository's run collection did in a pass (``collect``)."""
 
-    counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
+    counts: TableCounts = field(default_factory=no_counts)
     # Jobs stored whose OS nothing could tell (status lists their labels).
     jobs_os_unknown: int = 0
     # A run new to us shows a push: branches and commits may have moved.
@@ -37,7 +36,7 @@ class Collected:
 @dataclass
 class RepoReport:
     repo: str
-    counts: dict[str, Counts] = field(default_factory=lambda: {t: Counts() for t in TABLES})
+    counts: TableCounts = field(default_factory=no_counts)
     error: str | None = None
     # Requests that counted against the rate limit, and free 304 answers.
     requests_spent: int = 0
@@ -57,18 +56,18 @@ class RepoReport:
 
     def take(self, collected: Collected) -> None:
         """What the repository's sync collected."""
-        for table, counts in collected.counts.items():
-            self.counts[table].add(counts)
+        for model, counts in collected.counts.items():
+            self.counts[model].add(counts)
         self.jobs_os_unknown += collected.jobs_os_unknown
         self.backfill_pending = self.backfill_pending or collected.backfill_pending
 
     def summary(self) -> dict[str, dict[str, int]]:
         return {
-            table: {
+            model._meta.table_name: {
                 "inserted": c.inserted,
                 "updated": c.updated,
                 "unchanged": c.unchanged,
                 "deleted": c.deleted,
             }
-            for table, c in self.counts.items()
+            for model, c in self.counts.items()
         }

@@ -33,11 +33,10 @@ from poller.store import runs as run_store
 from poller.store import units
 from poller.store.history import backfill_pending
 from poller.store.locks import LockLost, RepoLocks
-from poller.store.rows import Counts
 from poller.sync.metadata import MetadataSync, settings_fingerprint
 from poller.sync.options import PassOptions
 from poller.sync.progress import Progress
-from poller.sync.report import Collected, RepoReport
+from poller.sync.report import Collected, RepoReport, no_counts
 from poller.sync.runners import RunnerDirectory
 from poller.sync.runs import RunCollector
 
@@ -199,10 +198,10 @@ class RepoSync:
         """What the sync stored, so far or in all: the runs' and the metadata's counts
         added up into a new ``Collected``; neither is changed, so asking twice is safe."""
         done = self.collector.done
-        merged = {table: Counts() for table in done.counts}
+        merged = no_counts()
         for source in (done.counts, self.metadata.counts):
-            for table, counts in source.items():
-                merged[table].add(counts)
+            for model, counts in source.items():
+                merged[model].add(counts)
         return dataclasses.replace(done, counts=merged)
 
     def apply_label_map(self) -> None:

@@ -29,6 +29,7 @@ from poller.rules.plan import SECOND, Backfill, RunCursors
 from poller.rules.windows import Window
 from poller.store import rows as store
 from poller.store import runs as run_store
+from poller.store.models import WorkflowRun
 from poller.sync.progress import Progress
 from poller.sync.report import Collected
 
@@ -175,7 +176,7 @@ class RunCollector:
         marked = run_store.mark_deleted(sorted(gone), self.now)
         if marked:
             log.info("sync.runs_deleted_on_github", runs=marked, run_ids=sorted(gone)[:20])
-            self.done.counts["workflowruns"].deleted += marked
+            self.done.counts[WorkflowRun].deleted += marked
 
     def prime(self) -> None:
         """Read, now, the listings the next pass will re-read but has no ETag for."""
@@ -343,10 +344,10 @@ class RunCollector:
             positions[cursors.RUNS_OLDEST] = to_cursor(min(created))
         page = transform.run_page(changed, runs, self.name, self.job_os)
         counts = run_store.save_run_page(self.name, page, stored, positions, self.now)
-        counts["workflowruns"].unchanged += unchanged
+        counts[WorkflowRun].unchanged += unchanged
         self.counted.update(run["id"] for run in runs)
-        for table, table_counts in counts.items():
-            self.done.counts[table].add(table_counts)
+        for model, table_counts in counts.items():
+            self.done.counts[model].add(table_counts)
         self.done.jobs_os_unknown += sum(
             transform.os_unknown(details.jobs, self.job_os) for details in changed
         )
