@@ -16,23 +16,17 @@ missing database, a schema that cannot be upgraded.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-import peewee
 import structlog
 
-from poller import shutdown
-from poller.clock import SYSTEM
+from poller.clock import SYSTEM, Clock
 from poller.config.loader import (
-    DB_PASSWORD_ENV,
     ConfigError,
     load,
     load_secrets,
@@ -40,38 +34,21 @@ from poller.config.loader import (
 )
 from poller.config.settings import (
     Config,
-    RepoConfig,
     Secrets,
 )
-from poller.github import pool
-from poller.service import logs, status
-from poller.service.exposition import Exporter, MetricsError
-from poller.store import mysql, units
-from poller.store.models import DatabaseMissing, SyncStatus, open_database, redact_url
-from poller.store.schema import ensure_schema
-from poller.sync import progress
-from poller.sync.engine import Engine
-from poller.sync.options import PassOptions
-from poller.sync.report import RepoReport
-
-EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
-EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later
-EXIT_CRITICAL, EXIT_UNKNOWN = 2, 3  # status --check, as Nagios plugins exit
-# status asks GitHub for the rate limit left, and must not wait long for it.
-STATUS_GITHUB_TIMEOUT_SECONDS = 3.0
+from poller.service import logs
+from poller.service.exposition import MetricsError
+from poller.service.once import run_once
+from poller.service.startup import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    StartupError,
+    open_for_writing,
+    wait_for_database,
+)
+from poller.service.status_command import check_health, show_status
 
 log = structlog.get_logger("poller")
-
-
-class StartupError(Exception):
-    def __init__(self, message: str, code: int, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        # The database is not reachable yet, which waiting can fix.
-        self.retryable = retryable
-
-
-DATABASE_WAIT_MAX_SECONDS = 60.0
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -142,13 +119,13 @@ def load_settings(args: argparse.Namespace) -> tuple[Config, Secrets]:
     except ConfigError as error:
         raise StartupError(str(error), EXIT_CONFIG) from None
     logs.configure(args.log_level, secrets=[secrets.github_token, secrets.db_password])
-    warn_about(config)
+    warn_about(config, SYSTEM)
     return config, secrets
 
 
-def warn_about(config: Config) -> None:
+def warn_about(config: Config, clock: Clock) -> None:
     """Settings that are valid but almost surely not meant: said once, at start."""
-    now = SYSTEM.now()
+    now = clock.now()
     bounded = [(repo.name, repo.since) for repo in config.repos]
     bounded += [(f"{org.name}/*", org.template.since) for org in config.orgs]
     for name, since in bounded:
@@ -159,191 +136,6 @@ def warn_about(config: Config) -> None:
                 since=since.date().isoformat(),
                 message="no run can be that new: the history stays empty until then",
             )
-
-
-def open_for_writing(config: Config, secrets: Secrets) -> None:
-    """Open the database, creating or upgrading its tables: the poller is the writer."""
-    db = open_database(
-        config.database.url,
-        secrets.db_password,
-        autoconnect=False,
-        timeout_seconds=config.github.timeout_seconds * 2,
-    )
-    try:
-        with db.connection_context():
-            ensure_schema(db)
-    except (peewee.PeeweeException, OSError) as error:
-        code = mysql.error_code(error)
-        hint = database_hint(db, error, secrets)
-        raise StartupError(
-            f"database {redact_url(config.database.url)}: {error}{hint}",
-            EXIT_DATABASE,
-            retryable=isinstance(error, peewee.OperationalError) and code in mysql.UNREACHABLE,
-        ) from None
-
-
-def database_hint(db: peewee.Database, error: Exception, secrets: Secrets) -> str:
-    """What to do about a database error, where the error alone does not say it."""
-    code = mysql.error_code(error)
-    if (
-        isinstance(db, peewee.MySQLDatabase)
-        and code == mysql.ACCESS_DENIED
-        and not secrets.db_password
-    ):
-        return f" (no password was given: set {DB_PASSWORD_ENV}, or the db_password credential)"
-    text = str(error)
-    if isinstance(db, peewee.SqliteDatabase) and ("unable to open" in text or "readonly" in text):
-        where = Path(db.database).resolve()
-        return (
-            f" (the poller must be able to write {where.parent}: SQLite keeps "
-            f"{where.name}-wal and {where.name}-shm beside the database; make the directory "
-            "writable, or point [database] url elsewhere)"
-        )
-    return ""
-
-
-def wait_for_database(config: Config, secrets: Secrets) -> None:
-    """Open the database for the daemon, waiting (1 s, doubling to a minute) while it is
-    unreachable, and telling systemd why (``STATUS=``). A signal ends the wait as it ends
-    start-up (``exit_on_signal``)."""
-    from poller.service.daemon import notify_systemd
-
-    delay, waited = 1.0, False
-    while True:
-        try:
-            open_for_writing(config, secrets)
-        except StartupError as error:
-            if not error.retryable:
-                raise
-            log.warning("daemon.waiting_for_database", error=str(error), retry_in=delay)
-            notify_systemd(f"STATUS=Waiting for the database: {error}")
-            time.sleep(delay)
-            delay, waited = min(delay * 2, DATABASE_WAIT_MAX_SECONDS), True
-            continue
-        if waited:
-            notify_systemd("STATUS=")
-        return
-
-
-def open_for_reading(config: Config, secrets: Secrets) -> None:
-    """Open an existing database read-only; status never creates or upgrades anything."""
-    where = f"database {redact_url(config.database.url)}"
-    try:
-        db = open_database(config.database.url, secrets.db_password, read_only=True)
-        with db.connection_context():
-            if not db.table_exists(SyncStatus._meta.table_name):
-                raise StartupError(
-                    f"{where} has no shark-poller tables yet: run `python -m poller --once`",
-                    EXIT_DATABASE,
-                )
-    except DatabaseMissing as error:
-        raise StartupError(str(error), EXIT_DATABASE) from None
-    except peewee.PeeweeException as error:
-        raise StartupError(f"{where}: {error}", EXIT_DATABASE) from None
-
-
-def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
-    open_for_reading(config, secrets)
-    # A quick, single try: status reads the database, and the rate limit is a bonus.
-    quick = dataclasses.replace(
-        config.github,
-        timeout_seconds=min(config.github.timeout_seconds, STATUS_GITHUB_TIMEOUT_SECONDS),
-        max_retries=0,
-    )
-    github = pool.GitHubPool(dataclasses.replace(config, github=quick), secrets.github_token)
-    try:
-        report = status.collect(config, github)
-    finally:
-        github.close()
-    try:
-        print(status.render_json(report) if as_json else status.render_table(report))
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `status | head`: the reader has what it wanted. Python would otherwise complain
-        # again when it flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    # For a health check or a cron mail: 1 when any repository's last pass failed, or
-    # none has run yet.
-    unwell = any(repo["last_error"] or not repo["last_success"] for repo in report["repos"])
-    return EXIT_REPO_FAILED if unwell else EXIT_OK
-
-
-def check_health(config: Config, secrets: Secrets) -> int:
-    """``status --check``: Nagios's way, one line and 0 (OK), 2 (CRITICAL) or, when the
-    database cannot be read, 3 (UNKNOWN). It asks GitHub nothing."""
-    try:
-        open_for_reading(config, secrets)
-        healthy, line = status.health(config, SYSTEM.now())
-    except StartupError as error:
-        print(f"UNKNOWN: {error}")
-        return EXIT_UNKNOWN
-    except peewee.PeeweeException as error:
-        print(f"UNKNOWN: cannot read the database: {error}")
-        return EXIT_UNKNOWN
-    print(line)
-    return EXIT_OK if healthy else EXIT_CRITICAL
-
-
-def run_once(config: Config, secrets: Secrets, *, full: bool = False) -> int:
-    """One catch-up pass over every repository, on the engine the daemon uses. It finishes
-    any backfill. Unless ``full``, it reads the share of the sweep due since each
-    repository's last pass, and metadata when due, as the daemon would: from the state in
-    the database, so cron's cadence, whatever it is, costs what the daemon's would."""
-    with Engine.start(config, secrets) as engine:
-        options = PassOptions.once(
-            config.sync,
-            full=full,
-            progress=progress.for_terminal(sys.stderr.isatty(), config.sync.progress_seconds),
-        )
-
-        def work() -> None:
-            with units.session():
-                engine.run_all(options)
-
-        shutdown.install(lambda received: log.info("pass.stopping", signal=received.name))
-        finished = shutdown.run_in_worker(work, "pass")
-        reports = engine.unlisted + engine.reports
-        if finished:
-            Exporter(config, engine.github).write()  # cron's metrics, for node_exporter
-        if shutdown.requested.is_set():
-            interrupted(engine.repos, reports, finished=finished)
-            return shutdown.exit_status()
-        return pass_done(reports, engine)
-
-
-def interrupted(repos: list[RepoConfig], reports: list[RepoReport], *, finished: bool) -> None:
-    """Say what a stopped ``--once`` left undone; exit at once if its unit is hung."""
-    done = {report.repo for report in reports if not report.stopped}
-    received = shutdown.received()
-    log.warning(
-        "pass.interrupted",
-        signal=received.name if received else None,
-        unfinished=[repo.name for repo in repos if repo.name not in done],
-        failed=[report.repo for report in reports if report.error],
-        # A unit of work that did not reach its boundary in time rolls back.
-        abandoned_unit=not finished,
-    )
-    if not finished:
-        shutdown.abandon(shutdown.exit_status())
-
-
-def pass_done(reports: list[RepoReport], engine: Engine) -> int:
-    failed = [report.repo for report in reports if report.error]
-    skipped = [report.repo for report in reports if report.skipped]
-    stats = engine.github.stats
-    log.info(
-        "pass.done",
-        repos=len(reports),
-        failed=failed,
-        skipped=skipped,
-        requests_spent=stats.spent,
-        requests_not_modified=stats.not_modified,
-        rate_limit_remaining=stats.rate_remaining,
-        by_credential=engine.github.summary(),
-    )
-    if failed:
-        return EXIT_REPO_FAILED
-    return EXIT_SKIPPED if skipped else EXIT_OK
 
 
 def exit_on_signal(signum: int, _: FrameType | None) -> None:
@@ -360,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config, secrets = load_settings(args)
         if args.command == "status" and args.check:
-            return check_health(config, secrets)
+            return check_health(config, secrets, SYSTEM)
         if args.command == "status":
             return show_status(config, secrets, as_json=args.json)
         if args.once:
@@ -376,11 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return error.code
     if args.once:
-        return run_once(config, secrets, full=args.full)
+        return run_once(config, secrets, SYSTEM, full=args.full)
     from poller.service.daemon import run_daemon
 
     try:
-        return run_daemon(config, secrets)
+        return run_daemon(config, secrets, SYSTEM)
     except MetricsError as error:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return EXIT_CONFIG

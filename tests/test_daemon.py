@@ -17,6 +17,7 @@ from fake_github import FakeGitHub
 from poller.config import loader as config_module
 from poller.github import pool
 from poller.service.daemon import Daemon
+from poller.shutdown import Stop
 from poller.store import models
 from poller.store.locks import NoLocks
 from poller.store.models import WorkflowRun
@@ -390,7 +391,7 @@ def daemon_on(poller: PollerSetup, clock: FakeClock, interval_minutes: float = 5
     db = models.open_database(poller.database.url, poller.database.password)
     with db.connection_context():
         ensure_schema(db)
-    engine = Engine(settings, pool.connect(settings, poller.token, clock), NoLocks(), clock)
+    engine = Engine(settings, pool.connect(settings, poller.token, clock, Stop()), NoLocks(), clock)
     return Daemon(settings, engine, clock=clock)
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from fake_github import FakeGitHub
-from poller import shutdown
+from poller.clock import SYSTEM
 from poller.config import loader as config_module
 from poller.config.settings import Config
 from poller.github import pool
+from poller.shutdown import Stop
 from poller.store import models
 from poller.store.locks import NoLocks
 from poller.store.models import WorkflowRun
@@ -43,10 +44,10 @@ def setup(fake: FakeGitHub, tmp_path: Path) -> Iterator[PollerSetup]:
     db.close()
 
 
-def engine_for(setup: PollerSetup, **github: object) -> Engine:
+def engine_for(setup: PollerSetup, stop: Stop | None = None, **github: object) -> Engine:
     setup.github = {"concurrency": 1, "max_retries": 0, **github}
     config: Config = config_module.load(setup.write())
-    return Engine(config, pool.connect(config, setup.token), NoLocks())
+    return Engine(config, pool.connect(config, setup.token, SYSTEM, stop or Stop()), NoLocks())
 
 
 class RecordingGate:
@@ -117,11 +118,9 @@ def test_an_organisation_that_cannot_be_listed_is_reported_first(
 def test_after_a_stop_request_no_repository_is_started(fake: FakeGitHub, setup: PollerSetup):
     add_repo(fake, "octo/a")
     setup.repos = [{"name": "octo/a"}]
-    shutdown.requested.set()
-    try:
-        with engine_for(setup) as engine:
-            assert engine.run_pass(engine.config.repos) == []
-    finally:
-        shutdown.requested.clear()
+    stop = Stop()
+    stop.request()
+    with engine_for(setup, stop) as engine:
+        assert engine.run_pass(engine.config.repos) == []
     with setup.database.open():
         assert WorkflowRun.select().count() == 0

@@ -13,10 +13,11 @@ import pytest
 import requests
 
 from fake_github import FakeGitHub, SecondaryLimit
-from poller import shutdown
+from poller.clock import SYSTEM
 from poller.config import loader as config_module
 from poller.github.governor import Governor
 from poller.github.pool import connect
+from poller.shutdown import Stop
 from support import TOKEN, PollerSetup
 
 # What the poller asks GitHub does not depend on the database.
@@ -31,16 +32,21 @@ class Clock:
         return self.now
 
 
-def test_no_minute_sees_more_than_the_budget(monkeypatch):
+class WaitsOnClock(Stop):
+    """A stop whose waits pass on the test's clock, at once."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.now += seconds
+        self.check()
+
+
+def test_no_minute_sees_more_than_the_budget():
     clock = Clock()
-    waits: list[float] = []
-
-    def sleep(seconds: float) -> None:  # the governor's only wait, on the fake clock
-        waits.append(seconds)
-        clock.now += seconds
-
-    monkeypatch.setattr(shutdown, "sleep", sleep)
-    governor = Governor(per_minute=120, concurrency=4, clock=clock)
+    governor = Governor(per_minute=120, concurrency=4, stop=WaitsOnClock(clock), clock=clock)
     starts = []
     for _ in range(400):
         with governor.request():
@@ -54,7 +60,7 @@ def test_no_minute_sees_more_than_the_budget(monkeypatch):
 
 
 def test_requests_in_flight_are_bounded():
-    governor = Governor(per_minute=10**6, concurrency=3)
+    governor = Governor(per_minute=10**6, concurrency=3, stop=Stop())
     inside, peak, lock = 0, 0, threading.Lock()
 
     def work() -> None:
@@ -121,14 +127,9 @@ def test_a_pass_paced_by_the_governor_is_never_refused(fake: FakeGitHub, poller:
     assert fake.secondary.answers == 0
 
 
-def test_pollers_sharing_a_budget_each_take_their_part(monkeypatch):
+def test_pollers_sharing_a_budget_each_take_their_part():
     clock = Clock()
-
-    def sleep(seconds: float) -> None:
-        clock.now += seconds
-
-    monkeypatch.setattr(shutdown, "sleep", sleep)
-    governor = Governor(per_minute=900, concurrency=4, clock=clock)
+    governor = Governor(per_minute=900, concurrency=4, stop=WaitsOnClock(clock), clock=clock)
     governor.share(3)
     starts = []
     for _ in range(1000):
@@ -146,16 +147,9 @@ def test_pollers_sharing_a_budget_each_take_their_part(monkeypatch):
     assert again[-1] - again[0] < 60 * 100 / 800  # the whole budget back
 
 
-def test_a_hold_delays_every_request_until_it_ends(monkeypatch):
+def test_a_hold_delays_every_request_until_it_ends():
     clock = Clock()
-    waits: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        clock.now += seconds
-
-    monkeypatch.setattr(shutdown, "sleep", sleep)
-    governor = Governor(per_minute=800, concurrency=4, clock=clock)
+    governor = Governor(per_minute=800, concurrency=4, stop=WaitsOnClock(clock), clock=clock)
     governor.hold(30)
     with governor.request():
         assert clock.now == 30.0
@@ -173,7 +167,7 @@ def test_a_secondary_limit_answer_holds_every_thread(fake: FakeGitHub, poller: P
     fake.secondary_limit("/repos/octo/a", retry_after=2)
     poller.repos = [{"name": "octo/a"}, {"name": "octo/b"}]
     settings = config_module.load(poller.write())
-    github = connect(settings, poller.token)
+    github = connect(settings, poller.token, SYSTEM, Stop())
     clients = github.credential("octo")
     for client in clients.clients:
         client.cache = None  # the ETag cache is not what this is about

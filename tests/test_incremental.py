@@ -12,8 +12,10 @@ import peewee
 import pytest
 
 from fake_github import FakeGitHub
+from poller.clock import SYSTEM
 from poller.config import loader as config_module
 from poller.github.pool import connect
+from poller.shutdown import Stop
 from poller.store.locks import NoLocks
 from poller.store.models import Commit, Job, SyncCursor, WorkflowRun, WorkflowRunAttempt
 from poller.store.schema import ensure_schema
@@ -176,7 +178,7 @@ def test_backfill_is_sliced_and_never_delays_fresh_runs(fake: FakeGitHub, poller
     poller.repos = [{"name": "octo/slices"}]
     poller.sync = {"backfill_runs_per_pass": 100}
     settings = config_module.load(poller.write())
-    engine = Engine(settings, connect(settings, poller.token), NoLocks())
+    engine = Engine(settings, connect(settings, poller.token, SYSTEM, Stop()), NoLocks())
     with poller.database.open() as db, contextlib.closing(engine):
         ensure_schema(db)
         totals, pending = [], []

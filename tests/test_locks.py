@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from poller.shutdown import Stop
 from poller.store import locks
 from poller.store.locks import FileLocks, LockLost, MySQLLocks, NoLocks
 
@@ -74,7 +75,7 @@ def test_lock_names_fit_mysql_whatever_the_repository_name():
     ],
 )
 def test_the_lock_follows_the_database(url: str, kind: type):
-    repo_locks = locks.for_database(url, None)
+    repo_locks = locks.for_database(url, None, Stop())
     try:
         assert isinstance(repo_locks, kind)
     finally:

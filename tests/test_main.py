@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fake_github import FakeGitHub
+from poller.shutdown import Stop
 from poller.store import models
 from support import REPO_ROOT, Database, LogTail, PollerSetup
 
@@ -232,7 +233,7 @@ def test_exit_codes_say_what_a_pass_did(fake: FakeGitHub, poller: PollerSetup, t
     assert poller.run().returncode == 0
     assert poller.run("status").returncode == 0
 
-    holder = locks.for_database(poller.database.url, poller.database.password)
+    holder = locks.for_database(poller.database.url, poller.database.password, Stop())
     assert holder.acquire("octo/demo")  # the other poller, mid-sync
     try:
         skipped = poller.run()

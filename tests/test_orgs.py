@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fake_github import FakeGitHub
+from poller.clock import SYSTEM
 from poller.config import loader as config_module
 from poller.config.settings import OrgConfig
 from poller.github.pool import connect
+from poller.shutdown import Stop
 from poller.store.locks import NoLocks
 from poller.store.models import Branch, WorkflowRun
 from poller.store.schema import ensure_schema
@@ -113,7 +115,7 @@ def test_the_listing_pushed_at_says_when_to_read_branches(fake: FakeGitHub, poll
     poller.repos = [{"name": "solo/lib"}]
     poller.orgs = [{"name": "octo"}]
     settings = config_module.load(poller.write())
-    engine = Engine(settings, connect(settings, poller.token), NoLocks())
+    engine = Engine(settings, connect(settings, poller.token, SYSTEM, Stop()), NoLocks())
     options = PassOptions(metadata_minutes=60)
 
     def branch_reads() -> dict[str, int]:

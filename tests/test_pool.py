@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from fake_github import FakeGitHub
-from poller.clock import epoch
+from poller.clock import SYSTEM, epoch
 from poller.config import loader as config_module
 from poller.github import pool
 from poller.github import urls as github_urls
 from poller.github.errors import GitHubError
+from poller.shutdown import Stop
 from poller.store.http_cache import HttpCacheStore
 from support import TOKEN, Database, FakeClock, PollerSetup, github_app
 
@@ -40,7 +41,7 @@ def connected(
     setup.github = {"concurrency": concurrency, **(app or {})}
     config = config_module.load(setup.write())
     token = None if app else setup.token
-    return pool.connect(config, token, clock) if clock else pool.connect(config, token)
+    return pool.connect(config, token, clock or SYSTEM, Stop())
 
 
 def test_each_client_is_built_with_the_shared_governor_and_etag_store(

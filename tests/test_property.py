@@ -22,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fake_github import FakeGitHub, JobSpec
+from poller.clock import SYSTEM
 from poller.config import loader as config_module
 from poller.github.pool import connect
+from poller.shutdown import Stop
 from poller.store.locks import NoLocks
 from poller.store.schema import ensure_schema
 from poller.sync.engine import Engine
@@ -133,7 +135,7 @@ def test_incremental_passes_equal_a_from_scratch_sync(
     # Both sweeps hourly, so that two half-hour passes at the end re-read the whole horizon.
     poller.sync = {"lookback_days": 2, "rerun_sweep_old_minutes": 60}
     settings_ = config_module.load(poller.write())
-    engine = Engine(settings_, connect(settings_, poller.token), NoLocks())
+    engine = Engine(settings_, connect(settings_, poller.token, SYSTEM, Stop()), NoLocks())
     incremental, scratch = make_database(), make_database()
     try:
         with incremental.open() as db:

@@ -10,7 +10,6 @@ import peewee
 import pytest
 
 from fake_github import FakeGitHub
-from poller import shutdown
 from poller.config.settings import Config, GitHubConfig, RepoConfig, SyncConfig
 from poller.github.client import GitHub
 from poller.rules import cursors
@@ -87,9 +86,11 @@ def test_metadata_is_read_at_once_when_config_toml_changed_what_it_holds(
     assert sync.metadata_due() is True
 
 
-def sync(fake: FakeGitHub, repo: RepoConfig, locks=None):
+def sync(fake: FakeGitHub, repo: RepoConfig, locks=None, *, stopped: bool = False):
     config = config_for(fake, repo)
     gh = GitHub(config.github, None)
+    if stopped:
+        gh.stop.request()
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     report = sync_repository(
         config, gh, repo, options=PassOptions(), locks=locks or NoLocks(), now=now
@@ -139,11 +140,7 @@ def test_a_stop_request_ends_the_sync_and_the_cursors_say_what_is_pending(
     fake: FakeGitHub, sqlite_db: peewee.Database
 ):
     small(fake)
-    shutdown.requested.set()
-    try:
-        report, _ = sync(fake, RepoConfig(REPO))
-    finally:
-        shutdown.requested.clear()
+    report, _ = sync(fake, RepoConfig(REPO), stopped=True)
     assert report.stopped and report.error is None
     assert report.backfill_pending  # nothing stored: the history is still to come
     assert WorkflowRun.select().count() == 0

@@ -15,6 +15,7 @@ import pytest
 from mariadb import MariaDB
 from poller.config.settings import RepoConfig
 from poller.service.schedule import RepoSchedule
+from poller.shutdown import Stop
 from poller.store import units
 from poller.store.models import PollerHeartbeat, SyncSchedule
 from poller.store.schema import ensure_schema
@@ -110,7 +111,7 @@ def test_racing_claims_have_one_winner_and_no_error(mariadb_server: MariaDB):
     names = [f"octo/r{i}" for i in range(40)]
 
     def claim_all(schedule: RepoSchedule, start: threading.Barrier) -> list[str]:
-        with units.session():
+        with units.session(Stop()):
             start.wait()
             return [name for name in names if schedule.claim(name)]
 

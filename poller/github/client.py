@@ -47,6 +47,7 @@ from poller.github.types import (
 )
 from poller.github.urls import NO_PULL_REQUESTS, PER_PAGE, runs_listing
 from poller.rules.runner_os import Runner, canonical_os, labels_os
+from poller.shutdown import Stop
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +70,11 @@ class GitHub:
         github_clock: GitHubClock | None = None,
     ) -> None:
         # Shared by every client of the process: GitHub's secondary limits are per token.
-        self.governor = governor or Governor(config.requests_per_minute, config.concurrency)
+        self.governor = governor or Governor(
+            config.requests_per_minute, config.concurrency, stop=Stop(), clock=clock.monotonic
+        )
+        # Every wait of this client (the budget, a retry's backoff, a reset) ends on it.
+        self.stop = self.governor.stop
         retry = InterruptibleRetry(
             governor=self.governor,
             total=config.max_retries,
@@ -100,7 +105,9 @@ class GitHub:
         # Resets are on GitHub's clock; shared by the process's clients (``pool``).
         self.github_clock = github_clock or GitHubClock(clock)
         self.moves = Moves()  # repositories GitHub redirected this client for
-        self.limit = PrimaryLimit(self.stats, self.github_clock, config.rate_limit_reserve)
+        self.limit = PrimaryLimit(
+            self.stats, self.github_clock, config.rate_limit_reserve, self.stop
+        )
         self.config = config
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from poller import shutdown
+from poller.shutdown import Stop
 
 
 class Governor:
@@ -29,6 +29,7 @@ class Governor:
         per_minute: float,
         concurrency: int,
         *,
+        stop: Stop,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_minute = per_minute
@@ -36,6 +37,7 @@ class Governor:
         self.capacity = float(concurrency)
         self.rate = max(per_minute - concurrency, 1.0) / 60.0  # tokens a second
         self.clock = clock
+        self.stop = stop
         self.tokens = self.capacity
         self.updated = clock()
         self.lock = threading.Lock()
@@ -70,9 +72,9 @@ class Governor:
     def request(self) -> Iterator[None]:
         """Around one HTTP request: wait for a slot and for the budget."""
         while not self.in_flight.acquire(timeout=0.2):
-            shutdown.check()
+            self.stop.check()
         try:
-            shutdown.sleep(self._reserve())
+            self.stop.sleep(self._reserve())
             yield
         finally:
             self.in_flight.release()

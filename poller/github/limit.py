@@ -7,18 +7,21 @@ from typing import Any
 
 import structlog
 
-from poller import shutdown
 from poller.clock import epoch
 from poller.github.clock import GitHubClock
 from poller.github.types import RequestStats
+from poller.shutdown import Stop
 
 log = structlog.get_logger(__name__)
 
 
 class PrimaryLimit:
-    def __init__(self, stats: RequestStats, github_clock: GitHubClock, reserve: int) -> None:
+    def __init__(
+        self, stats: RequestStats, github_clock: GitHubClock, reserve: int, stop: Stop
+    ) -> None:
         self.stats = stats  # where the answers' x-ratelimit-* go
         self.github_clock = github_clock
+        self.stop = stop
         self.configured_reserve = reserve
 
     def read(self, headers: dict[str, Any]) -> None:
@@ -64,5 +67,5 @@ class PrimaryLimit:
         log.warning(
             "github.waiting_for_reset", remaining=self.stats.rate_remaining, seconds=round(seconds)
         )
-        shutdown.sleep(seconds)
+        self.stop.sleep(seconds)
         self.stats.rate_remaining = None  # unknown until the next answer

@@ -30,6 +30,7 @@ from poller.github.errors import GitHubError, describe
 from poller.github.governor import Governor
 from poller.github.types import RequestStats
 from poller.github.urls import identity
+from poller.shutdown import Stop
 from poller.store.http_cache import HttpCacheStore
 
 log = structlog.get_logger(__name__)
@@ -82,10 +83,13 @@ class Credential:
 class GitHubPool:
     """Every credential the process reads GitHub with, built when first needed."""
 
-    def __init__(self, config: Config, token: str | None, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self, config: Config, token: str | None, clock: Clock = SYSTEM, stop: Stop | None = None
+    ) -> None:
         self.config = config
         self.token = token
         self.clock = clock
+        self.stop = stop or Stop()  # every client's waits end on it
         # GitHub's clock, learnt from every client's answers: resets and token expiry
         # are on it.
         self.github_clock = GitHubClock(clock)
@@ -162,7 +166,12 @@ class GitHubPool:
                 int(settings.timeout_seconds),
                 self.github_clock,  # expires_at is GitHub's time
             )
-        governor = Governor(settings.requests_per_minute, settings.concurrency)
+        governor = Governor(
+            settings.requests_per_minute,
+            settings.concurrency,
+            stop=self.stop,
+            clock=self.clock.monotonic,
+        )
         governor.share(self.pollers)
         cache = HttpCacheStore(identity(who))
         gh_clock = self.github_clock
@@ -210,9 +219,9 @@ class GitHubPool:
                 client.close()
 
 
-def connect(config: Config, token: str | None, clock: Clock = SYSTEM) -> GitHubPool:
+def connect(config: Config, token: str | None, clock: Clock, stop: Stop) -> GitHubPool:
     """The pool for a process: a personal token, an App, or neither (60 requests an hour)."""
-    pool = GitHubPool(config, token, clock)
+    pool = GitHubPool(config, token, clock, stop)
     if not pool.authenticated:
         log.warning(
             "github.unauthenticated",

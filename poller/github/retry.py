@@ -17,8 +17,9 @@ from urllib3 import BaseHTTPResponse, HTTPResponse
 from urllib3.connectionpool import ConnectionPool
 from urllib3.util.retry import Retry
 
-from poller import metrics, shutdown
+from poller import metrics
 from poller.github.governor import Governor
+from poller.shutdown import Stop
 
 # A refused connection or a failed DNS lookup is retried briefly: unlike a 5xx, waiting a
 # minute rarely helps, and it would cost that minute on every repository of the pass.
@@ -60,13 +61,17 @@ class InterruptibleRetry(GithubRetry):
     request (urllib3 sleeps where no signal reaches), and waits after a connection
     failure, which has no answer and so no Retry-After, are kept short."""
 
-    def __init__(self, *, governor: Governor | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, governor: Governor, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.governor = governor
 
     def new(self, **kwargs: Any) -> InterruptibleRetry:
         # urllib3 makes a new Retry for every try; the governor must come along.
         return super().new(governor=self.governor, **kwargs)
+
+    @property
+    def stop(self) -> Stop:
+        return self.governor.stop
 
     def increment(  # type: ignore[override]
         self,
@@ -103,11 +108,11 @@ class InterruptibleRetry(GithubRetry):
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         seconds = self.get_retry_after(response) if response else None
         secondary = response is not None and response.status in (403, 429)
-        if seconds and secondary and self.governor is not None:
+        if seconds and secondary:
             # A secondary limit: the whole process holds off, not just this thread.
             self.governor.hold(seconds)
         if not seconds:
             seconds = self.get_backoff_time()
             if self.history and self.history[-1].status is None:
                 seconds = min(seconds, CONNECT_RETRY_SECONDS)
-        shutdown.sleep(seconds)
+        self.stop.sleep(seconds)

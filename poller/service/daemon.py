@@ -36,6 +36,7 @@ from poller.clock import SYSTEM, Clock
 from poller.config.settings import Config, RepoConfig, Secrets
 from poller.service.exposition import Exporter
 from poller.service.schedule import RepoSchedule
+from poller.shutdown import Stop
 from poller.store import units
 from poller.sync import progress
 from poller.sync.engine import Engine
@@ -79,6 +80,7 @@ class Daemon:
         self.config = config
         self.engine = engine
         self.clock = clock
+        self.stop = engine.stop
         self.in_pass = threading.Lock()
         self.failures = 0
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
@@ -94,7 +96,7 @@ class Daemon:
             backfill_budget=config.sync.backfill_runs_per_pass,
             sweep_minutes=config.schedule.interval_minutes,
             metadata_minutes=config.sync.metadata_minutes,
-            progress=progress.for_terminal(False, config.sync.progress_seconds),
+            progress=progress.for_terminal(False, config.sync.progress_seconds, clock),
         )
         self.listed: tuple[float, list[RepoConfig]] | None = None  # [[orgs]], when listed
         self.pollers = 1  # daemons sharing the database, and so the request budget
@@ -116,13 +118,13 @@ class Daemon:
     def wake(self) -> timedelta | None:
         """One wake-up: sync the repositories that are due. Returns how long to back off
         when everything failed, else None."""
-        if shutdown.requested.is_set():
+        if self.stop.requested:
             return None
         with self.in_pass:
             structlog.contextvars.clear_contextvars()
             started = self.clock.monotonic()
             try:
-                with units.session():
+                with units.session(self.stop):
                     repos, unlisted = self.repos_to_sync()
                     due = self.schedule.due(repos)
                     passed = self.engine.run_pass(due, self.options, gate=self.schedule)
@@ -163,7 +165,7 @@ class Daemon:
         one's heartbeat, count the live ones (a killed one counts until its leases would
         have run out), and take a part. Returns the count."""
         try:
-            with units.session():
+            with units.session(self.stop):
                 # Heartbeats come every wake-up whatever the passes do, so a poller
                 # silent for four of them is gone, and its share comes back.
                 pollers = self.schedule.heartbeat(4 * self.tick)
@@ -184,7 +186,7 @@ class Daemon:
     def beat(self) -> None:
         """The heartbeat, on a thread of its own: a long pass never delays it, so the
         other pollers see this one, and it sees them join, within a wake-up."""
-        while not shutdown.requested.wait(self.tick.total_seconds()):
+        while not self.stop.wait(self.tick.total_seconds()):
             self.share_budget()
 
     def repos_to_sync(self) -> tuple[list[RepoConfig], list[RepoReport]]:
@@ -216,7 +218,7 @@ class Daemon:
             delay = min(self.tick * 2 ** (self.failures - 1), self.interval)
         else:
             delay = min(self.interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, self.interval))
-        if shutdown.requested.is_set():
+        if self.stop.requested:
             return None
         log.warning("daemon.backing_off", failures=self.failures, retry_in=delay.total_seconds())
         return delay
@@ -252,7 +254,7 @@ class Daemon:
             self.exporter.close()
 
     def serve(self) -> int:
-        shutdown.install(self.on_stop)
+        self.stop.install(self.on_stop)
         first_pass = self.first_wake()
         threading.Thread(target=self.beat, name="heartbeat", daemon=True).start()
         self.scheduler.add_job(
@@ -276,7 +278,10 @@ class Daemon:
         # A unit that did not reach its boundary in time rolls back when we exit. Before
         # that, on this thread's own connection (the hung one is the worker's), hand back
         # the leases and the heartbeat. Best effort: with the database gone, they run out.
-        with units.session(), contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
+        with (
+            units.session(self.stop),
+            contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted),
+        ):
             self.schedule.leave()
         log.info("daemon.stopped", clean=finished)
         if not finished:
@@ -284,6 +289,6 @@ class Daemon:
         return 0
 
 
-def run_daemon(config: Config, secrets: Secrets) -> int:
-    with Engine.start(config, secrets) as engine:
-        return Daemon(config, engine).run()
+def run_daemon(config: Config, secrets: Secrets, clock: Clock) -> int:
+    with Engine.start(config, secrets, clock, Stop()) as engine:
+        return Daemon(config, engine, clock=clock).run()

@@ -27,6 +27,7 @@ import pymysql
 import structlog
 from playhouse.db_url import parse as parse_db_url
 
+from poller.shutdown import Stop
 from poller.store import units
 from poller.store.mysql import mysql_options
 
@@ -50,7 +51,10 @@ def lock_name(repo: str) -> str:
 
 
 class MySQLLocks:
-    def __init__(self, url: str, password: str | None, timeout_seconds: float = 30) -> None:
+    def __init__(
+        self, url: str, password: str | None, stop: Stop, timeout_seconds: float = 30
+    ) -> None:
+        self.stop = stop  # cuts a reconnect's wait short
         self.options = {
             **mysql_options(url, password),
             "charset": "utf8mb4",
@@ -86,6 +90,7 @@ class MySQLLocks:
             errors=(pymysql.OperationalError, pymysql.InterfaceError),
             reset=lambda: None,
             event="locks.reconnecting",
+            stop=self.stop,
         )
 
     def acquire(self, repo: str) -> bool:
@@ -171,8 +176,8 @@ class NoLocks:
         pass
 
 
-def for_database(url: str, password: str | None) -> RepoLocks:
+def for_database(url: str, password: str | None, stop: Stop) -> RepoLocks:
     if urlsplit(url).scheme == "mysql":
-        return MySQLLocks(url, password)
+        return MySQLLocks(url, password, stop)
     path = parse_db_url(url)["database"]
     return NoLocks() if path == ":memory:" else FileLocks(path)

@@ -3,6 +3,12 @@
 A dropped connection ("server has gone away", a reset, a server restart, a killed
 session) rolls the transaction back on the server. The unit then reconnects, with
 backoff, and runs again from the start, so nothing is lost and nothing is written twice.
+
+Units are plain functions that the whole store calls, so what they need from their caller
+comes in by two context managers, each entered where it is decided: :func:`session`
+(around a pass on one thread: the stop that cuts a reconnect's wait short) and
+:func:`guarded` (around one repository's sync: the check that this process still holds
+its lock). A unit outside both waits its whole backoff and checks nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import Any, ParamSpec, TypeVar
 import peewee
 import structlog
 
-from poller import metrics, shutdown
+from poller import metrics
+from poller.shutdown import Stop
 from poller.store import mysql
 from poller.store.models import database
 
@@ -26,9 +33,9 @@ UNIT_ATTEMPTS = 8
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Run inside each unit's transaction before its work, e.g. to check that this process
-# still holds the repository's lock. Set per repository by the sync.
-write_guard: ContextVar[Callable[[], None] | None] = ContextVar("write_guard", default=None)
+# Set by session() and guarded() for the thread's pass and repository; read by units.
+_stop: ContextVar[Stop | None] = ContextVar("stop", default=None)
+_write_guard: ContextVar[Callable[[], None] | None] = ContextVar("write_guard", default=None)
 
 
 def reconnect_delay(attempt: int) -> float:
@@ -49,6 +56,7 @@ def with_reconnects(
     errors: tuple[type[BaseException], ...],
     reset: Callable[[], None],
     event: str,
+    stop: Stop | None = None,
     **fields: Any,
 ) -> T:
     """``run(attempt)`` until it returns; after an error of ``errors`` that says the
@@ -64,22 +72,36 @@ def with_reconnects(
             reset()
             delay = reconnect_delay(attempt)
             log.warning(event, **fields, attempt=attempt, error=str(error), retry_in=delay)
-            shutdown.sleep(delay)
+            (stop or _stop.get() or Stop()).sleep(delay)
     raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
-def session() -> Iterator[None]:
-    """Around a pass: units connect on demand (and reconnect), and the pass ends closed.
+def session(stop: Stop) -> Iterator[None]:
+    """Around a pass on this thread: units connect on demand (and reconnect, a wait that
+    ``stop`` cuts short), and the pass ends closed.
 
     Not peewee's ``connection_context``: a unit that reconnected has reset the state that
     context would pop on exit.
     """
+    token = _stop.set(stop)
     try:
         yield
     finally:
+        _stop.reset(token)
         with contextlib.suppress(peewee.PeeweeException):
             database.close()
+
+
+@contextlib.contextmanager
+def guarded(check: Callable[[], None]) -> Iterator[None]:
+    """Around one repository's sync: every unit of work (not bookkeeping) runs ``check``
+    in its transaction before it writes, e.g. that this process still holds the lock."""
+    token = _write_guard.set(check)
+    try:
+        yield
+    finally:
+        _write_guard.reset(token)
 
 
 def unit_of_work(work: Callable[P, T]) -> Callable[P, T]:
@@ -87,22 +109,22 @@ def unit_of_work(work: Callable[P, T]) -> Callable[P, T]:
 
     Nested units join the outer transaction, and the outer one is what gets retried.
     """
-    return _unit(work, guarded=True)
+    return _unit(work, checked=True)
 
 
 def bookkeeping(work: Callable[P, T]) -> Callable[P, T]:
     """A unit that writes no repository data, so needs no repository lock."""
-    return _unit(work, guarded=False)
+    return _unit(work, checked=False)
 
 
-def _unit(work: Callable[P, T], *, guarded: bool) -> Callable[P, T]:
+def _unit(work: Callable[P, T], *, checked: bool) -> Callable[P, T]:
     def once(attempt: int, *args: P.args, **kwargs: P.kwargs) -> T:
         if database.is_closed():
             database.connect()
             if attempt > 1:
                 metrics.DATABASE_RECONNECTS.inc()
         with database.atomic():
-            guard = write_guard.get() if guarded else None
+            guard = _write_guard.get() if checked else None
             if guard is not None:
                 guard()
             return work(*args, **kwargs)

@@ -31,6 +31,7 @@ from poller.config.settings import Config, RepoConfig, Secrets
 from poller.github import pool
 from poller.github.errors import GitHubError
 from poller.github.pool import GitHubPool
+from poller.shutdown import Stop
 from poller.store import http_cache, locks, units
 from poller.store import rows as store
 from poller.store.locks import RepoLocks
@@ -69,6 +70,7 @@ class Engine:
         self.github = github
         self.locks = repo_locks
         self.clock = clock
+        self.stop = github.stop  # the process's: every wait of the pass ends on it
         # The pass in flight's repositories, and its reports as each repository ends (the
         # organisations that could not be listed first): a caller that stops waiting for
         # the pass still knows which repositories finished.
@@ -77,11 +79,11 @@ class Engine:
         self.reports: list[RepoReport] = []
 
     @classmethod
-    def start(cls, config: Config, secrets: Secrets, clock: Clock = SYSTEM) -> Engine:
+    def start(cls, config: Config, secrets: Secrets, clock: Clock, stop: Stop) -> Engine:
         return cls(
             config,
-            pool.connect(config, secrets.github_token, clock),
-            locks.for_database(config.database.url, secrets.db_password),
+            pool.connect(config, secrets.github_token, clock, stop),
+            locks.for_database(config.database.url, secrets.db_password, stop),
             clock,
         )
 
@@ -191,12 +193,13 @@ class _Pass:
             )
 
     def sync_one(self, repo: RepoConfig) -> None:
-        if shutdown.requested.is_set():
+        if self.engine.stop.requested:
             return
         # Each worker thread has its own context, its own connection and its own client;
         # run inline, the caller's connection is the caller's to close.
         structlog.contextvars.bind_contextvars(repo=repo.name)
-        own_session = units.session() if threading.current_thread() is not self.caller else None
+        own = threading.current_thread() is not self.caller
+        own_session = units.session(self.engine.stop) if own else None
         try:
             with own_session or contextlib.nullcontext():
                 if not self.gate.claim(repo.name):

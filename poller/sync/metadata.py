@@ -12,7 +12,6 @@ from datetime import datetime
 
 import structlog
 
-from poller import shutdown
 from poller.config.settings import RepoConfig
 from poller.github.client import GitHub
 from poller.rules import cursors, transform
@@ -103,7 +102,7 @@ class MetadataSync:
         # root of the history without meeting the last head (a force-push).
         met_last_head = cut_short = False
         for page in self.gh.commit_pages(self.name, branch):
-            shutdown.check()
+            self.gh.stop.check()
             rows = []
             done = not page
             for item in page:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 import structlog
 from tqdm import tqdm
+
+from poller.clock import Clock
 
 log = structlog.get_logger(__name__)
 
@@ -103,13 +104,16 @@ class LogProgress:
     """A ``sync.progress`` event every ``every_seconds`` while the repository syncs, from a
     timer: journald gets no bars, and a pass can sit on one slow request for a while."""
 
-    def __init__(self, repo: str, requests: Callable[[], int], every_seconds: float) -> None:
+    def __init__(
+        self, repo: str, requests: Callable[[], int], every_seconds: float, clock: Clock
+    ) -> None:
         self.repo = repo
+        self.clock = clock
         self.requests = requests
         self.every = every_seconds
         self.counters = Counters()
         self.expected: int | None = None  # runs to fetch in all, once a listing says
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.closed = threading.Event()
         self.timer = threading.Thread(target=self._tick, name="progress", daemon=True)
         self.timer.start()
@@ -122,7 +126,7 @@ class LogProgress:
 
     def _tick(self) -> None:
         while not self.closed.wait(self.every):
-            seconds = time.monotonic() - self.started
+            seconds = self.clock.monotonic() - self.started
             log.info(
                 "sync.progress",
                 repo=self.repo,  # the timer's thread does not share the pass's context
@@ -147,12 +151,14 @@ def terminal_size() -> os.terminal_size:
 
 
 def for_terminal(
-    interactive: bool, every_seconds: float
+    interactive: bool, every_seconds: float, clock: Clock
 ) -> Callable[[str, Callable[[], int]], Progress]:
+    """Bars on a terminal (tqdm keeps its own time), else a log line every ``every_seconds``
+    that says how long the sync has taken on ``clock``."""
     if interactive:
         return BarProgress
 
     def make(repo: str, requests: Callable[[], int]) -> Progress:
-        return LogProgress(repo, requests, every_seconds)
+        return LogProgress(repo, requests, every_seconds, clock)
 
     return make

@@ -73,11 +73,10 @@ def sync_repository(
         return report
     if locked:
         progress = options.progress(repo.name, lambda: gh.stats.sent - sent_before)
-        guard = units.write_guard.set(lambda: locks.verify(repo.name))
         try:
-            sync_locked(config, gh, repo, options, now, report, progress)
+            with units.guarded(lambda: locks.verify(repo.name)):
+                sync_locked(config, gh, repo, options, now, report, progress)
         finally:
-            units.write_guard.reset(guard)
             progress.close()
             locks.release(repo.name)
     report.requests_not_modified = gh.stats.not_modified - free_before

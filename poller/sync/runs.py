@@ -17,7 +17,6 @@ from datetime import date, datetime
 
 import structlog
 
-from poller import shutdown
 from poller.config.settings import RepoConfig, SyncConfig
 from poller.github.client import RESULT_CAP, GitHub
 from poller.github.errors import GitHubError
@@ -128,7 +127,7 @@ class RunCollector:
         GitHub's 1,000-result cap (an outage's backlog in one hour) is halved like a live
         one, so every run in it is read."""
         for window in chosen:
-            shutdown.check()
+            self.gh.stop.check()
             for listing, low, high in self.split_windows(window.low, window.high - SECOND):
                 self.read_listing(listing, low, high)
 
@@ -332,7 +331,7 @@ class RunCollector:
                 unchanged += run["id"] not in self.counted
                 continue
             self.done.pushed = self.done.pushed or (old is None and run.get("event") in PUSH_EVENTS)
-            shutdown.check()
+            self.gh.stop.check()
             if backfill and self.gh.limit.low():
                 runs = runs[:index]
                 self.defer_backfill()
