@@ -38,6 +38,7 @@ from poller.github.limit import PrimaryLimit
 from poller.github.moves import Moves
 from poller.github.retry import CONNECT_RETRIES, InterruptibleRetry, Redirected
 from poller.github.types import (
+    RESULT_CAP,
     Payload,
     RateLimit,
     RequestStats,
@@ -49,11 +50,13 @@ from poller.github.urls import NO_PULL_REQUESTS, PER_PAGE, runs_listing
 from poller.rules.runner_os import Runner, canonical_os, labels_os
 from poller.shutdown import Stop
 
+# The pages of a runs listing GitHub lets a client reach.
+MAX_RUN_PAGES = RESULT_CAP // PER_PAGE
+
 log = structlog.get_logger(__name__)
 
 MAX_REDIRECTS = 3
 # GitHub only lets a filtered runs listing reach this many results.
-RESULT_CAP = 1000
 
 
 class GitHub:
@@ -301,15 +304,13 @@ class GitHub:
             int(first.data.get("total_count", 0)), list(first.data["workflow_runs"]), first.next_url
         )
 
-    def run_pages(
-        self, listing: RunListing, max_pages: int | None = None
-    ) -> Iterator[list[Payload]]:
-        """The listing's pages, its first included, up to ``max_pages`` in all."""
+    def run_pages(self, listing: RunListing) -> Iterator[list[Payload]]:
+        """The listing's pages, its first included, as far as GitHub lets a listing
+        reach (``RunListing.whole``): asking past it is a 422."""
         yield listing.runs
-        if listing.next_url and (max_pages is None or max_pages > 1):
+        if listing.next_url and MAX_RUN_PAGES > 1:
             first = self.get(listing.next_url)
-            rest = None if max_pages is None else max_pages - 1
-            yield from self.pages(first, "workflow_runs", max_pages=rest)
+            yield from self.pages(first, "workflow_runs", max_pages=MAX_RUN_PAGES - 1)
 
     def runs_listings_primed(
         self,

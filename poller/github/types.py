@@ -27,15 +27,25 @@ class Response:
         return None
 
 
+RESULT_CAP = 1000
+
+
 @dataclass(frozen=True)
 class RunListing:
     """The first page of a ``created``-filtered runs listing. ``total_count`` is what
-    the filter matches, which may exceed what GitHub lets a listing reach (1,000);
-    ``GitHub.pages`` reads on from here."""
+    the filter matches, which may exceed what GitHub lets a listing reach;
+    ``GitHub.run_pages`` reads on from here, as far as GitHub lets it."""
 
     total_count: int
     runs: list[Payload]
     next_url: str | None
+
+    @property
+    def whole(self) -> bool:
+        """Whether reading every page reaches every run the filter matches: GitHub
+        answers a filtered listing's first 1,000 results only ("Only the first 1000
+        results are available", a 422 past them)."""
+        return self.total_count <= RESULT_CAP
 
 
 @dataclass(frozen=True)

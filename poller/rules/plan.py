@@ -24,7 +24,7 @@ fresh runs never wait behind history (``collect`` fetches and stores what is pla
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -114,6 +114,41 @@ class Backfill:
     budget: int | None
     room: int | None
     whole: bool
+
+
+@dataclass
+class BackfillRoom:
+    """What the backfill may still do this pass, page by page: runs to read (``budget``,
+    the pass's share) and new runs to store (``room``: ``max_runs`` less what is stored).
+    None: no bound. Runs already stored (the boundary second, legacy rows) take no room."""
+
+    budget: int | None
+    room: int | None
+
+    def take(self, page: Sequence[int], known: Container[int]) -> int:
+        """How many of ``page`` (run ids, newest first) to store; their room is taken."""
+        kept = 0
+        for run in page:
+            if run not in known:
+                if self.room is not None and self.room <= 0:
+                    break
+                self.room = None if self.room is None else self.room - 1
+            kept += 1
+            if self.budget is not None and kept >= self.budget:
+                break
+        return kept
+
+    def spend(self, stored: int) -> str | None:
+        """After ``stored`` runs of a page: why the backfill ends for this pass, if it
+        does. ``"max_runs"``: the repository holds all it may keep, and is done;
+        ``"budget"``: the pass's share is read, and the rest waits for the next pass."""
+        if self.room is not None and self.room <= 0:
+            return "max_runs"
+        if self.budget is not None:
+            self.budget -= stored
+            if self.budget <= 0:
+                return "budget"
+        return None
 
 
 def counts_from(state: RunCursors, settings: SyncConfig, now: datetime) -> datetime:

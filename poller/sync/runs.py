@@ -12,19 +12,17 @@ it writes into no shared report.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 
 import structlog
 
 from poller.config.settings import RepoConfig, SyncConfig
-from poller.github.client import RESULT_CAP, GitHub
+from poller.github.client import GitHub
 from poller.github.errors import GitHubError
 from poller.github.types import Payload, RunListing
-from poller.github.urls import PER_PAGE
 from poller.rules import cursors, plan, transform
 from poller.rules.cursors import to_cursor
-from poller.rules.plan import SECOND, Backfill, RunCursors
+from poller.rules.plan import SECOND, Backfill, BackfillRoom, RunCursors
 from poller.rules.windows import Window
 from poller.store import rows as store
 from poller.store import runs as run_store
@@ -36,18 +34,9 @@ log = structlog.get_logger(__name__)
 
 # Events whose runs mean that something was pushed (branches, commits, workflow files).
 PUSH_EVENTS = frozenset({"push", "pull_request", "pull_request_target", "merge_group"})
-MAX_PAGES = RESULT_CAP // PER_PAGE
 # The states of a run that a re-run passes through on its way to a runner and back. A
 # re-run waiting for an approval or a concurrency group is seen once queued, or by a sweep.
 ACTIVE = ("queued", "in_progress")
-
-
-@dataclass
-class BackfillRoom:
-    """What the backfill may still do this pass: runs to read, new runs to store."""
-
-    budget: int | None
-    room: int | None
 
 
 class RunCollector:
@@ -140,9 +129,9 @@ class RunCollector:
             return
         for status in ACTIVE:
             listing = self.gh.runs(self.name, *span, status=status)
-            if listing.total_count > RESULT_CAP:
+            if not listing.whole:
                 log.warning("sync.runs_active_capped", status=status, total=listing.total_count)
-            for page in self.pages(listing, MAX_PAGES):
+            for page in self.pages(listing):
                 self.store_runs(page)
 
     def read_listing(self, listing: RunListing, low: datetime, high: datetime | None) -> None:
@@ -151,10 +140,10 @@ class RunCollector:
         was deleted on GitHub. (A run deleted while the pages are read can shift another
         past a page boundary; a run marked so is unmarked when next listed.)"""
         listed: set[int] = set()
-        for page in self.pages(listing, MAX_PAGES):
+        for page in self.pages(listing):
             self.store_runs(page)
             listed.update(run["id"] for run in page)
-        if listing.total_count <= RESULT_CAP:
+        if listing.whole:
             self.mark_deleted(run_store.runs_created_between(self.name, low, high) - listed)
 
     def sync_unfinished(self, created_before: datetime) -> None:
@@ -224,7 +213,7 @@ class RunCollector:
                 self.progress.expect(min(total, within, room.budget or total))
                 expecting = False
             previous: datetime | None = None
-            for page in self.pages(listing, MAX_PAGES):
+            for page in self.pages(listing):
                 for run in page:
                     created = transform.parse_time(run.get("created_at")) or low
                     if previous is not None and created > previous:
@@ -234,7 +223,7 @@ class RunCollector:
                         )
                     previous = created
                 yield page
-            if total <= RESULT_CAP or previous is None:
+            if listing.whole or previous is None:
                 return
             if previous >= high:
                 # 1,000 runs in one second: step past it rather than loop forever.
@@ -250,26 +239,14 @@ class RunCollector:
         # Runs already stored (the boundary second, legacy rows) cost no jobs request
         # unless they moved, and don't count against max_runs.
         known = run_store.stored_runs([run["id"] for run in page])
-        kept = []
-        for run in page:
-            if run["id"] not in known:
-                if room.room is not None and room.room <= 0:
-                    break
-                room.room = None if room.room is None else room.room - 1
-            kept.append(run)
-            if room.budget is not None and len(kept) >= room.budget:
-                break
+        kept = page[: room.take([run["id"] for run in page], known)]
         stored_now = self.store_runs(kept, backfill=True, stored=known) if kept else kept
         if len(stored_now) < len(kept):
             return False  # deferred: the rate-limit reserve is reached
-        if room.room is not None and room.room <= 0:
-            return False
-        if room.budget is not None:
-            room.budget -= len(kept)
-            if room.budget <= 0:
-                self.done.backfill_pending = True
-                return False
-        return True
+        ends = room.spend(len(kept))
+        if ends == "budget":
+            self.done.backfill_pending = True
+        return ends is None
 
     def defer_backfill(self) -> None:
         self.done.backfill_pending = True
@@ -292,8 +269,8 @@ class RunCollector:
         """
         listing = self.gh.runs(self.name, low, high)
         upper = high or self.now
-        if listing.total_count <= RESULT_CAP or upper - low < 2 * SECOND:
-            if listing.total_count > RESULT_CAP:
+        if listing.whole or upper - low < 2 * SECOND:
+            if not listing.whole:
                 log.warning(
                     "sync.runs_window_capped", total=listing.total_count, low=low, high=upper
                 )
@@ -303,8 +280,8 @@ class RunCollector:
         yield from self.split_windows(low, middle)
         yield from self.split_windows(middle + SECOND, upper)
 
-    def pages(self, listing: RunListing, max_pages: int | None = None) -> Iterator[list[Payload]]:
-        for page in self.gh.run_pages(listing, max_pages):
+    def pages(self, listing: RunListing) -> Iterator[list[Payload]]:
+        for page in self.gh.run_pages(listing):
             self.progress.advance(listed=len(page))
             yield page
 
