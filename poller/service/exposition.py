@@ -97,12 +97,11 @@ class DataCollector(Collector):
         )
         pending = dict(counted)
         for repo, row in status.last_syncs(self.config):
-            seconds = status.freshness(row, now)
-            if seconds is not None and row is not None and row.lastsuccess is not None:
-                freshness.add_metric([repo.name], seconds)
+            verdict = status.RepoHealth.of(row, now, self.config)
+            if verdict.freshness is not None and row is not None and row.lastsuccess:
+                freshness.add_metric([repo.name], verdict.freshness)
                 last_success.add_metric([repo.name], epoch(row.lastsuccess))
-            ok = seconds is not None and row is not None and row.lasterror is None
-            last_ok.add_metric([repo.name], 1 if ok else 0)
+            last_ok.add_metric([repo.name], int(verdict.last_pass_ok))
             unfinished.add_metric([repo.name], int(pending.get(repo.name, 0)))
         yield from (freshness, last_success, last_ok, unfinished)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int
     return f"pending: reached {to_cursor(state.oldest)}, going back to {target}"
 
 
-def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
+def repo_status(repo: RepoConfig, now: datetime, config: Config) -> dict[str, Any]:
     # The entry's own name keeps its status row; its history is stored under the name
     # GitHub gave the repository when it moved.
     stored_as = current_name(repo.name)
@@ -52,6 +53,7 @@ def repo_status(repo: RepoConfig, now: datetime) -> dict[str, Any]:
     return {
         "repo": repo.name,
         "freshness_seconds": freshness(status, now),
+        "last_pass_ok": RepoHealth.of(status, now, config).last_pass_ok,
         "last_pass": _iso(status.lastpass) if status else None,
         "last_success": _iso(status.lastsuccess) if status else None,
         "last_error": status.lasterror if status else None,
@@ -73,6 +75,34 @@ def freshness(status: SyncStatus | None, now: datetime) -> int | None:
     if status is None or status.lastsuccess is None:
         return None
     return int((now - status.lastsuccess).total_seconds())
+
+
+@dataclass(frozen=True)
+class RepoHealth:
+    """The one rule of a repository's health, which ``status``'s exit status, ``status
+    --check`` and the metrics' ``last_pass_ok`` all apply: its last sync succeeded, and
+    one has, no longer ago than ``stale_after_minutes``."""
+
+    freshness: int | None  # seconds since its last successful sync; None: none yet
+    error: str | None  # its last sync's error, if that sync failed
+    stale: bool
+
+    @classmethod
+    def of(cls, status: SyncStatus | None, now: datetime, config: Config) -> RepoHealth:
+        seconds = freshness(status, now)
+        return cls(
+            freshness=seconds,
+            error=status.lasterror if status else None,
+            stale=seconds is not None and seconds > config.stale_after_minutes * 60,
+        )
+
+    @property
+    def last_pass_ok(self) -> bool:
+        return self.freshness is not None and self.error is None
+
+    @property
+    def healthy(self) -> bool:
+        return self.last_pass_ok and not self.stale
 
 
 def last_syncs(config: Config) -> list[tuple[RepoConfig, SyncStatus | None]]:
@@ -152,7 +182,7 @@ def collect(config: Config, pool: GitHubPool, now: datetime | None = None) -> di
     now = now or SYSTEM.now()
     with database.connection_context():
         repos_followed = followed(config)
-        repos = [repo_status(repo, now) for repo in repos_followed]
+        repos = [repo_status(repo, now, config) for repo in repos_followed]
     repos.sort(
         key=lambda repo: (
             -(repo["freshness_seconds"] if repo["freshness_seconds"] is not None else 2**62)
@@ -172,15 +202,15 @@ def health(config: Config, now: datetime) -> tuple[bool, str]:
     problems: dict[str, list[str]] = {"stale": [], "failed": [], "never synced": []}
     stalest = 0
     for repo, row in repos:
-        if row is not None and row.lasterror:
-            problems["failed"].append(f"{repo.name}: {row.lasterror}")
-        seconds = freshness(row, now)
-        if seconds is None:
+        verdict = RepoHealth.of(row, now, config)
+        if verdict.error:
+            problems["failed"].append(f"{repo.name}: {verdict.error}")
+        if verdict.freshness is None:
             problems["never synced"].append(repo.name)
             continue
-        stalest = max(stalest, seconds)
-        if seconds > limit:
-            problems["stale"].append(f"{repo.name} {age(seconds)}")
+        stalest = max(stalest, verdict.freshness)
+        if verdict.stale:
+            problems["stale"].append(f"{repo.name} {age(verdict.freshness)}")
     if not repos:
         return False, "CRITICAL: no repository synced yet"
     found = [f"{len(names)} {kind} ({'; '.join(names[:3])}{', ...' if len(names) > 3 else ''})"

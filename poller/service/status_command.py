@@ -45,7 +45,7 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     # For a health check or a cron mail: 1 when any repository's last pass failed, or
     # none has run yet.
-    unwell = any(repo["last_error"] or not repo["last_success"] for repo in report["repos"])
+    unwell = any(not repo["last_pass_ok"] for repo in report["repos"])
     return EXIT_REPO_FAILED if unwell else EXIT_OK
 
 
