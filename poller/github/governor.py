@@ -10,7 +10,7 @@ The bucket holds ``concurrency`` tokens and refills at ``(per_minute - concurren
 a second, so no rolling minute sees more than ``per_minute`` requests. Several pollers on
 one database spend one installation's budget: each takes ``1 / pollers`` of it
 (``share``), counting the pollers by their heartbeats in the database. Waits go through
-``shutdown.sleep`` and end at once on a stop request.
+``Stop.sleep`` and end at once on a stop request.
 """
 
 from __future__ import annotations

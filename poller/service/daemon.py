@@ -90,7 +90,6 @@ class Daemon:
             min(self.interval / WAKE_UPS_PER_INTERVAL, LONGEST_SLEEP), timedelta(seconds=0.2)
         )
         self.schedule = schedule or RepoSchedule(self.interval, clock=clock)
-        metrics.LEASES_HELD.set_function(lambda: len(self.schedule.claimed))
         self.exporter = Exporter(config, engine.github, clock)
         self.options = PassOptions(
             backfill_budget=config.sync.backfill_runs_per_pass,

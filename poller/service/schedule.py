@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import peewee
 import structlog
 
-from poller import shutdown
+from poller import metrics, shutdown
 from poller.clock import SYSTEM, Clock, whole_seconds
 from poller.config.settings import RepoConfig
 from poller.store import mysql
@@ -96,6 +96,7 @@ class RepoSchedule:
             return False
         if won:
             self.claimed[repo] = now
+            metrics.LEASES_HELD.set(len(self.claimed))
         return won
 
     def done(self, repo: str, *, finished: bool) -> None:
@@ -103,6 +104,7 @@ class RepoSchedule:
         stop request cut its sync short. If the database is gone, or a stop request cuts
         the reconnects short, the lease runs out by itself: no reason to fail the pass."""
         claimed_at = self.claimed.pop(repo)
+        metrics.LEASES_HELD.set(len(self.claimed))
         due = ceil_second(claimed_at + self.interval) if finished else claimed_at
         try:
             release_repo(repo, self.owner, due)
