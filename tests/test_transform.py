@@ -477,3 +477,33 @@ def test_no_time_is_ever_negative():
     services) waited 0 s, not a negative time."""
     early = unrun_job(["ubuntu-22.04"], cancelled_at=0, created=5)
     assert transform.job_row(early, REPO)["queuetime"] == 0
+
+
+@pytest.mark.parametrize(
+    ("attempt", "jobs", "expected"),
+    [
+        # The shown jobs that ran: attempt 2 re-ran "win", so attempt 1's Windows is not shown.
+        (
+            2,
+            [
+                ("linux", 1, True, "Linux"),
+                ("win", 1, True, "Windows"),
+                ("win", 2, True, "macOS"),
+            ],
+            "Linux,macOS",
+        ),
+        # A job with no start never ran (skipped, or no runner took it): not its OS.
+        (1, [("build", 1, True, "Linux"), ("docs", 1, False, "Windows")], "Linux"),
+        # Attempt 1 as shown before the re-run: attempt 2's jobs are not in it.
+        (1, [("win", 1, True, "Windows"), ("win", 2, True, "macOS")], "Windows"),
+        # Nothing known: NULL.
+        (1, [("gpu", 1, True, None)], None),
+    ],
+)
+def test_a_stored_runs_os_follows_the_rule_for_payloads(attempt, jobs, expected):
+    start = datetime(2026, 12, 1, 10, 0)
+    rows = [
+        {"name": name, "runattempt": number, "starttime": start if ran else None, "os": os}
+        for name, number, ran, os in jobs
+    ]
+    assert transform.stored_run_os(attempt, rows) == expected

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import github
@@ -47,7 +47,7 @@ from poller.github.types import (
     RunListing,
 )
 from poller.github.urls import NO_PULL_REQUESTS, PER_PAGE, runs_listing
-from poller.rules.runner_os import Runner, canonical_os, labels_os
+from poller.rules.payloads import JobItem, RunItem, RunnerItem
 from poller.shutdown import Stop
 
 # The pages of a runs listing GitHub lets a client reach.
@@ -301,16 +301,17 @@ class GitHub:
         runs for a repository")."""
         first = self.get(*runs_listing(full_name, low, high, status))
         return RunListing(
-            int(first.data.get("total_count", 0)), list(first.data["workflow_runs"]), first.next_url
+            int(first.data.get("total_count", 0)), runs_of(first.data), first.next_url
         )
 
-    def run_pages(self, listing: RunListing) -> Iterator[list[Payload]]:
+    def run_pages(self, listing: RunListing) -> Iterator[list[RunItem]]:
         """The listing's pages, its first included, as far as GitHub lets a listing
         reach (``RunListing.whole``): asking past it is a 422."""
         yield listing.runs
         if listing.next_url and MAX_RUN_PAGES > 1:
             first = self.get(listing.next_url)
-            yield from self.pages(first, "workflow_runs", max_pages=MAX_RUN_PAGES - 1)
+            for page in self.pages(first, "workflow_runs", max_pages=MAX_RUN_PAGES - 1):
+                yield cast(list[RunItem], page)
 
     def runs_listings_primed(
         self,
@@ -327,23 +328,23 @@ class GitHub:
         known = self.cache.known(urls) if self.cache is not None else set()
         return [url in known for url in urls]
 
-    def run(self, full_name: str, run_id: int) -> Payload | None:
+    def run(self, full_name: str, run_id: int) -> RunItem | None:
         """One run, or None when GitHub no longer has it."""
         try:
             path = f"/repos/{full_name}/actions/runs/{run_id}"
-            return dict(self.get(path, NO_PULL_REQUESTS).data)
+            return cast(RunItem, dict(self.get(path, NO_PULL_REQUESTS).data))
         except github.UnknownObjectException:
             return None
 
-    def run_attempt(self, full_name: str, run_id: int, attempt: int) -> Payload | None:
+    def run_attempt(self, full_name: str, run_id: int, attempt: int) -> RunItem | None:
         """A run as it was at one of its attempts, or None when GitHub no longer has it."""
         try:
             path = f"/repos/{full_name}/actions/runs/{run_id}/attempts/{attempt}"
-            return dict(self.get(path, NO_PULL_REQUESTS).data)
+            return cast(RunItem, dict(self.get(path, NO_PULL_REQUESTS).data))
         except github.UnknownObjectException:
             return None
 
-    def runners(self, scope: str) -> list[Runner] | None:
+    def runners(self, scope: str) -> list[RunnerItem] | None:
         """The self-hosted runners of ``repos/OWNER/NAME`` or ``orgs/ORG``, or None when
         the token may not read them (GitHub answers 403 or 404 without admin rights)."""
         try:
@@ -356,16 +357,7 @@ class GitHub:
             if error.status in (403, 404):
                 return None
             raise
-        return [
-            Runner(
-                id=item.get("id"),
-                name=item.get("name"),
-                # Its labels include Linux, Windows or macOS where "os" is missing.
-                os=canonical_os(item.get("os"))
-                or labels_os(label.get("name", "") for label in item.get("labels") or ()),
-            )
-            for item in items
-        ]
+        return cast(list[RunnerItem], items)
 
     def descends(self, full_name: str, ancestor: str, head: str) -> bool | None:
         """Whether ``head`` descends from ``ancestor`` (GitHub's compare says ``ahead``
@@ -377,9 +369,9 @@ class GitHub:
             return None
         return bool(answer.data.get("status") in ("ahead", "identical"))
 
-    def jobs(self, full_name: str, run_id: int) -> list[Payload]:
+    def jobs(self, full_name: str, run_id: int) -> list[JobItem]:
         """Jobs of every attempt of a run: one request unless it has over 100 jobs."""
-        jobs: list[Payload] = []
+        jobs: list[JobItem] = []
         for page in self.list_items(
             f"/repos/{full_name}/actions/runs/{run_id}/jobs",
             {"filter": "all"},
@@ -388,5 +380,11 @@ class GitHub:
             # caching them would only grow the cache by one entry per run.
             conditional=False,
         ):
-            jobs.extend(page)
+            jobs.extend(cast(list[JobItem], page))
         return jobs
+
+
+def runs_of(data: Any) -> list[RunItem]:
+    """The runs of a runs listing's page: GitHub's envelope ``workflow_runs``, whose
+    items are the REST API's workflow runs (``payloads.RunItem``)."""
+    return cast(list[RunItem], list(data["workflow_runs"]))

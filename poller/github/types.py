@@ -10,7 +10,17 @@ from typing import Any, Protocol
 
 from requests.utils import parse_header_links
 
-Payload = dict[str, Any]
+from poller.rules.payloads import Payload, RunItem
+
+__all__ = [
+    "Payload",
+    "RateLimit",
+    "RequestStats",
+    "Response",
+    "ResponseCache",
+    "RunItem",
+    "RunListing",
+]
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class RunListing:
     ``GitHub.run_pages`` reads on from here, as far as GitHub lets it."""
 
     total_count: int
-    runs: list[Payload]
+    runs: list[RunItem]
     next_url: str | None
 
     @property

@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from poller.rules.payloads import JobItem, RunnerItem
+
 LINUX, WINDOWS, MACOS = "Linux", "Windows", "macOS"
 OS_NAMES = (LINUX, WINDOWS, MACOS)
 _BY_LOWER = {name.lower(): name for name in OS_NAMES}
@@ -115,7 +117,14 @@ def labels_os(labels: Iterable[str], label_map: LabelMap = LabelMap()) -> str | 
     return named.pop() if len(named) == 1 else None
 
 
-def runner_of(job: Mapping[str, object], runners: Iterable[Runner]) -> Runner | None:
+def runner_from(item: RunnerItem) -> Runner:
+    """A runner of GitHub's listing, with its OS: its ``os``, else the one its labels
+    name (they include Linux, Windows or macOS where ``os`` is missing)."""
+    labels = (label.get("name", "") for label in item.get("labels") or ())
+    return Runner(item["id"], item.get("name"), canonical_os(item.get("os")) or labels_os(labels))
+
+
+def runner_of(job: JobItem, runners: Iterable[Runner]) -> Runner | None:
     """The runner that ran ``job``, by id, else by name (ephemeral ones are gone)."""
     runner_id, runner_name = job.get("runner_id"), job.get("runner_name")
     for runner in runners:

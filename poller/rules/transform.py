@@ -1,4 +1,4 @@
-"""Pure functions from GitHub payloads (plain dicts) to database rows (plain dicts).
+"""Pure functions from GitHub payloads (``payloads``: typed runs and jobs) to database rows.
 
 This is where the dashboard's column semantics live: naive UTC datetimes, queue time in
 whole seconds, runtime in seconds, and the run's OS in GitHub's ``runner.os`` names, taken
@@ -34,14 +34,15 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from poller.rules import runner_os
+from poller.rules.payloads import JobItem, Payload, RunItem
 
-Payload = Mapping[str, Any]
 Row = dict[str, Any]
+J = TypeVar("J")
 # How a job's OS is found: from its labels alone unless the caller knows more.
-JobOs = Callable[[Payload], str | None]
+JobOs = Callable[[JobItem], str | None]
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -58,16 +59,16 @@ def parse_time(value: str | None) -> datetime | None:
     return moment.replace(microsecond=0)
 
 
-def labels_os(job: Payload) -> str | None:
+def labels_os(job: JobItem) -> str | None:
     """A job's OS from its labels alone, with no map: the default ``JobOs``."""
     return runner_os.labels_os(job.get("labels") or ())
 
 
-def skipped(job: Payload) -> bool:
+def skipped(job: JobItem) -> bool:
     return job.get("conclusion") == "skipped"
 
 
-def ran(job: Payload) -> bool:
+def ran(job: JobItem) -> bool:
     """Whether a runner took the job: it was not skipped, and GitHub names its runner or
     shows its steps. A job cancelled while queued has ``runner_id`` 0, no runner name and
     no steps (actions/runner#4684); a queued one has null runner fields."""
@@ -76,28 +77,49 @@ def ran(job: Payload) -> bool:
     return bool(job.get("runner_id") or job.get("runner_name") or job.get("steps"))
 
 
-def jobs_os(jobs: Iterable[Payload], job_os: JobOs = labels_os) -> str | None:
+def jobs_os(jobs: Iterable[JobItem], job_os: JobOs = labels_os) -> str | None:
     """Sorted distinct OSes of the jobs that ran; None when none is known."""
     return runner_os.join_oses(os for job in jobs if ran(job) and (os := job_os(job)))
 
 
-def _attempt(job: Payload, current: int) -> int:
+def _attempt(job: JobItem, current: int) -> int:
     return int(job.get("run_attempt") or current)
 
 
-def latest_attempt_jobs(run: Payload, jobs: Iterable[Payload]) -> list[Payload]:
-    """The jobs GitHub shows for the run's current attempt: per job name, its newest
-    execution up to that attempt (see the module docstring)."""
-    current = int(run.get("run_attempt") or 1)
-    jobs = [job for job in jobs if _attempt(job, current) <= current]
-    newest: dict[Any, int] = {}
+def newest_executions(
+    current: int, jobs: Iterable[J], name: Callable[[J], object], attempt: Callable[[J], int]
+) -> list[J]:
+    """The jobs GitHub shows for attempt ``current``: per job name, its newest execution
+    up to that attempt (see the module docstring). For payloads and stored rows alike."""
+    jobs = [job for job in jobs if attempt(job) <= current]
+    newest: dict[object, int] = {}
     for job in jobs:
-        name = job.get("name")
-        newest[name] = max(newest.get(name, 0), _attempt(job, current))
-    return [job for job in jobs if _attempt(job, current) == newest[job.get("name")]]
+        newest[name(job)] = max(newest.get(name(job), 0), attempt(job))
+    return [job for job in jobs if attempt(job) == newest[name(job)]]
 
 
-def attempt_requested(run: Payload) -> datetime | None:
+def latest_attempt_jobs(run: RunItem, jobs: Iterable[JobItem]) -> list[JobItem]:
+    """The jobs GitHub shows for the run's current attempt."""
+    current = int(run.get("run_attempt") or 1)
+    return newest_executions(
+        current, jobs, lambda job: job.get("name"), lambda job: _attempt(job, current)
+    )
+
+
+def stored_run_os(run_attempt: int, jobs: Iterable[Row]) -> str | None:
+    """A stored run's OS from its stored jobs (``job_row``'s rows) after their OS was
+    found later (a label map added): the rule ``run_row`` applies to payloads, the
+    shown jobs that ran. ``job_row`` keeps a start only for a job a runner took."""
+    shown = newest_executions(
+        run_attempt,
+        jobs,
+        lambda row: row["name"],
+        lambda row: int(row["runattempt"] or run_attempt),
+    )
+    return runner_os.join_oses(row["os"] for row in shown if row["starttime"] and row["os"])
+
+
+def attempt_requested(run: RunItem) -> datetime | None:
     """When the current attempt was asked for: the run's creation for the first, and
     ``run_started_at`` (which resets on a re-run) for a later one."""
     created = parse_time(run.get("created_at"))
@@ -106,7 +128,7 @@ def attempt_requested(run: Payload) -> datetime | None:
     return parse_time(run.get("run_started_at")) or created
 
 
-def ran_in_attempt(run: Payload, shown: Iterable[Payload]) -> list[Payload]:
+def ran_in_attempt(run: RunItem, shown: Iterable[JobItem]) -> list[JobItem]:
     """The shown jobs that ran in the current attempt: a runner took them, once the
     attempt was requested (an execution carried over from an earlier one did not)."""
     current = int(run.get("run_attempt") or 1)
@@ -121,7 +143,7 @@ def ran_in_attempt(run: Payload, shown: Iterable[Payload]) -> list[Payload]:
     return found
 
 
-def attempt_ended(run: Payload, shown: Iterable[Payload]) -> datetime | None:
+def attempt_ended(run: RunItem, shown: Iterable[JobItem]) -> datetime | None:
     """When a completed attempt none of whose jobs ran ended: its jobs' last completion
     (they were cancelled or skipped). None for an attempt with no job, which waited for
     no runner."""
@@ -143,7 +165,7 @@ def seconds_between(start: datetime | None, end: datetime | None) -> int | None:
     return max(0, int((end - start).total_seconds()))
 
 
-def run_row(run: Payload, jobs: Iterable[Payload], repo: str, job_os: JobOs = labels_os) -> Row:
+def run_row(run: RunItem, jobs: Iterable[JobItem], repo: str, job_os: JobOs = labels_os) -> Row:
     """A ``workflowruns`` row. ``jobs`` may hold every attempt's jobs."""
     shown = latest_attempt_jobs(run, jobs)
     ran_jobs = ran_in_attempt(run, shown)
@@ -183,7 +205,7 @@ def run_row(run: Payload, jobs: Iterable[Payload], repo: str, job_os: JobOs = la
     }
 
 
-def run_changed(stored: Row | None, run: Payload) -> bool:
+def run_changed(stored: Row | None, run: RunItem) -> bool:
     """Whether a listed run is new, or differs from its row in what a new attempt or
     status changes: the one rule for whether a run costs a jobs request and a write."""
     return stored is None or bool(
@@ -195,7 +217,7 @@ def run_changed(stored: Row | None, run: Payload) -> bool:
     )
 
 
-def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = labels_os) -> Row:
+def job_row(job: JobItem, repo: str, run_attempt: int = 1, job_os: JobOs = labels_os) -> Row:
     """A ``jobs`` row. ``run_attempt`` fills in for payloads that omit the field. The
     queue time is the job's own wait for a runner, ``started_at - created_at``. A job no
     runner took has no start (GitHub's ``started_at`` is a placeholder); if it was
@@ -226,7 +248,7 @@ def job_row(job: Payload, repo: str, run_attempt: int = 1, job_os: JobOs = label
     }
 
 
-def step_rows(job: Payload, repo: str) -> list[Row]:
+def step_rows(job: JobItem, repo: str) -> list[Row]:
     """A ``steps`` row per step the jobs listing carries: they cost no request."""
     return [
         {
@@ -245,7 +267,7 @@ def step_rows(job: Payload, repo: str) -> list[Row]:
 
 
 def attempt_rows(
-    run: Payload, jobs: Iterable[Payload], earlier: Mapping[int, Payload] | None = None
+    run: RunItem, jobs: Iterable[JobItem], earlier: Mapping[int, RunItem] | None = None
 ) -> list[Row]:
     """One ``workflowrun_attempts`` row per attempt, the current one included.
 
@@ -254,7 +276,7 @@ def attempt_rows(
     its jobs, so keeping that history usually costs no extra request. An earlier attempt
     with neither is unknown, and gets no row.
     """
-    by_attempt: dict[int, list[Payload]] = {}
+    by_attempt: dict[int, list[JobItem]] = {}
     current = run.get("run_attempt") or 1
     for job in jobs:
         by_attempt.setdefault(job.get("run_attempt") or current, []).append(job)
@@ -286,13 +308,13 @@ def attempt_rows(
     return rows
 
 
-def attempts_without_jobs(run: Payload, jobs: Iterable[Payload]) -> list[int]:
+def attempts_without_jobs(run: RunItem, jobs: Iterable[JobItem]) -> list[int]:
     """Earlier attempts that no job shows: their outcome must be asked for."""
     seen = {job.get("run_attempt") for job in jobs}
     return [a for a in range(1, (run.get("run_attempt") or 1)) if a not in seen]
 
 
-def _derived_conclusion(jobs: list[Payload]) -> str | None:
+def _derived_conclusion(jobs: list[JobItem]) -> str | None:
     """GitHub's run conclusion from job conclusions, worst first."""
     conclusions = {job.get("conclusion") for job in jobs}
     for worst in ("failure", "timed_out", "cancelled", "action_required", "success", "skipped"):
@@ -317,7 +339,7 @@ def commit_row(item: Payload, repo: str) -> Row:
     }
 
 
-def head_commit_row(run: Payload, repo: str) -> Row | None:
+def head_commit_row(run: RunItem, repo: str) -> Row | None:
     """A ``commits`` row from a run's ``head_commit``, which the runs listing carries."""
     head = run.get("head_commit")
     if not head or not head.get("id"):
@@ -374,9 +396,9 @@ class RunDetails:
     """A changed run with what was fetched for it: its jobs of every attempt, and the
     earlier attempts that no job shows (``attempts_without_jobs``), by number."""
 
-    run: Payload
-    jobs: Sequence[Payload]
-    earlier: Mapping[int, Payload] = field(default_factory=dict)
+    run: RunItem
+    jobs: Sequence[JobItem]
+    earlier: Mapping[int, RunItem] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -391,7 +413,7 @@ class RunPage:
 
 
 def run_page(
-    changed: Sequence[RunDetails], listed: Sequence[Payload], repo: str, job_os: JobOs
+    changed: Sequence[RunDetails], listed: Sequence[RunItem], repo: str, job_os: JobOs
 ) -> RunPage:
     """The rows of a page: the changed runs and theirs, and every listed run's head commit."""
     page = RunPage([], [], [], [], [])
@@ -408,6 +430,6 @@ def run_page(
     return page
 
 
-def os_unknown(jobs: Iterable[Payload], job_os: JobOs) -> int:
+def os_unknown(jobs: Iterable[JobItem], job_os: JobOs) -> int:
     """Jobs that ran and whose OS nothing could tell."""
     return sum(1 for job in jobs if ran(job) and job_os(job) is None)

@@ -165,17 +165,7 @@ def resolve_unknown_oses(repo: str, job_os: Callable[[list[str]], str | None]) -
     for run in WorkflowRun.select(WorkflowRun.gitid, WorkflowRun.runattempt).where(
         WorkflowRun.gitid.in_(sorted(runs))
     ):
-        jobs = [
-            {
-                "name": job.name,
-                "run_attempt": job.runattempt,
-                "conclusion": job.conclusion,
-                "runner_name": job.runnername,
-                "os": job.os,
-            }
-            for job in Job.select().where(Job.runid == run.gitid)
-        ]
-        shown = transform.latest_attempt_jobs({"run_attempt": run.runattempt}, jobs)
-        run_os = transform.jobs_os(shown, lambda job: job["os"])
+        jobs = select_rows(Job, ("name", "runattempt", "starttime", "os"), Job.runid == run.gitid)
+        run_os = transform.stored_run_os(run.runattempt or 1, jobs)
         WorkflowRun.update(os=run_os).where(WorkflowRun.gitid == run.gitid).execute()
     return fixed

@@ -20,8 +20,9 @@ import structlog
 from poller.github.client import GitHub
 from poller.rules import cursors, runner_os
 from poller.rules.cursors import from_cursor, to_cursor
+from poller.rules.payloads import JobItem, RunnerItem
 from poller.rules.runner_os import LabelMap, Runner
-from poller.rules.transform import Payload, ran
+from poller.rules.transform import ran
 from poller.store import rows as store
 from poller.store import runs as run_store
 
@@ -47,7 +48,7 @@ class RunnerDirectory:
         self.read: dict[str, list[Runner]] = {}
         self.known: dict[int, str | None] = {}
 
-    def job_os(self, job: Payload) -> str | None:
+    def job_os(self, job: JobItem) -> str | None:
         job_id = job.get("id")
         if isinstance(job_id, int) and job_id in self.known:
             return self.known[job_id]
@@ -65,7 +66,7 @@ class RunnerDirectory:
             self.known[job_id] = os
         return os
 
-    def _runner_os(self, job: Payload) -> str | None:
+    def _runner_os(self, job: JobItem) -> str | None:
         for scope, refused in self.scopes:
             runner = runner_os.runner_of(job, self._runners(scope, refused))
             if runner is not None and runner.os:
@@ -76,11 +77,11 @@ class RunnerDirectory:
         if scope in self.read:
             return self.read[scope]
         refused_at = from_cursor(store.get_cursor(self.repo, refused))
-        runners: list[Runner] | None = []
+        listed: list[RunnerItem] | None = []
         if refused_at is None or self.now - refused_at >= ASK_AGAIN_AFTER:
-            runners = self.gh.runners(scope)
-            if runners is None:
+            listed = self.gh.runners(scope)
+            if listed is None:
                 log.info("sync.runners_unreadable", scope=scope, retry_in_hours=24)
                 store.set_cursors(self.repo, {refused: to_cursor(self.now)}, self.now)
-        self.read[scope] = runners or []
+        self.read[scope] = [runner_os.runner_from(item) for item in listed or ()]
         return self.read[scope]

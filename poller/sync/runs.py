@@ -19,7 +19,7 @@ import structlog
 from poller.config.settings import RepoConfig, SyncConfig
 from poller.github.client import GitHub
 from poller.github.errors import GitHubError
-from poller.github.types import Payload, RunListing
+from poller.github.types import RunItem, RunListing
 from poller.rules import cursors, plan, transform
 from poller.rules.cursors import to_cursor
 from poller.rules.plan import SECOND, Backfill, BackfillRoom, RunCursors
@@ -196,7 +196,7 @@ class RunCollector:
 
     def pages_newest_first(
         self, low: datetime, high: datetime, room: BackfillRoom
-    ) -> Iterator[list[Payload]]:
+    ) -> Iterator[list[RunItem]]:
         """Every run created in ``[low, high]``, newest first, a page at a time.
 
         GitHub lets a filtered listing reach its first 1,000 runs only. Since it lists
@@ -231,7 +231,7 @@ class RunCollector:
                 previous = high - SECOND
             high = previous
 
-    def backfill_page(self, page: list[Payload], room: BackfillRoom) -> bool:
+    def backfill_page(self, page: list[RunItem], room: BackfillRoom) -> bool:
         """Store one page of older runs; False once the backfill stops for this pass."""
         if self.gh.limit.low():
             self.defer_backfill()
@@ -280,7 +280,7 @@ class RunCollector:
         yield from self.split_windows(low, middle)
         yield from self.split_windows(middle + SECOND, upper)
 
-    def pages(self, listing: RunListing) -> Iterator[list[Payload]]:
+    def pages(self, listing: RunListing) -> Iterator[list[RunItem]]:
         for page in self.gh.run_pages(listing):
             self.progress.advance(listed=len(page))
             yield page
@@ -289,11 +289,11 @@ class RunCollector:
 
     def store_runs(
         self,
-        runs: list[Payload],
+        runs: list[RunItem],
         *,
         backfill: bool = False,
         stored: dict[int, transform.Row] | None = None,
-    ) -> list[Payload]:
+    ) -> list[RunItem]:
         """Fetch the jobs of the runs that changed since we stored them, then write the
         page in one go. In the backfill the page is cut short when the rate-limit reserve
         is reached, and the backfill's cursor covers only the runs stored. Returns the runs
@@ -330,7 +330,7 @@ class RunCollector:
         self.progress.advance(stored=len(runs))
         return runs
 
-    def details(self, run: Payload) -> transform.RunDetails:
+    def details(self, run: RunItem) -> transform.RunDetails:
         """A changed run's jobs, and the rare earlier attempt that ran no job."""
         jobs = self.gh.jobs(self.name, run["id"])
         self.progress.advance(jobs=1)
