@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status" and args.check:
             return check_health(config, secrets, SYSTEM)
         if args.command == "status":
-            return show_status(config, secrets, as_json=args.json)
+            return show_status(config, secrets, SYSTEM, as_json=args.json)
         if args.once:
             open_for_writing(config, secrets)
         else:

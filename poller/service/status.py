@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import peewee
 
-from poller.clock import SYSTEM
 from poller.config.settings import Config, RepoConfig
 from poller.github.client import GitHub
 from poller.github.errors import GitHubError, describe
 from poller.github.pool import GitHubPool
 from poller.rules.cursors import to_cursor
 from poller.rules.plan import RunCursors
-from poller.store.models import Job, SyncCursor, SyncStatus, WorkflowRun, database
+from poller.store.models import Job, SyncStatus, WorkflowRun, database
 from poller.store.moves import current_name
+from poller.store.rows import get_cursors
 from poller.store.runs import not_completed
 
 
-def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int) -> str:
+def backfill_state(repo: RepoConfig, cursors: Mapping[str, str | None], stored: int) -> str:
     state = RunCursors.parse(cursors)
     if state.oldest is None:
         return "not started"
@@ -38,35 +39,62 @@ def backfill_state(repo: RepoConfig, cursors: dict[str, str | None], stored: int
     return f"pending: reached {to_cursor(state.oldest)}, going back to {target}"
 
 
-def repo_status(repo: RepoConfig, now: datetime, config: Config) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RepoStatus:
+    """One repository's line of ``status``, and its object in ``status --json``."""
+
+    repo: str
+    freshness_seconds: int | None
+    last_pass_ok: bool
+    last_pass: str | None
+    last_success: str | None
+    last_error: str | None
+    # The last pass's requests: those the rate limit counted, and the free 304s.
+    requests_spent: int | None
+    requests_not_modified: int | None
+    runs_stored: int
+    runs_unfinished: int
+    backfill: str
+    cursors: dict[str, str]
+    moved_to: str | None
+    labels_without_os: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``status`` reports: each repository, the stalest first, and the rate limit
+    of each credential (``rate_limit``: the first of them, as older readers expect)."""
+
+    repos: list[RepoStatus]
+    rate_limit: dict[str, Any]
+    rate_limits: dict[str, dict[str, Any]]
+
+
+def repo_status(repo: RepoConfig, now: datetime, config: Config) -> RepoStatus:
     # The entry's own name keeps its status row; its history is stored under the name
     # GitHub gave the repository when it moved.
     stored_as = current_name(repo.name)
-    cursors = {
-        row.resource: row.position
-        for row in SyncCursor.select().where(SyncCursor.repo == stored_as)
-    }
+    cursors = get_cursors(stored_as)
     status = SyncStatus.get_or_none(SyncStatus.repo == repo.name)
     runs = WorkflowRun.select().where(WorkflowRun.repo == stored_as)
     stored = runs.count()
     unfinished = runs.where(not_completed()).count()
-    return {
-        "repo": repo.name,
-        "freshness_seconds": freshness(status, now),
-        "last_pass_ok": RepoHealth.of(status, now, config).last_pass_ok,
-        "last_pass": _iso(status.lastpass) if status else None,
-        "last_success": _iso(status.lastsuccess) if status else None,
-        "last_error": status.lasterror if status else None,
-        # The last pass's requests: those the rate limit counted, and the free 304s.
-        "requests_spent": status.requests if status else None,
-        "requests_not_modified": status.notmodified if status else None,
-        "runs_stored": stored,
-        "runs_unfinished": unfinished,
-        "backfill": backfill_state(repo, cursors, stored),
-        "cursors": dict(sorted(cursors.items())),
-        "moved_to": stored_as if stored_as != repo.name else None,
-        "labels_without_os": labels_without_os(stored_as),
-    }
+    return RepoStatus(
+        repo=repo.name,
+        freshness_seconds=freshness(status, now),
+        last_pass_ok=RepoHealth.of(status, now, config).last_pass_ok,
+        last_pass=_iso(status.lastpass) if status else None,
+        last_success=_iso(status.lastsuccess) if status else None,
+        last_error=status.lasterror if status else None,
+        requests_spent=status.requests if status else None,
+        requests_not_modified=status.notmodified if status else None,
+        runs_stored=stored,
+        runs_unfinished=unfinished,
+        backfill=backfill_state(repo, cursors, stored),
+        cursors=dict(sorted(cursors.items())),
+        moved_to=stored_as if stored_as != repo.name else None,
+        labels_without_os=labels_without_os(stored_as),
+    )
 
 
 def freshness(status: SyncStatus | None, now: datetime) -> int | None:
@@ -177,20 +205,17 @@ def rate_limits(pool: GitHubPool, repos: list[RepoConfig]) -> dict[str, dict[str
     return limits
 
 
-def collect(config: Config, pool: GitHubPool, now: datetime | None = None) -> dict[str, Any]:
+def read_status(config: Config, pool: GitHubPool, now: datetime) -> Status:
     """Each repository's state, the stalest first (never synced counts as stalest)."""
-    now = now or SYSTEM.now()
     with database.connection_context():
         repos_followed = followed(config)
         repos = [repo_status(repo, now, config) for repo in repos_followed]
     repos.sort(
-        key=lambda repo: (
-            -(repo["freshness_seconds"] if repo["freshness_seconds"] is not None else 2**62)
-        )
+        key=lambda repo: -(repo.freshness_seconds if repo.freshness_seconds is not None else 2**62)
     )
     limits = rate_limits(pool, repos_followed)
     first = next(iter(limits.values()), {"error": "no repository followed"})
-    return {"repos": repos, "rate_limit": first, "rate_limits": limits}
+    return Status(repos, first, limits)
 
 
 def health(config: Config, now: datetime) -> tuple[bool, str]:
@@ -243,11 +268,16 @@ def age(seconds: int | None) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def render_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2)
+def cell(repo: RepoStatus, key: str) -> object:
+    """A column of the table: a field of the repository's status, or its age."""
+    return age(repo.freshness_seconds) if key == "age" else getattr(repo, key)
 
 
-def render_table(report: dict[str, Any]) -> str:
+def render_json(report: Status) -> str:
+    return json.dumps(dataclasses.asdict(report), indent=2)
+
+
+def render_table(report: Status) -> str:
     columns = [
         ("repo", "REPO"),
         ("age", "AGE"),
@@ -260,8 +290,8 @@ def render_table(report: dict[str, Any]) -> str:
         ("last_error", "LAST ERROR"),
     ]
     rows = [
-        [str(repo[key] if repo[key] is not None else "-") for key, _ in columns]
-        for repo in ({**r, "age": age(r["freshness_seconds"])} for r in report["repos"])
+        [str(value if (value := cell(repo, key)) is not None else "-") for key, _ in columns]
+        for repo in report.repos
     ]
     header = [title for _, title in columns]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
@@ -270,21 +300,21 @@ def render_table(report: dict[str, Any]) -> str:
         for line in [header, *rows]
     ]
     lines.append("")
-    for repo in report["repos"]:
-        cursors = ", ".join(f"{k}={v}" for k, v in repo["cursors"].items()) or "none"
-        lines.append(f"{repo['repo']} cursors: {cursors}")
-        if repo.get("moved_to"):
+    for repo in report.repos:
+        cursors = ", ".join(f"{k}={v}" for k, v in repo.cursors.items()) or "none"
+        lines.append(f"{repo.repo} cursors: {cursors}")
+        if repo.moved_to:
             lines.append(
-                f"{repo['repo']} moved on GitHub to {repo['moved_to']}, where its history is: "
-                f'set name = "{repo["moved_to"]}" in config.toml'
+                f"{repo.repo} moved on GitHub to {repo.moved_to}, where its history is: "
+                f'set name = "{repo.moved_to}" in config.toml'
             )
-        unknown = ", ".join(f"{k} ({v} jobs)" for k, v in repo["labels_without_os"].items())
+        unknown = ", ".join(f"{k} ({v} jobs)" for k, v in repo.labels_without_os.items())
         if unknown:
             lines.append(
-                f"{repo['repo']} labels that named no OS (map them in config.toml "
+                f"{repo.repo} labels that named no OS (map them in config.toml "
                 f"[runner_os]): {unknown}"
             )
-    for name, limit in report["rate_limits"].items():
+    for name, limit in report.rate_limits.items():
         whose = "" if name == "token" else f" ({name})"
         if "error" in limit:
             lines.append(f"GitHub rate limit{whose}: unknown ({limit['error']})")

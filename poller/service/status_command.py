@@ -23,7 +23,7 @@ EXIT_CRITICAL, EXIT_UNKNOWN = 2, 3  # status --check, as Nagios plugins exit
 STATUS_GITHUB_TIMEOUT_SECONDS = 3.0
 
 
-def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
+def show_status(config: Config, secrets: Secrets, clock: Clock, *, as_json: bool) -> int:
     open_for_reading(config, secrets)
     # A quick, single try: status reads the database, and the rate limit is a bonus.
     quick = dataclasses.replace(
@@ -33,7 +33,7 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
     )
     github = pool.GitHubPool(dataclasses.replace(config, github=quick), secrets.github_token)
     try:
-        report = status.collect(config, github)
+        report = status.read_status(config, github, clock.now())
     finally:
         github.close()
     try:
@@ -45,7 +45,7 @@ def show_status(config: Config, secrets: Secrets, *, as_json: bool) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     # For a health check or a cron mail: 1 when any repository's last pass failed, or
     # none has run yet.
-    unwell = any(not repo["last_pass_ok"] for repo in report["repos"])
+    unwell = any(not repo.last_pass_ok for repo in report.repos)
     return EXIT_REPO_FAILED if unwell else EXIT_OK
 
 
