@@ -409,8 +409,7 @@ def test_each_repository_is_synced_once_an_interval_whatever_the_wake_ups(
     try:
         while clock.now() < start + timedelta(hours=1):
             assert daemon.wake() is None
-            synced += [(report.repo, clock.now() - start) for report in daemon.engine.reports]
-            daemon.engine.reports = []
+            synced += [(report.repo, clock.now() - start) for report in daemon.last_pass]
             clock.advance(daemon.tick)
     finally:
         daemon.engine.close()

@@ -83,6 +83,7 @@ class Daemon:
         self.stop = engine.stop
         self.in_pass = threading.Lock()
         self.failures = 0
+        self.last_pass: list[RepoReport] = []  # the last wake-up's reports, as they ended
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
         # Waking more often than the interval lets a repository be synced soon after it
         # is due, and lets a second poller pick up what falls due between our passes.
@@ -127,6 +128,7 @@ class Daemon:
                     repos, unlisted = self.repos_to_sync()
                     due = self.schedule.due(repos)
                     passed = self.engine.run_pass(due, self.options, gate=self.schedule)
+                    self.last_pass = passed
                     reports = unlisted + [r for r in passed if not r.skipped]
                 failed = bool(reports) and all(report.error for report in reports)
                 on_database = failed and all(report.database_failed for report in reports)

@@ -22,7 +22,7 @@ from poller.store import units
 from poller.sync import progress
 from poller.sync.engine import Engine
 from poller.sync.options import PassOptions
-from poller.sync.report import RepoReport
+from poller.sync.report import PassRecord, RepoReport
 
 log = structlog.get_logger("poller")
 
@@ -41,18 +41,20 @@ def run_once(config: Config, secrets: Secrets, clock: Clock, *, full: bool = Fal
                 sys.stderr.isatty(), config.sync.progress_seconds, clock
             ),
         )
+        # The pass runs on a worker; what it has done is read here, even if it is cut short.
+        record = PassRecord()
 
         def work() -> None:
             with units.session(stop):
-                engine.run_all(options)
+                engine.run_all(options, record=record)
 
         stop.install(lambda received: log.info("pass.stopping", signal=received.name))
         finished = stop.run_in_worker(work, "pass")
-        reports = engine.unlisted + engine.reports
+        reports = list(record.reports)
         if finished:
             Exporter(config, engine.github, clock).write()  # cron's metrics, for node_exporter
         if stop.requested:
-            interrupted(engine.repos, reports, stop, finished=finished)
+            interrupted(record.repos, reports, stop, finished=finished)
             return stop.exit_status()
         return pass_done(reports, engine)
 

@@ -37,7 +37,7 @@ from poller.store import rows as store
 from poller.store.locks import RepoLocks
 from poller.sync import orgs
 from poller.sync.options import PassOptions
-from poller.sync.report import RepoReport
+from poller.sync.report import PassRecord, RepoReport
 from poller.sync.repository import failed, not_tried, sync_repository
 
 log = structlog.get_logger(__name__)
@@ -71,12 +71,6 @@ class Engine:
         self.locks = repo_locks
         self.clock = clock
         self.stop = github.stop  # the process's: every wait of the pass ends on it
-        # The pass in flight's repositories, and its reports as each repository ends (the
-        # organisations that could not be listed first): a caller that stops waiting for
-        # the pass still knows which repositories finished.
-        self.repos: list[RepoConfig] = list(config.repos)
-        self.unlisted: list[RepoReport] = []
-        self.reports: list[RepoReport] = []
 
     @classmethod
     def start(cls, config: Config, secrets: Secrets, clock: Clock, stop: Stop) -> Engine:
@@ -122,12 +116,20 @@ class Engine:
         return repos, reports
 
     def run_all(
-        self, options: PassOptions | None = None, *, now: datetime | None = None
+        self,
+        options: PassOptions | None = None,
+        *,
+        now: datetime | None = None,
+        record: PassRecord | None = None,
     ) -> list[RepoReport]:
         """Every configured repository, the ``[[orgs]]`` listed first: what ``--once``
-        syncs. Organisations that cannot be listed are reported first."""
-        self.repos, self.unlisted = self.repositories()
-        return self.unlisted + self.run_pass(self.repos, options, now=now)
+        syncs. Organisations that cannot be listed are reported first, in ``record``
+        too."""
+        record = record or PassRecord()
+        repos, unlisted = self.repositories()
+        record.repos.extend(repos)
+        record.reports.extend(unlisted)
+        return unlisted + self.run_pass(repos, options, now=now, record=record)
 
     def run_pass(
         self,
@@ -136,13 +138,13 @@ class Engine:
         *,
         gate: Gate | None = None,
         now: datetime | None = None,
+        record: PassRecord | None = None,
     ) -> list[RepoReport]:
         """Sync each of ``repos`` once. Returns a report for each repository the pass
-        reached (also in ``reports`` as each one ends); after a stop request, the
+        reached (also in ``record`` as each one ends); after a stop request, the
         repositories it did not reach have none. Worker threads open database sessions
         of their own; the caller's thread uses, and closes, the caller's."""
-        run = _Pass(self, options or PassOptions(), gate or Open(), now or self.now())
-        self.reports = run.reports
+        run = _Pass(self, options or PassOptions(), gate or Open(), now or self.now(), record)
         started = self.clock.monotonic()
         run.sync_all(repos)
         if run.reports:
@@ -155,12 +157,20 @@ class Engine:
 class _Pass:
     """One pass's state: its reports, and whether GitHub has been found unreachable."""
 
-    def __init__(self, engine: Engine, options: PassOptions, gate: Gate, now: datetime) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        options: PassOptions,
+        gate: Gate,
+        now: datetime,
+        record: PassRecord | None,
+    ) -> None:
         self.engine = engine
+        self.record = record
         self.options = options
         self.gate = gate
         self.now = now
-        self.reports: list[RepoReport] = []
+        self.reports: list[RepoReport] = []  # this pass's, in the order they ended
         self.unreachable: str | None = None  # the first error that found GitHub unreachable
         self.caller = threading.current_thread()
 
@@ -207,6 +217,8 @@ class _Pass:
                 report = self.sync_claimed(repo)
                 self.gate.done(repo.name, finished=not report.stopped)
             self.reports.append(report)
+            if self.record is not None:
+                self.record.reports.append(report)
             metrics.REPO_SYNCS.labels(outcome_of(report)).inc()
             metrics.BACKFILL_PENDING.labels(report.repo).set(int(report.backfill_pending))
             if report.unreachable and self.unreachable is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from poller.config.settings import RepoConfig
 from poller.store.model_base import BaseModel
 from poller.store.models import SYNCED_MODELS
 from poller.store.rows import Counts
@@ -31,6 +32,17 @@ class Collected:
     # A run new to us shows a push: branches and commits may have moved.
     pushed: bool = False
     backfill_pending: bool = False
+
+
+@dataclass
+class PassRecord:
+    """What a pass has done so far, for a caller that may stop waiting for it (``--once``
+    after a stop request): the repositories it set out to sync, and a report as each one
+    ends, the organisations that could not be listed first. The caller makes it and hands
+    it to the pass; appending to a list is atomic, so the caller may read it meanwhile."""
+
+    repos: list[RepoConfig] = field(default_factory=list)
+    reports: list[RepoReport] = field(default_factory=list)
 
 
 @dataclass
