@@ -34,8 +34,6 @@ from playhouse.db_url import parse as parse_db_url
 from poller.config.loader import ConfigError, load, load_secrets, resolve_path
 from poller.store.model_base import NAME, SHA, STATE, BaseModel, database
 from poller.store.mysql import (
-    MYSQL_CASE_SENSITIVE_COLLATION,
-    MYSQL_TABLE_SETTINGS,
     CaseSensitiveCharField,
     mysql_options,
 )
@@ -317,13 +315,6 @@ def open_database(
         )
     else:
         raise ConfigError(f"database url: unsupported scheme {scheme!r}")
-    mysql = scheme == "mysql"
-    for model in ALL_MODELS:
-        model._meta.table_settings = MYSQL_TABLE_SETTINGS if mysql else []
-        for model_field in model._meta.sorted_fields:
-            if isinstance(model_field, CaseSensitiveCharField):
-                # SQLite's "=" is already case-sensitive, and it knows no utf8mb4_bin.
-                model_field.collation = MYSQL_CASE_SENSITIVE_COLLATION if mysql else None
     database.initialize(db)
     return db
 

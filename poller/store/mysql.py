@@ -8,6 +8,8 @@ tables; only names git keeps apart by case, inside a unique key, are binary.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import peewee
@@ -42,6 +44,33 @@ class CaseSensitiveCharField(peewee.CharField):
 MYSQL_COLLATION = "utf8mb4_unicode_ci"
 MYSQL_CASE_SENSITIVE_COLLATION = "utf8mb4_bin"
 MYSQL_TABLE_SETTINGS = ["DEFAULT CHARSET=utf8mb4", f"COLLATE={MYSQL_COLLATION}"]
+
+
+@contextlib.contextmanager
+def dialect_ddl(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> Iterator[None]:
+    """Around DDL on ``db``: on MySQL/MariaDB the tables get utf8mb4 and the collations,
+    and the byte-wise columns ``utf8mb4_bin``; on SQLite nothing (its "=" is already
+    case-sensitive, and it knows no utf8mb4_bin). Peewee reads these from the models'
+    class-level metadata, so they are set for the DDL only and reset after: no model
+    carries one database's dialect to another."""
+    mysql = isinstance(db, peewee.MySQLDatabase)
+    case_sensitive = [
+        field
+        for model in models
+        for field in model._meta.sorted_fields
+        if isinstance(field, CaseSensitiveCharField)
+    ]
+    for model in models:
+        model._meta.table_settings = MYSQL_TABLE_SETTINGS if mysql else []
+    for field in case_sensitive:
+        field.collation = MYSQL_CASE_SENSITIVE_COLLATION if mysql else None
+    try:
+        yield
+    finally:
+        for model in models:
+            model._meta.table_settings = []
+        for field in case_sensitive:
+            field.collation = None
 
 
 def mysql_collation(field: peewee.Field) -> str:

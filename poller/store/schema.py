@@ -27,7 +27,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from poller.clock import SYSTEM, whole_seconds
 from poller.rules import runner_os
 from poller.store.models import ALL_MODELS, BaseModel, Job, SchemaMigration, WorkflowRun
-from poller.store.mysql import MYSQL_COLLATION, mysql_collation
+from poller.store.mysql import MYSQL_COLLATION, dialect_ddl, mysql_collation
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +103,7 @@ class SchemaLocked(peewee.OperationalError):
 
 
 def ensure_schema(db: peewee.Database) -> None:
-    with _schema_lock(db):
+    with _schema_lock(db), dialect_ddl(db, ALL_MODELS):
         existing = set(db.get_tables())
         for model in ALL_MODELS:
             table = model._meta.table_name
