@@ -5,9 +5,8 @@ its own primary limit, its own secondary limits and, since ETags are specific to
 token, its own ETags. So each credential here has its own clients (one per worker thread:
 PyGithub's requester keeps per-client state), its own request governor and its own
 identity for the ETags kept in the database; an installation's clients share one token
-(``app_auth``). ``for_repo`` and ``for_org`` are the one place that says which credential
-an account is read with: the App's installation on the repository's owner, as
-``config.toml`` gives it or as GitHub lists the App's installations.
+(``app_auth``). Which credential reads an account, and what it presents, is ``auth``'s to
+say; ``for_repo`` and ``for_org`` lend a client of it.
 """
 
 from __future__ import annotations
@@ -16,26 +15,21 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import structlog
-from github import Auth
 
 from poller.clock import SYSTEM, Clock
 from poller.config.settings import Config
-from poller.github import app_auth
+from poller.github import auth
+from poller.github.auth import Authenticator
 from poller.github.client import GitHub
 from poller.github.clock import GitHubClock
-from poller.github.errors import GitHubError, describe
 from poller.github.governor import Governor
 from poller.github.types import RequestStats
-from poller.github.urls import identity
 from poller.shutdown import Stop
 from poller.store.http_cache import HttpCacheStore
 
 log = structlog.get_logger(__name__)
-
-TOKEN = "token"  # the name of the personal token's credential
 
 
 def added_up(parts: Iterable[RequestStats]) -> RequestStats:
@@ -87,20 +81,14 @@ class GitHubPool:
         self, config: Config, token: str | None, clock: Clock = SYSTEM, stop: Stop | None = None
     ) -> None:
         self.config = config
-        self.token = token
         self.clock = clock
         self.stop = stop or Stop()  # every client's waits end on it
         # GitHub's clock, learnt from every client's answers: resets and token expiry
         # are on it.
         self.github_clock = GitHubClock(clock)
-        self.app: Auth.AppAuth | None = None
-        if config.github.uses_app:
-            assert config.github.app_id is not None and config.github.private_key_file
-            key = Path(config.github.private_key_file).read_text()
-            self.app = Auth.AppAuth(config.github.app_id, key)
+        self.auth = Authenticator(config, token, self.github_clock)
         # By App installation id; None is the personal token (or no token at all).
         self.credentials: dict[int | None, Credential] = {}
-        self.listed: dict[str, int] | None = None  # the App's installations, by owner
         self.pollers = 1  # pollers sharing each budget (``share``)
         self.lock = threading.Lock()
 
@@ -121,51 +109,13 @@ class GitHubPool:
         """The credential that reads ``owner``'s repositories. Raises GitHubError when the
         App is not installed on the account."""
         with self.lock:
-            installation = None if self.app is None else self._installation_of(owner)
-            if installation not in self.credentials:
-                self.credentials[installation] = self._build(installation)
-            return self.credentials[installation]
+            key = self.auth.key_of(owner)
+            if key not in self.credentials:
+                self.credentials[key] = self._build(self.auth.credential(key))
+            return self.credentials[key]
 
-    def _installation_of(self, owner: str) -> int:
-        installation = self.config.installation_for(owner)
-        if installation is None:
-            installation = self._listed().get(owner.lower())
-        if installation is None:
-            raise GitHubError(
-                f"GitHub App {self.config.github.app_id} is not installed on {owner}: "
-                "install it on the account, or set installation_id in its [[orgs]] or "
-                "[[repos]] entry"
-            )
-        return installation
-
-    def _listed(self) -> dict[str, int]:
-        if self.listed is None:
-            assert self.app is not None
-            try:
-                self.listed = app_auth.installations(
-                    self.app, self.config.github.api_url, int(self.config.github.timeout_seconds)
-                )
-            except Exception as error:
-                raise GitHubError(
-                    f"cannot list GitHub App {self.config.github.app_id}'s installations: "
-                    f"{describe(error)}"
-                ) from None
-            log.info("github.installations", installations=self.listed)
-        return self.listed
-
-    def _build(self, installation: int | None) -> Credential:
+    def _build(self, presented: auth.Credential) -> Credential:
         settings = self.config.github
-        name, who = TOKEN, f"token:{self.token or ''}"
-        auth: Auth.Auth | None = Auth.Token(self.token) if self.token else None
-        if self.app is not None and installation is not None:
-            name, who = f"installation {installation}", f"app:{settings.app_id}:{installation}"
-            auth = app_auth.InstallationToken(
-                self.app,
-                installation,
-                settings.api_url,
-                int(settings.timeout_seconds),
-                self.github_clock,  # expires_at is GitHub's time
-            )
         governor = Governor(
             settings.requests_per_minute,
             settings.concurrency,
@@ -173,17 +123,23 @@ class GitHubPool:
             clock=self.clock.monotonic,
         )
         governor.share(self.pollers)
-        cache = HttpCacheStore(identity(who))
-        gh_clock = self.github_clock
+        cache = HttpCacheStore(presented.identity)
         clients = [
-            GitHub(settings, auth, governor, cache=cache, clock=self.clock, github_clock=gh_clock)
+            GitHub(
+                settings,
+                presented.auth,
+                governor,
+                cache=cache,
+                clock=self.clock,
+                github_clock=self.github_clock,
+            )
             for _ in range(settings.concurrency)
         ]
-        return Credential(name, clients)
+        return Credential(presented.name, clients)
 
     @property
     def authenticated(self) -> bool:
-        return self.app is not None or bool(self.token)
+        return self.auth.authenticated
 
     def share(self, pollers: int) -> None:
         """Several pollers on one database: each takes its part of every budget."""
