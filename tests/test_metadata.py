@@ -14,6 +14,7 @@ from poller.github.client import GitHub
 from poller.rules import cursors
 from poller.store import rows as store
 from poller.store.models import Branch, Commit, Workflow
+from poller.store.state import load_state
 from poller.sync.metadata import MetadataSync
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -22,7 +23,8 @@ NAME = "octo/demo"
 
 def read(fake: FakeGitHub, repo: RepoConfig | None = None) -> dict[str, tuple[int, int, int]]:
     gh = GitHub(GitHubConfig(api_url=fake.url, max_retries=0), None)
-    counts = MetadataSync(gh, repo or RepoConfig(NAME), NOW.replace(tzinfo=None)).sync()
+    state = load_state(NAME)
+    counts = MetadataSync(gh, repo or RepoConfig(NAME), NOW.replace(tzinfo=None), state).sync()
     return {m._meta.table_name: (c.inserted, c.updated, c.deleted) for m, c in counts.items()}
 
 

@@ -13,6 +13,7 @@ from fake_github import FakeGitHub
 from poller.config.settings import GitHubConfig, RepoConfig, SyncConfig
 from poller.github.client import GitHub
 from poller.rules.plan import BackfillRoom
+from poller.store.state import RepoState
 from poller.sync.progress import NoProgress
 from poller.sync.runs import RunCollector
 
@@ -80,6 +81,7 @@ def collector(gh: GitHub, name: str) -> RunCollector:
         NOW.replace(tzinfo=None),
         job_os=lambda labels: None,
         progress=NoProgress(),
+        state=RepoState(name),  # listing pages reads no cursor
     )
 
 

@@ -21,6 +21,7 @@ from poller.store import moves as repo_moves
 from poller.store import rows as store
 from poller.store.models import Branch, Commit, Workflow
 from poller.store.rows import Counts
+from poller.store.state import RepoState
 from poller.sync.report import TableCounts
 
 log = structlog.get_logger(__name__)
@@ -36,11 +37,12 @@ def settings_fingerprint(repo: RepoConfig) -> str:
 class MetadataSync:
     """Reads one repository's metadata once; ``counts`` says what it wrote."""
 
-    def __init__(self, gh: GitHub, repo: RepoConfig, now: datetime) -> None:
+    def __init__(self, gh: GitHub, repo: RepoConfig, now: datetime, state: RepoState) -> None:
         self.gh = gh
         self.repo = repo
         self.name = repo.name
         self.now = now
+        self.state = state
         self.counts: TableCounts = {model: Counts() for model in (Workflow, Branch, Commit)}
 
     def sync(self) -> TableCounts:
@@ -49,7 +51,7 @@ class MetadataSync:
             # (Asked by an old name, GitHub redirects: ``repo_sync`` follows that move.)
             self.adopt_history(int(info["id"]))
         created = transform.parse_time(info.get("created_at")) or FIRST_RUN
-        store.set_cursors(self.name, {cursors.REPO_CREATED: to_cursor(created)}, self.now)
+        self.state.save({cursors.REPO_CREATED: to_cursor(created)}, self.now)
         self.sync_workflows()
         heads = self.sync_branches()
         default_branch = info.get("default_branch")
@@ -66,7 +68,7 @@ class MetadataSync:
         }
         if self.repo.pushed_at is not None:
             read[cursors.REPO_PUSHED_AT] = self.repo.pushed_at
-        store.set_cursors(self.name, read, self.now)
+        self.state.save(read, self.now)
         return self.counts
 
     def adopt_history(self, repository_id: int) -> None:
@@ -74,6 +76,7 @@ class MetadataSync:
         run is listed: an organisation's renamed repository continues where it was."""
         adopted = repo_moves.adopt(self.name, repository_id, self.now)
         if adopted is not None:
+            self.state.reload()
             old, rows = adopted
             log.info("sync.repo_history_moved", old=old, new=self.name, rows=rows)
 
@@ -93,7 +96,7 @@ class MetadataSync:
     def sync_commits(self, branch: str, head: str | None) -> None:
         """New commits of ``branch``, newest first, down to the head we saw last time."""
         resource = cursors.branch_commits(branch)
-        last_head = store.get_cursor(self.name, resource)
+        last_head = self.state.get(resource)
         if head is not None and head == last_head:
             return
         taken = 0
@@ -121,12 +124,13 @@ class MetadataSync:
             # means the next pass walks the same commits again, which writes nothing.
             positions = {resource: new_head} if done and new_head else {}
             saved = store.save_branch_commits(self.name, rows, positions, self.now)
+            self.state.saved(positions)
             self.counts[Commit].add(saved)
             if done:
                 break
         else:
             if new_head is not None:
-                store.set_cursors(self.name, {resource: new_head}, self.now)
+                self.state.save({resource: new_head}, self.now)
         if last_head is not None and new_head is not None and not met_last_head:
             self.mark_force_push(branch, last_head, new_head, cut_short=cut_short)
 

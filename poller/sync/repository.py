@@ -33,6 +33,7 @@ from poller.store import runs as run_store
 from poller.store import units
 from poller.store.history import backfill_pending
 from poller.store.locks import LockLost, RepoLocks
+from poller.store.state import load_state
 from poller.sync.metadata import MetadataSync, settings_fingerprint
 from poller.sync.options import PassOptions
 from poller.sync.progress import Progress
@@ -141,15 +142,18 @@ class RepoSync:
         self.now = now
         self.options = options
         self.progress = progress
-        self.metadata = MetadataSync(gh, repo, now)
+        # Loaded once: the steps below read their cursors here, and save through it.
+        self.state = load_state(self.name)
+        self.metadata = MetadataSync(gh, repo, now, self.state)
         label_map = config.label_map(repo)
         self.collector = RunCollector(
             gh,
             repo,
             config.sync,
             now,
-            job_os=RunnerDirectory(gh, self.name, label_map, now).job_os,
+            job_os=RunnerDirectory(gh, self.name, label_map, now, self.state).job_os,
             progress=progress,
+            state=self.state,
         )
 
     def run(self) -> None:
@@ -208,21 +212,21 @@ class RepoSync:
         their OS, so the operator's map fixes history too, at no GitHub request."""
         label_map = self.config.label_map(self.repo)
         fingerprint = json.dumps(label_map.rules)
-        if store.get_cursor(self.name, cursors.RUNNER_OS_MAP) == fingerprint:
+        if self.state.get(cursors.RUNNER_OS_MAP) == fingerprint:
             return
         fixed = run_store.resolve_unknown_oses(
             self.name, lambda labels: runner_os.labels_os(labels, label_map)
         )
         if fixed:
             log.info("sync.jobs_os_resolved", jobs=fixed, by="runner_os")
-        store.set_cursors(self.name, {cursors.RUNNER_OS_MAP: fingerprint}, self.now)
+        self.state.save({cursors.RUNNER_OS_MAP: fingerprint}, self.now)
 
     def sweep_minutes(self) -> float:
         """This pass's minutes of the sweeps: the options', or, paced, the minutes since
         the repository's last pass (all of it on the first)."""
         if self.options.sweep_minutes is not None:
             return self.options.sweep_minutes
-        last = store.last_pass(self.name)
+        last = self.state.last_pass
         if last is None:
             return math.inf
         return max(0.0, (self.now - last) / timedelta(minutes=1))
@@ -233,7 +237,7 @@ class RepoSync:
         repository of an ``[[orgs]]`` listing, whose ``pushed_at`` tells when anything was
         pushed, it re-reads them when that moved, and at least daily."""
         every = self.options.metadata_minutes
-        positions = store.get_cursors(self.name)
+        positions = self.state.cursors
         last = from_cursor(positions.get(cursors.REPO_METADATA))
         if every is None or last is None:
             return True

@@ -23,8 +23,8 @@ from poller.rules.cursors import from_cursor, to_cursor
 from poller.rules.payloads import JobItem, RunnerItem
 from poller.rules.runner_os import LabelMap, Runner
 from poller.rules.transform import ran
-from poller.store import rows as store
 from poller.store import runs as run_store
+from poller.store.state import RepoState
 
 log = structlog.get_logger(__name__)
 
@@ -34,9 +34,12 @@ ASK_AGAIN_AFTER = timedelta(days=1)
 class RunnerDirectory:
     """Resolves the OS of one repository's jobs for one pass (``transform.JobOs``)."""
 
-    def __init__(self, gh: GitHub, repo: str, label_map: LabelMap, now: datetime) -> None:
+    def __init__(
+        self, gh: GitHub, repo: str, label_map: LabelMap, now: datetime, state: RepoState
+    ) -> None:
         self.gh = gh
         self.repo = repo
+        self.state = state
         self.label_map = label_map
         self.now = now
         owner = repo.split("/")[0]
@@ -76,12 +79,12 @@ class RunnerDirectory:
     def _runners(self, scope: str, refused: str) -> list[Runner]:
         if scope in self.read:
             return self.read[scope]
-        refused_at = from_cursor(store.get_cursor(self.repo, refused))
+        refused_at = from_cursor(self.state.get(refused))
         listed: list[RunnerItem] | None = []
         if refused_at is None or self.now - refused_at >= ASK_AGAIN_AFTER:
             listed = self.gh.runners(scope)
             if listed is None:
                 log.info("sync.runners_unreadable", scope=scope, retry_in_hours=24)
-                store.set_cursors(self.repo, {refused: to_cursor(self.now)}, self.now)
+                self.state.save({refused: to_cursor(self.now)}, self.now)
         self.read[scope] = [runner_os.runner_from(item) for item in listed or ()]
         return self.read[scope]

@@ -24,9 +24,9 @@ from poller.rules import cursors, plan, transform
 from poller.rules.cursors import to_cursor
 from poller.rules.plan import SECOND, Backfill, BackfillRoom, RunCursors
 from poller.rules.windows import Window
-from poller.store import rows as store
 from poller.store import runs as run_store
 from poller.store.models import WorkflowRun
+from poller.store.state import RepoState
 from poller.sync.progress import Progress
 from poller.sync.report import Collected
 
@@ -51,8 +51,10 @@ class RunCollector:
         *,
         job_os: transform.JobOs,
         progress: Progress,
+        state: RepoState,
     ) -> None:
         self.gh = gh
+        self.repo_state = state  # its cursors: where each listing stands
         self.repo = repo
         self.name = repo.name
         self.settings = settings
@@ -71,7 +73,7 @@ class RunCollector:
         where = planned.stretch
         self.sync_live(where)
         if planned.sweep_positions:
-            store.set_cursors(self.name, planned.sweep_positions, self.now)
+            self.repo_state.save(planned.sweep_positions, self.now)
         self.check_windows(planned.windows)
         self.sync_active(plan.active_span(where, counts, self.settings, self.now))
         self.sync_unfinished(where.unfinished_before)
@@ -87,7 +89,7 @@ class RunCollector:
         return self.done
 
     def state(self) -> RunCursors:
-        return RunCursors.parse(store.get_cursors(self.name))
+        return RunCursors.parse(self.repo_state.cursors)
 
     def runs_per_day(self, state: RunCursors) -> dict[date, int]:
         """The stored runs per day that size this state's windows."""
@@ -101,8 +103,7 @@ class RunCollector:
             # Everything created up to the window's end is stored; on an open-ended window
             # that is everything created before the listing began.
             covered = high or self.now
-            store.set_cursors(
-                self.name,
+            self.repo_state.save(
                 {
                     cursors.RUNS_NEWEST: to_cursor(covered),
                     cursors.RUNS_OLDEST: to_cursor(where.oldest),
@@ -192,7 +193,7 @@ class RunCollector:
         for page in self.pages_newest_first(planned.low, planned.high, room):
             if not self.backfill_page(page, room):
                 return
-        store.set_cursors(self.name, plan.backfill_reached(planned), self.now)
+        self.repo_state.save(plan.backfill_reached(planned), self.now)
 
     def pages_newest_first(
         self, low: datetime, high: datetime, room: BackfillRoom
@@ -320,6 +321,7 @@ class RunCollector:
             positions[cursors.RUNS_OLDEST] = to_cursor(min(created))
         page = transform.run_page(changed, runs, self.name, self.job_os)
         counts = run_store.save_run_page(self.name, page, stored, positions, self.now)
+        self.repo_state.saved(positions)
         counts[WorkflowRun].unchanged += unchanged
         self.counted.update(run["id"] for run in runs)
         for model, table_counts in counts.items():
