@@ -1,7 +1,7 @@
 """The dashboard's own query shapes on MySQL/MariaDB, with the index each must use.
 
 Its API's landing page runs the first three; none filters by repository. The others are
-its per-branch list and its join of runs to commit messages. ``tests/test_indexes.py``
+its per-branch list and its join of runs to commit messages. ``tests/store/test_indexes.py``
 checks each plan with ``EXPLAIN``, and ``benchmarks/dashboard_queries.py`` times them at a
 year of 1,000 repositories.
 """

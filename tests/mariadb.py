@@ -58,7 +58,7 @@ def start_mariadb(base: Path, *, durable: bool = False, buffer_pool: str = "64M"
     """
     assert MARIADBD and INSTALL_DB, "mariadbd is not installed"
     datadir = base / "data"
-    subprocess.run(
+    installed = subprocess.run(
         [
             INSTALL_DB,
             "--no-defaults",
@@ -67,9 +67,11 @@ def start_mariadb(base: Path, *, durable: bool = False, buffer_pool: str = "64M"
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
         ],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    # Its own words, if it fails: a bare exit status says nothing in a CI log.
+    assert installed.returncode == 0, f"{INSTALL_DB} failed: {installed.stdout}{installed.stderr}"
     port = port_for.select_random()
     command = [
         MARIADBD,

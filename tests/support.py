@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,23 @@ def github_app(
     for installation, account in installations.items():
         fake.install(app_id, installation, account)
     return {"app_id": app_id, "private_key_file": str(key_file)}
+
+
+def readme_sql(title: str) -> str:
+    """The README's ```sql block whose first line is ``-- {title}``: the docs are tested."""
+    text = (REPO_ROOT / "README.md").read_text()
+    for block in re.findall(r"```sql\n(.*?)```", text, re.S):
+        if block.startswith(f"-- {title}\n"):
+            return block.strip().rstrip(";")
+    raise AssertionError(f"README.md has no sql block titled {title!r}")
+
+
+def small_repo(fake: Any, name: str = "octo/demo", runs: int = 3) -> tuple[Any, int]:
+    """A repository with a workflow, a commit and ``runs`` runs created three days ago."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    repo = fake.add_repo(name)
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    for i in range(runs):
+        fake.add_run(repo, ci, created=now - timedelta(days=3, minutes=7 * i))
+    return repo, ci

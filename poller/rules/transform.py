@@ -3,7 +3,7 @@
 This is where the dashboard's column semantics live: naive UTC datetimes, queue time in
 whole seconds, runtime in seconds, and the run's OS in GitHub's ``runner.os`` names, taken
 from its jobs (``runner_os``). Nothing here does I/O, so every rule is tested
-table-driven in tests/test_transform.py.
+table-driven in tests/rules/test_transform.py.
 
 A run's row describes its current attempt as GitHub shows it:
 

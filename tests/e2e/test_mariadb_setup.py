@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pymysql
 import pytest
+from legacy_schema import LEGACY_DDL
 
 from fake_github import FakeGitHub
 from mariadb import mariadb_installed, start_mariadb
-from support import Database, PollerSetup
-from test_dashboard import readme_sql
-from test_schema import LEGACY_DDL
+from support import Database, PollerSetup, readme_sql
 
 
 @pytest.mark.mariadb

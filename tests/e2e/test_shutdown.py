@@ -17,8 +17,8 @@ import pytest
 from fake_github import FakeGitHub
 from mariadb import MariaDB
 from support import Database, LogTail, PollerSetup
+from support import small_repo as demo_repo
 from tcp_proxy import TcpProxy
-from test_daemon import small_repo as demo_repo
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 # shutdown.GRACE_SECONDS plus the time to start and stop a Python process.

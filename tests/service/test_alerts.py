@@ -24,9 +24,9 @@ import port_for
 import pytest
 
 from fake_github import FakeGitHub
-from support import LogTail, PollerSetup
+from support import REPO_ROOT, LogTail, PollerSetup
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 RULES = ROOT / "poller" / "alerts.yml"
 RULE_TESTS = ROOT / "tests" / "fixtures" / "alerts-test.yml"
 DASHBOARD = ROOT / "poller" / "grafana-dashboard.json"

@@ -23,18 +23,9 @@ from poller.store.locks import NoLocks
 from poller.store.models import WorkflowRun
 from poller.store.schema import ensure_schema
 from poller.sync.engine import Engine
-from support import Database, FakeClock, LogTail, PollerSetup, mirror
+from support import Database, FakeClock, LogTail, PollerSetup, mirror, small_repo
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def small_repo(fake: FakeGitHub, name: str = "octo/demo", runs: int = 3):
-    repo = fake.add_repo(name)
-    ci = fake.add_workflow(repo, "CI")
-    fake.add_commit(repo, "main")
-    for i in range(runs):
-        fake.add_run(repo, ci, created=NOW - timedelta(days=3, minutes=7 * i))
-    return repo, ci
 
 
 def stored_runs(poller: PollerSetup) -> set[int]:

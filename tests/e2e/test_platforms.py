@@ -10,17 +10,14 @@ import subprocess
 import sys
 import tomllib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import peewee
 import pytest
 
 from fake_github import FakeGitHub, FakeRepo, JobSpec
 from poller.store.models import Commit, Job, Step, WorkflowRun
-from support import Database, PollerSetup, mirror, repo_done_events
-from test_dashboard import readme_sql
+from support import REPO_ROOT, Database, PollerSetup, mirror, readme_sql, repo_done_events
 
-HERE = Path(__file__).resolve().parent
 NOW = datetime.now(UTC).replace(microsecond=0)
 REPO = "iree-org/iree"
 GPU_LABEL = "nodai-amdgpu-mi300-x86-64"
@@ -372,10 +369,8 @@ def test_the_dashboards_deployment_stores_every_fleet_label_set_under_its_os(
     """systemd/config.toml, pointed at the fake GitHub and SQLite, run as a real
     ``python -m poller --once``: a run for each label set the five repositories'
     workflows use, in the repository that uses it, is stored with its runners' OS."""
-    fleet = json.loads(
-        (Path(__file__).parent / "fixtures" / "fleet-runner-labels.json").read_text()
-    )
-    shipped = (Path(__file__).resolve().parent.parent / "systemd" / "config.toml").read_text()
+    fleet = json.loads((REPO_ROOT / "tests" / "fixtures" / "fleet-runner-labels.json").read_text())
+    shipped = (REPO_ROOT / "systemd" / "config.toml").read_text()
     config = shipped.replace("https://api.github.com", fake.url).replace(
         "mysql://shark_poller@127.0.0.1:3306/shark_dashboard_db", sqlite_poller.database.url
     )

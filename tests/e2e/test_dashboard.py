@@ -7,17 +7,16 @@ case-sensitive column. The views and the README's queries run on both databases.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from legacy_schema import LEGACY_DDL, LEGACY_RUN_COLUMNS
 
 from fake_github import FakeGitHub, FakeRepo
 from mariadb import MariaDB
 from poller.store.models import Branch
-from support import REPO_ROOT, Database, PollerSetup
-from test_schema import LEGACY_DDL, LEGACY_RUN_COLUMNS
+from support import Database, PollerSetup, readme_sql
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REPO = "iree-org/iree"
@@ -34,15 +33,6 @@ DASHBOARD_QUERIES = [
     "WHERE workflowname LIKE '%test%' OR workflowname LIKE '%doc%' "
     "GROUP BY LOWER(workflowname) ORDER BY 1",
 ]
-
-
-def readme_sql(title: str) -> str:
-    """The README's ```sql block whose first line is ``-- {title}``: the docs are tested."""
-    text = (REPO_ROOT / "README.md").read_text()
-    for block in re.findall(r"```sql\n(.*?)```", text, re.S):
-        if block.startswith(f"-- {title}\n"):
-            return block.strip().rstrip(";")
-    raise AssertionError(f"README.md has no sql block titled {title!r}")
 
 
 def busy_repo(fake: FakeGitHub) -> FakeRepo:
@@ -185,7 +175,7 @@ def test_a_database_from_shark_poller_0_1_is_made_case_insensitive_in_place(
 def test_an_upgraded_legacy_database_answers_as_before(
     tmp_path, fake: FakeGitHub, mariadb_server: MariaDB
 ):
-    from test_schema import create_legacy
+    from legacy_schema import create_legacy
 
     database = mariadb_server.create_database("dash_legacy_upgrade")
     create_legacy(database)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from poller.config import loader as config_module
 from poller.rules.runner_os import LabelMap, Runner, canonical_os, join_oses, labels_os, runner_of
+from support import REPO_ROOT
 
 # What IREE's and GitHub-hosted jobs ask for, with the OS each runs on.
 REAL_LABELS = [
@@ -75,8 +75,8 @@ def test_the_runner_is_found_by_id_then_by_name():
     assert runner_of({"runner_id": None, "runner_name": "gone"}, runners) is None
 
 
-FLEET = json.loads((Path(__file__).parent / "fixtures" / "fleet-runner-labels.json").read_text())
-DEPLOYMENT = Path(__file__).resolve().parent.parent / "systemd" / "config.toml"
+FLEET = json.loads((REPO_ROOT / "tests" / "fixtures" / "fleet-runner-labels.json").read_text())
+DEPLOYMENT = REPO_ROOT / "systemd" / "config.toml"
 
 
 @pytest.mark.parametrize(

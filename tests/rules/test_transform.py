@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from poller.rules import transform
+from support import REPO_ROOT
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 RUN = json.loads((FIXTURES / "workflow-runs-list.json").read_text())["workflow_runs"][0]
 JOB = json.loads((FIXTURES / "jobs-list.json").read_text())["jobs"][0]
 REPO = "octo-org/octo-repo"

@@ -20,10 +20,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fake_github import FakeGitHub
-from support import Database, LogTail, PollerSetup
+from support import REPO_ROOT, Database, LogTail, PollerSetup
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-DASHBOARD = Path(__file__).resolve().parent.parent / "poller" / "grafana-dashboard.json"
+DASHBOARD = REPO_ROOT / "poller" / "grafana-dashboard.json"
 
 
 def history(fake: FakeGitHub, name: str = "octo/demo") -> None:
