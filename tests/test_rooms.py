@@ -21,7 +21,7 @@ ROOMS = {
     "rules": "pure rules: plans, windows, payloads into rows, runner OS, cursor names",
     "github": "the only room that talks to GitHub",
     "store": "the database: models, schema, units of work, rows, cursors, locks",
-    "sync": "a pass: engine, one repository's sync, the run collector, metadata, orgs",
+    "sync": "a pass: engine, one repository's sync, the run sync, metadata, orgs",
     "service": "the daemon, the schedule, status, logs and the metrics out",
 }
 MAY_IMPORT = {

@@ -112,9 +112,6 @@ class RepoConfig:
     runner_os: tuple[tuple[str, str], ...] = ()
     # With GitHub App auth: the App's installation on the repository's owner.
     installation_id: int | None = None
-    # Not from config.toml: the organisation's listing says when anything was last pushed
-    # (None for [[repos]]), which tells the daemon when to re-read branches and workflows.
-    pushed_at: str | None = None
 
 
 @dataclass(frozen=True)

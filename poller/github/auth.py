@@ -44,7 +44,7 @@ class Authenticator:
             assert config.github.app_id is not None and config.github.private_key_file
             key = Path(config.github.private_key_file).read_text()
             self.app = Auth.AppAuth(config.github.app_id, key)
-        self.listed: dict[str, int] | None = None  # the App's installations, by owner
+        self.installations: dict[str, int] | None = None  # the App's, by owner, once listed
 
     @property
     def authenticated(self) -> bool:
@@ -58,7 +58,7 @@ class Authenticator:
             return None
         installation = self.config.installation_for(owner)
         if installation is None:
-            installation = self._listed().get(owner.lower())
+            installation = self._installations().get(owner.lower())
         if installation is None:
             raise GitHubError(
                 f"GitHub App {self.config.github.app_id} is not installed on {owner}: "
@@ -80,11 +80,11 @@ class Authenticator:
         auth = Auth.Token(self.token) if self.token else None
         return Credential(TOKEN, identity(f"token:{self.token or ''}"), auth)
 
-    def _listed(self) -> dict[str, int]:
-        if self.listed is None:
+    def _installations(self) -> dict[str, int]:
+        if self.installations is None:
             assert self.app is not None
             try:
-                self.listed = app_auth.installations(
+                self.installations = app_auth.installations(
                     self.app, self.config.github.api_url, int(self.config.github.timeout_seconds)
                 )
             except Exception as error:
@@ -92,5 +92,5 @@ class Authenticator:
                     f"cannot list GitHub App {self.config.github.app_id}'s installations: "
                     f"{describe(error)}"
                 ) from None
-            log.info("github.installations", installations=self.listed)
-        return self.listed
+            log.info("github.installations", installations=self.installations)
+        return self.installations

@@ -34,7 +34,7 @@ RESULTS = {
 STATES = {"in_progress": "executing"}  # queued, waiting, requested, pending: "pending"
 
 
-def collect(per_repository: bool) -> Iterator[Metric]:
+def ci_families(per_repository: bool) -> Iterator[Metric]:
     yield run_durations(per_repository)
     yield runs_active(per_repository)
     yield job_queue_times()

@@ -33,7 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from poller import metrics, shutdown
 from poller.clock import SYSTEM, Clock
-from poller.config.settings import Config, RepoConfig, Secrets
+from poller.config.settings import Config, Secrets
 from poller.service.exposition import Exporter
 from poller.service.schedule import RepoSchedule
 from poller.shutdown import Stop
@@ -41,6 +41,7 @@ from poller.store import units
 from poller.sync import progress
 from poller.sync.engine import Engine
 from poller.sync.options import PassOptions
+from poller.sync.orgs import Followed
 from poller.sync.report import RepoReport
 
 log = structlog.get_logger(__name__)
@@ -98,7 +99,8 @@ class Daemon:
             metadata_minutes=config.sync.metadata_minutes,
             progress=progress.for_terminal(False, config.sync.progress_seconds, clock),
         )
-        self.listed: tuple[float, list[RepoConfig]] | None = None  # [[orgs]], when listed
+        # [[orgs]]' repositories, with when they were listed: listed again each interval.
+        self.org_repos: tuple[float, Followed] | None = None
         self.pollers = 1  # daemons sharing the database, and so the request budget
         self.scheduler = BlockingScheduler(
             timezone=UTC,
@@ -125,9 +127,11 @@ class Daemon:
             started = self.clock.monotonic()
             try:
                 with units.session(self.stop):
-                    repos, unlisted = self.repos_to_sync()
-                    due = self.schedule.due(repos)
-                    passed = self.engine.run_pass(due, self.options, gate=self.schedule)
+                    followed, unlisted = self.repos_to_sync()
+                    due = self.schedule.due(followed.repos)
+                    passed = self.engine.run_pass(
+                        due, self.options, gate=self.schedule, pushed_at=followed.pushed_at
+                    )
                     self.last_pass = passed
                     reports = unlisted + [r for r in passed if not r.skipped]
                 failed = bool(reports) and all(report.error for report in reports)
@@ -190,19 +194,19 @@ class Daemon:
         while not self.stop.wait(self.tick.total_seconds()):
             self.share_budget()
 
-    def repos_to_sync(self) -> tuple[list[RepoConfig], list[RepoReport]]:
+    def repos_to_sync(self) -> tuple[Followed, list[RepoReport]]:
         """``[[repos]]`` and the repositories of ``[[orgs]]``, and a report for each
         organisation that could not be listed. Organisations are listed once an interval,
         not at every tick: a new repository is picked up within an interval, at a fifth of
         the requests. After a failed listing, the next tick lists again."""
         if not self.config.orgs:
-            return list(self.config.repos), []
+            return Followed(list(self.config.repos)), []
         now = self.clock.monotonic()
-        if self.listed is not None and now - self.listed[0] < self.interval.total_seconds():
-            return self.listed[1], []
-        repos, unlisted = self.engine.repositories()
-        self.listed = None if unlisted else (now, repos)
-        return repos, unlisted
+        if self.org_repos is not None and now - self.org_repos[0] < self.interval.total_seconds():
+            return self.org_repos[1], []
+        followed, unlisted = self.engine.repositories()
+        self.org_repos = None if unlisted else (now, followed)
+        return followed, unlisted
 
     def after_pass(self, failed: bool, *, on_database: bool = False) -> timedelta | None:
         """Back off after passes where everything failed. GitHub down: from an interval,

@@ -59,7 +59,7 @@ class DataCollector(Collector):
             with reading():
                 families = list(self.repositories())
                 if self.config.metrics.ci:
-                    families += ci_metrics.collect(self.config.metrics.ci_per_repository)
+                    families += ci_metrics.ci_families(self.config.metrics.ci_per_repository)
         except (peewee.PeeweeException, OSError) as error:
             log.warning("metrics.database_unreadable", error=str(error))
             families = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -37,6 +37,7 @@ from poller.store import rows as store
 from poller.store.locks import RepoLocks
 from poller.sync import orgs
 from poller.sync.options import PassOptions
+from poller.sync.orgs import Followed
 from poller.sync.report import PassRecord, RepoReport
 from poller.sync.repository import failed, not_tried, sync_repository
 
@@ -99,21 +100,21 @@ class Engine:
     def now(self) -> datetime:
         return whole_seconds(self.clock.now())
 
-    def repositories(self) -> tuple[list[RepoConfig], list[RepoReport]]:
+    def repositories(self) -> tuple[Followed, list[RepoReport]]:
         """``[[repos]]`` and the matching repositories of ``[[orgs]]``, and a report for each
         organisation that cannot be listed, as ``org/*``, so that ``--once`` and ``status``
         say so."""
         if not self.config.orgs:
-            return list(self.config.repos), []
-        repos, failed = orgs.resolve(self.config, self.github)
+            return Followed(list(self.config.repos)), []
+        followed = orgs.resolve(self.config, self.github)
         now, reports = self.now(), []
         for org in self.config.orgs:
-            report = RepoReport(f"{org.name}/*", error=failed.get(org.name))
+            report = RepoReport(f"{org.name}/*", error=followed.failed.get(org.name))
             if report.error:
                 reports.append(report)
             with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
                 store.record_org(report.repo, now, report.error)
-        return repos, reports
+        return followed, reports
 
     def run_all(
         self,
@@ -126,10 +127,13 @@ class Engine:
         syncs. Organisations that cannot be listed are reported first, in ``record``
         too."""
         record = record or PassRecord()
-        repos, unlisted = self.repositories()
-        record.repos.extend(repos)
+        followed, unlisted = self.repositories()
+        record.repos.extend(followed.repos)
         record.reports.extend(unlisted)
-        return unlisted + self.run_pass(repos, options, now=now, record=record)
+        passed = self.run_pass(
+            followed.repos, options, now=now, record=record, pushed_at=followed.pushed_at
+        )
+        return unlisted + passed
 
     def run_pass(
         self,
@@ -139,12 +143,15 @@ class Engine:
         gate: Gate | None = None,
         now: datetime | None = None,
         record: PassRecord | None = None,
+        pushed_at: Mapping[str, str] | None = None,
     ) -> list[RepoReport]:
-        """Sync each of ``repos`` once. Returns a report for each repository the pass
+        """Sync each of ``repos`` once (``pushed_at``: what the organisations' listings
+        said of them, ``orgs.Followed``). Returns a report for each repository the pass
         reached (also in ``record`` as each one ends); after a stop request, the
         repositories it did not reach have none. Worker threads open database sessions
         of their own; the caller's thread uses, and closes, the caller's."""
         run = _Pass(self, options or PassOptions(), gate or Open(), now or self.now(), record)
+        run.pushed_at = pushed_at or {}
         started = self.clock.monotonic()
         run.sync_all(repos)
         if run.reports:
@@ -171,6 +178,7 @@ class _Pass:
         self.gate = gate
         self.now = now
         self.reports: list[RepoReport] = []  # this pass's, in the order they ended
+        self.pushed_at: Mapping[str, str] = {}
         self.unreachable: str | None = None  # the first error that found GitHub unreachable
         self.caller = threading.current_thread()
 
@@ -200,6 +208,7 @@ class _Pass:
                 locks=self.engine.locks,
                 now=self.now,
                 clock=self.engine.clock,
+                pushed_at=self.pushed_at.get(repo.name),
             )
 
     def sync_one(self, repo: RepoConfig) -> None:

@@ -37,8 +37,16 @@ def settings_fingerprint(repo: RepoConfig) -> str:
 class MetadataSync:
     """Reads one repository's metadata once; ``counts`` says what it wrote."""
 
-    def __init__(self, gh: GitHub, repo: RepoConfig, now: datetime, state: RepoState) -> None:
+    def __init__(
+        self,
+        gh: GitHub,
+        repo: RepoConfig,
+        now: datetime,
+        state: RepoState,
+        pushed_at: str | None = None,
+    ) -> None:
         self.gh = gh
+        self.pushed_at = pushed_at  # its organisation's listing's; None for [[repos]]
         self.repo = repo
         self.name = repo.name
         self.now = now
@@ -66,8 +74,8 @@ class MetadataSync:
             cursors.REPO_METADATA: to_cursor(self.now),
             cursors.REPO_SETTINGS: settings_fingerprint(self.repo),
         }
-        if self.repo.pushed_at is not None:
-            read[cursors.REPO_PUSHED_AT] = self.repo.pushed_at
+        if self.pushed_at is not None:
+            read[cursors.REPO_PUSHED_AT] = self.pushed_at
         self.state.save(read, self.now)
         return self.counts
 

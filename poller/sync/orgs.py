@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -31,25 +32,37 @@ def wanted(org: OrgConfig, item: Mapping[str, Any]) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Followed:
+    """The repositories a pass syncs: ``[[repos]]`` and the matching ones of ``[[orgs]]``;
+    what each organisation's listing said of when anything was last pushed to them (a
+    moved ``pushed_at`` tells the pass to re-read branches and workflows; ``[[repos]]``
+    have none); and the organisations that could not be listed, with the reason."""
+
+    repos: list[RepoConfig]
+    pushed_at: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
 def org_repos(
     org: OrgConfig, listing: Iterable[Mapping[str, Any]], named: set[str]
-) -> list[RepoConfig]:
-    """The organisation's repositories to follow, less those in ``named`` (lower case)."""
+) -> list[tuple[RepoConfig, str | None]]:
+    """The organisation's repositories to follow, less those in ``named`` (lower case),
+    each with its listing's ``pushed_at``."""
     return [
-        dataclasses.replace(
-            org.template, name=str(item["full_name"]), pushed_at=item.get("pushed_at")
-        )
+        (dataclasses.replace(org.template, name=str(item["full_name"])), item.get("pushed_at"))
         for item in listing
         if wanted(org, item) and str(item["full_name"]).lower() not in named
     ]
 
 
-def resolve(config: Config, github: GitHubPool) -> tuple[list[RepoConfig], dict[str, str]]:
-    """Every repository to sync this pass, and the organisations that could not be listed
-    with the reason. One unlistable organisation never stops the others."""
-    repos = list(config.repos)
+def resolve(config: Config, github: GitHubPool) -> Followed:
+    """Every repository to sync this pass. One unlistable organisation never stops the
+    others."""
+    followed = Followed(list(config.repos))
+    repos = followed.repos
     named = {repo.name.lower() for repo in repos}
-    failed: dict[str, str] = {}
+    failed = followed.failed
     for org in config.orgs:
         try:
             with github.for_org(org.name) as gh:
@@ -68,6 +81,7 @@ def resolve(config: Config, github: GitHubPool) -> tuple[list[RepoConfig], dict[
             continue
         found = org_repos(org, listing, named)
         log.info("sync.org_listed", org=org.name, listed=len(listing), followed=len(found))
-        repos += found
-        named |= {repo.name.lower() for repo in found}
-    return repos, failed
+        repos += [repo for repo, _ in found]
+        followed.pushed_at.update({repo.name: pushed for repo, pushed in found if pushed})
+        named |= {repo.name.lower() for repo, _ in found}
+    return followed

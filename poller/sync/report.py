@@ -1,6 +1,6 @@
 """What one repository's sync did in a pass: its counts, requests, time and outcome.
 
-The collector returns what it stored (``Collected``), the repository's sync turns that into
+The run sync returns what it stored (``RunsSynced``), the repository's sync turns that into
 a report, the pass logs and records it, and the command line turns the
 reports into an exit status. It lives apart so that each of them can import it.
 """
@@ -23,8 +23,8 @@ def no_counts() -> TableCounts:
 
 
 @dataclass
-class Collected:
-    """What one repository's run collection did in a pass (``collect``)."""
+class RunsSynced:
+    """What one repository's run sync did in a pass (``RunSync.sync``)."""
 
     counts: TableCounts = field(default_factory=no_counts)
     # Jobs stored whose OS nothing could tell (status lists their labels).
@@ -66,12 +66,12 @@ class RepoReport:
     # The database failed the sync (down, restarting), not GitHub or the data.
     database_failed: bool = False
 
-    def take(self, collected: Collected) -> None:
-        """What the repository's sync collected."""
-        for model, counts in collected.counts.items():
+    def take(self, synced: RunsSynced) -> None:
+        """What the repository's runs and metadata stored."""
+        for model, counts in synced.counts.items():
             self.counts[model].add(counts)
-        self.jobs_os_unknown += collected.jobs_os_unknown
-        self.backfill_pending = self.backfill_pending or collected.backfill_pending
+        self.jobs_os_unknown += synced.jobs_os_unknown
+        self.backfill_pending = self.backfill_pending or synced.backfill_pending
 
     def summary(self) -> dict[str, dict[str, int]]:
         return {

@@ -1,7 +1,7 @@
 """Sync one repository under its lock, and say how it went (``RepoReport``).
 
 In order: the repository's row, stored jobs that a changed ``runner_os`` map now
-resolves, the metadata when it is due (``metadata``), and the runs (``collect``). A run
+resolves, the metadata when it is due (``metadata``), and the runs (``RunSync``). A run
 new to us that shows a push means branches and commits moved: the metadata is read then
 too. Every error is contained here: it is logged with ``repo=`` and recorded in
 ``sync_status``, and the pass goes on with the next repository.
@@ -37,9 +37,9 @@ from poller.store.state import load_state
 from poller.sync.metadata import MetadataSync, settings_fingerprint
 from poller.sync.options import PassOptions
 from poller.sync.progress import Progress
-from poller.sync.report import Collected, RepoReport, no_counts
+from poller.sync.report import RepoReport, RunsSynced, no_counts
 from poller.sync.runners import RunnerDirectory
-from poller.sync.runs import RunCollector
+from poller.sync.runs import RunSync
 
 log = structlog.get_logger(__name__)
 
@@ -55,8 +55,10 @@ def sync_repository(
     locks: RepoLocks,
     now: datetime,
     clock: Clock = SYSTEM,
+    pushed_at: str | None = None,
 ) -> RepoReport:
-    """One repository under its lock; skipped when another process holds the lock."""
+    """One repository under its lock; skipped when another process holds the lock.
+    ``pushed_at``: its organisation's listing's, if it has one (``orgs.Followed``)."""
     report = RepoReport(repo.name)
     started = clock.monotonic()
     sent_before, free_before = gh.stats.sent, gh.stats.not_modified
@@ -76,7 +78,8 @@ def sync_repository(
         progress = options.progress(repo.name, lambda: gh.stats.sent - sent_before)
         try:
             with units.guarded(lambda: locks.verify(repo.name)):
-                sync_locked(config, gh, repo, options, now, report, progress)
+                sync = RepoSync(gh, config, repo, now, options, progress, pushed_at)
+                sync_locked(sync, report)
         finally:
             progress.close()
             locks.release(repo.name)
@@ -89,17 +92,8 @@ def sync_repository(
     return report
 
 
-def sync_locked(
-    config: Config,
-    gh: GitHub,
-    repo: RepoConfig,
-    options: PassOptions,
-    now: datetime,
-    report: RepoReport,
-    progress: Progress,
-) -> None:
+def sync_locked(sync: RepoSync, report: RepoReport) -> None:
     """The sync itself, its errors turned into the report's outcome."""
-    sync = RepoSync(gh, config, repo, now, options, progress)
     try:
         sync.run()
     except shutdown.Interrupted:
@@ -117,7 +111,7 @@ def sync_locked(
     if report.stopped:
         # Cut short, the sync never decided; the cursors say where the history stands.
         with contextlib.suppress(peewee.PeeweeException, shutdown.Interrupted):
-            report.backfill_pending = backfill_pending(repo)
+            report.backfill_pending = backfill_pending(sync.repo)
 
 
 class RepoSync:
@@ -131,9 +125,11 @@ class RepoSync:
         now: datetime,
         options: PassOptions,
         progress: Progress,
+        pushed_at: str | None = None,
     ) -> None:
         self.gh = gh
         self.config = config
+        self.pushed_at = pushed_at  # its organisation's listing's; None for [[repos]]
         self.entry = repo.name  # as config.toml names it
         # Where GitHub moved it, if a pass found it moved: its rows are stored there.
         repo = dataclasses.replace(repo, name=repo_moves.current_name(repo.name))
@@ -144,9 +140,9 @@ class RepoSync:
         self.progress = progress
         # Loaded once: the steps below read their cursors here, and save through it.
         self.state = load_state(self.name)
-        self.metadata = MetadataSync(gh, repo, now, self.state)
+        self.metadata = MetadataSync(gh, repo, now, self.state, pushed_at)
         label_map = config.label_map(repo)
-        self.collector = RunCollector(
+        self.runs = RunSync(
             gh,
             repo,
             config.sync,
@@ -164,10 +160,10 @@ class RepoSync:
         metadata_due = self.metadata_due()
         if metadata_due:
             self.metadata.sync()
-        collected = self.collector.collect(
+        synced = self.runs.sync(
             backfill_budget=self.options.backfill_budget, sweep_minutes=self.sweep_minutes()
         )
-        if collected.pushed and not metadata_due:
+        if synced.pushed and not metadata_due:
             # A new run of a push or a pull request: something was pushed, so branches,
             # commits and perhaps workflow files moved. Nothing else would tell us.
             self.metadata.sync()
@@ -197,10 +193,10 @@ class RepoSync:
             f'under the new name: set name = "{self.name}" in config.toml',
         )
 
-    def counts_so_far(self) -> Collected:
+    def counts_so_far(self) -> RunsSynced:
         """What the sync stored, so far or in all: the runs' and the metadata's counts
-        added up into a new ``Collected``; neither is changed, so asking twice is safe."""
-        done = self.collector.done
+        added up into a new ``RunsSynced``; neither is changed, so asking twice is safe."""
+        done = self.runs.done
         merged = no_counts()
         for source in (done.counts, self.metadata.counts):
             for model, counts in source.items():
@@ -243,8 +239,8 @@ class RepoSync:
             return True
         if positions.get(cursors.REPO_SETTINGS) != settings_fingerprint(self.repo):
             return True  # config.toml changed what the metadata holds
-        if self.repo.pushed_at is not None:
-            moved = self.repo.pushed_at != positions.get(cursors.REPO_PUSHED_AT)
+        if self.pushed_at is not None:
+            moved = self.pushed_at != positions.get(cursors.REPO_PUSHED_AT)
             return moved or self.now - last >= METADATA_AT_LEAST
         return self.now - last >= timedelta(minutes=every)
 

@@ -1,11 +1,11 @@
-"""The run collector: reads the listings a plan names (``plan``), and stores the runs
+"""The run sync: reads the listings a plan names (``plan``), and stores the runs
 that changed, with their jobs, steps and attempts.
 
 Only a run that ``transform.run_changed`` says is new or moved costs a jobs request and a
 write. GitHub lets a filtered listing reach 1,000 runs: the backfill restarts each
 listing at the oldest run reached, and an oversized live window is halved by
 ``created``. Rows and the cursor that covers them commit in one transaction, so a crash
-resumes where the last commit left off. A collection returns what it did (``Collected``);
+resumes where the last commit left off. A sync returns what it did (``RunsSynced``);
 it writes into no shared report.
 """
 
@@ -28,7 +28,7 @@ from poller.store import runs as run_store
 from poller.store.models import WorkflowRun
 from poller.store.state import RepoState
 from poller.sync.progress import Progress
-from poller.sync.report import Collected
+from poller.sync.report import RunsSynced
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ PUSH_EVENTS = frozenset({"push", "pull_request", "pull_request_target", "merge_g
 ACTIVE = ("queued", "in_progress")
 
 
-class RunCollector:
+class RunSync:
     """Finds and stores one repository's new and changed runs, for one pass."""
 
     def __init__(
@@ -61,12 +61,12 @@ class RunCollector:
         self.now = now
         self.job_os = job_os
         self.progress = progress
-        self.done = Collected()
+        self.done = RunsSynced()
         # Runs counted already: listings overlap (the backfill's boundary second, windows
         # primed after the backfill), and a run is counted once a pass.
         self.counted: set[int] = set()
 
-    def collect(self, *, backfill_budget: int | None, sweep_minutes: float) -> Collected:
+    def sync(self, *, backfill_budget: int | None, sweep_minutes: float) -> RunsSynced:
         state = self.state()
         counts = self.runs_per_day(state)
         planned = plan.plan_runs(self.name, state, counts, self.settings, self.now, sweep_minutes)

@@ -49,7 +49,7 @@ def config_for(fake: FakeGitHub | None, repo: RepoConfig) -> Config:
 def test_metadata_is_read_when_due(
     sqlite_db: peewee.Database, metadata_minutes, read_ago, pushed_at, stored_pushed_at, due
 ):
-    repo = RepoConfig(REPO, pushed_at=pushed_at)
+    repo = RepoConfig(REPO)
     if read_ago is not None:
         read = {
             cursors.REPO_METADATA: to_cursor(NOW - read_ago),
@@ -61,7 +61,8 @@ def test_metadata_is_read_when_due(
     config = config_for(None, repo)
     gh = GitHub(config.github, None)
     options = PassOptions(metadata_minutes=metadata_minutes)
-    assert RepoSync(gh, config, repo, NOW, options, NoProgress()).metadata_due() is due
+    sync = RepoSync(gh, config, repo, NOW, options, NoProgress(), pushed_at)
+    assert sync.metadata_due() is due
 
 
 def test_metadata_is_read_at_once_when_config_toml_changed_what_it_holds(

@@ -1,4 +1,4 @@
-"""The run collector's arithmetic, in the process: the backfill's budget and room page by
+"""The run sync's arithmetic, in the process: the backfill's budget and room page by
 page, and the restart of a listing that GitHub caps at 1,000 runs. No subprocess: the
 rule is driven table by table, and the cap against the fake GitHub over HTTP."""
 
@@ -15,7 +15,7 @@ from poller.github.client import GitHub
 from poller.rules.plan import BackfillRoom
 from poller.store.state import RepoState
 from poller.sync.progress import NoProgress
-from poller.sync.runs import RunCollector
+from poller.sync.runs import RunSync
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 PAGE = list(range(100, 90, -1))  # ten run ids, newest first
@@ -73,8 +73,8 @@ def github(fake: FakeGitHub) -> GitHub:
     return GitHub(GitHubConfig(api_url=fake.url, max_retries=0), None)
 
 
-def collector(gh: GitHub, name: str) -> RunCollector:
-    return RunCollector(
+def run_sync(gh: GitHub, name: str) -> RunSync:
+    return RunSync(
         gh,
         RepoConfig(name),
         SyncConfig(),
@@ -108,7 +108,7 @@ def test_a_capped_backfill_listing_restarts_at_the_oldest_run_reached(
     fake.reset_counts()
     low, high = oldest.replace(tzinfo=None), NOW.replace(tzinfo=None)
     seen: list[int] = []
-    for page in collector(github, "octo/busy").pages_newest_first(
+    for page in run_sync(github, "octo/busy").pages_newest_first(
         low, high, BackfillRoom(None, None)
     ):
         seen.extend(run["id"] for run in page)
@@ -130,7 +130,7 @@ def test_a_thousand_runs_in_one_second_are_stepped_past_not_looped_on(
     with structlog.testing.capture_logs() as logs:
         seen = [
             run["id"]
-            for page in collector(github, "octo/burst").pages_newest_first(
+            for page in run_sync(github, "octo/burst").pages_newest_first(
                 low, NOW.replace(tzinfo=None), BackfillRoom(None, None)
             )
             for run in page
