@@ -55,6 +55,7 @@ from poller.config.settings import SyncConfig  # noqa: E402
 from poller.github.pool import connect  # noqa: E402
 from poller.service import logs  # noqa: E402
 from poller.service.exposition import Exporter  # noqa: E402
+from poller.shutdown import Stop  # noqa: E402
 from poller.store import runs as run_store  # noqa: E402
 from poller.store.locks import NoLocks  # noqa: E402
 from poller.store.models import WorkflowRunAttempt  # noqa: E402
@@ -384,7 +385,7 @@ def simulate(args: argparse.Namespace, chosen: Setup, work: Path) -> Result:
     config = config_module.load(setup.write())
 
     def start_engine() -> Engine:
-        return Engine(config, connect(config, token, clock), NoLocks(), clock)
+        return Engine(config, connect(config, token, clock, Stop()), NoLocks(), clock)
 
     engine = start_engine()
     daemon = PassOptions(

@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_github import FakeGitHub  # noqa: E402
-from poller.clock import epoch  # noqa: E402
+from poller.clock import SYSTEM, epoch  # noqa: E402
 from poller.config import loader as config_module  # noqa: E402
 from poller.config.settings import Config  # noqa: E402
 from poller.github.pool import connect  # noqa: E402
 from poller.service import logs  # noqa: E402
 from poller.service.exposition import Exporter  # noqa: E402
+from poller.shutdown import Stop  # noqa: E402
 from poller.store.locks import NoLocks  # noqa: E402
 from poller.store.schema import ensure_schema  # noqa: E402
 from poller.sync.engine import Engine  # noqa: E402
@@ -47,7 +48,7 @@ def daemon_pass(
 ) -> tuple[float, int, int]:
     """One daemon pass: seconds, rate-limited requests, all requests. With ``[metrics]``
     in ``config``, the textfile is written after it, as the daemon does, and timed."""
-    pool = connect(config, token, clock) if clock else connect(config, token)
+    pool = connect(config, token, clock or SYSTEM, Stop())
     engine = Engine(config, pool, NoLocks())
     options = PassOptions(
         backfill_budget=config.sync.backfill_runs_per_pass,
@@ -135,7 +136,7 @@ def main() -> int:
         fast = dataclasses.replace(fast, github=dataclasses.replace(fast.github, concurrency=16))
         with database.open() as db:
             ensure_schema(db)
-            Engine(fast, connect(fast, TOKEN), NoLocks()).run_all(
+            Engine(fast, connect(fast, TOKEN, SYSTEM, Stop()), NoLocks()).run_all(
                 now=now
             )  # the backfill, unmeasured
             fake.latency = args.latency_ms / 1000

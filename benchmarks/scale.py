@@ -54,11 +54,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_github import FakeGitHub, FakeRepo, SecondaryLimit  # noqa: E402
 from mariadb import start_mariadb  # noqa: E402
+from poller.clock import SYSTEM  # noqa: E402
 from poller.config import loader as config_module  # noqa: E402
 from poller.config.settings import SyncConfig  # noqa: E402
 from poller.github.pool import connect  # noqa: E402
 from poller.rules import windows  # noqa: E402
 from poller.service import logs  # noqa: E402
+from poller.shutdown import Stop  # noqa: E402
 from poller.store.locks import NoLocks  # noqa: E402
 from poller.store.schema import ensure_schema  # noqa: E402
 from poller.sync.engine import Engine  # noqa: E402
@@ -389,7 +391,7 @@ def main() -> int:
             ensure_schema(db)
             started = time.monotonic()
             fast = config_module.load(setup.write())
-            reports = Engine(fast, connect(fast, token), NoLocks()).run_all()
+            reports = Engine(fast, connect(fast, token, SYSTEM, Stop()), NoLocks()).run_all()
             assert not any(r.error for r in reports), [r.error for r in reports if r.error]
         print(
             f"{args.repos} repositories, {runs} runs over {args.history_days:g} days backfilled "

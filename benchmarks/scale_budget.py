@@ -41,6 +41,7 @@ from poller.clock import epoch  # noqa: E402
 from poller.config import loader as config_module  # noqa: E402
 from poller.github.pool import connect  # noqa: E402
 from poller.service import logs  # noqa: E402
+from poller.shutdown import Stop  # noqa: E402
 from poller.store.locks import NoLocks  # noqa: E402
 from poller.store.schema import ensure_schema  # noqa: E402
 from poller.sync.engine import Engine  # noqa: E402
@@ -98,7 +99,7 @@ def main() -> int:
         setup.github = {"concurrency": 16, **app}
         setup.schedule = {"interval_minutes": args.interval_minutes}
         config = config_module.load(setup.write())
-        engine = Engine(config, connect(config, token, clock), NoLocks(), clock)
+        engine = Engine(config, connect(config, token, clock, Stop()), NoLocks(), clock)
         daemon = PassOptions(
             backfill_budget=config.sync.backfill_runs_per_pass,
             sweep_minutes=config.schedule.interval_minutes,

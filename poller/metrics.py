@@ -31,7 +31,8 @@ SECONDARY_LIMIT_ANSWERS = Counter(
 PASS_SECONDS = Histogram(
     "shark_poller_pass_duration_seconds",
     "How long a pass over the repositories that were due took.",
-    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+    # Fine where passes are (seconds), coarse where a stalled one would be.
+    buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,
 )
 REPO_SYNCS = Counter(
@@ -69,6 +70,36 @@ GITHUB_CLOCK_SKEW = Gauge(
 POLLERS_SEEN = Gauge(
     "shark_poller_pollers_seen",
     "Daemons sharing the database, and so the request budget, at the last heartbeat.",
+    registry=REGISTRY,
+)
+
+# The opt-in CI metrics ([metrics] ci), in OpenTelemetry's CI/CD names (rules/cicd.py).
+# Observed once, when a pass sees an attempt complete, so that they only grow; a
+# repository's labels are "" (absent) unless ci_per_repository.
+RUN_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
+QUEUE_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
+CI_RUN_SECONDS = Histogram(
+    "cicd_pipeline_run_duration",
+    "Duration of workflow runs (cicd.pipeline.run.duration), by pipeline, state and result: "
+    "an attempt's wait (pending) and execution (executing), observed as it completes.",
+    [
+        "cicd_pipeline_name",
+        "cicd_pipeline_run_state",
+        "cicd_pipeline_result",
+        "error_type",
+        "vcs_owner_name",
+        "vcs_repository_name",
+    ],
+    unit="seconds",
+    buckets=RUN_BUCKETS,
+    registry=REGISTRY,
+)
+JOB_QUEUE_SECONDS = Histogram(
+    "shark_poller_job_queue_seconds",
+    "Jobs' wait for a runner (started less created), by the runner labels they asked for, "
+    "observed as their attempt completes.",
+    ["runner_labels"],
+    buckets=QUEUE_BUCKETS,
     registry=REGISTRY,
 )
 
@@ -125,3 +156,17 @@ def count_request(url: str, status: int | None, headers: Mapping[str, str] | Non
     GITHUB_REQUESTS.labels(endpoint_of(url), answer).inc()
     if answer == "rate_limited" and lower.get("x-ratelimit-remaining") != "0":
         SECONDARY_LIMIT_ANSWERS.inc()  # the primary limit has budget left: a secondary one
+
+
+def _known_labels_at_zero() -> None:
+    """Every label value known in advance exists from the start, at 0: a counter's first
+    increment is then a change ``rate()`` sees, not a series appearing at 1."""
+    for endpoint in [name for name, _ in ENDPOINTS] + ["other"]:
+        for answer in ANSWERS:
+            GITHUB_REQUESTS.labels(endpoint, answer)
+    for outcome in ("ok", "failed", "stopped", "skipped"):
+        REPO_SYNCS.labels(outcome)
+
+
+ANSWERS = ("200", "304", "redirect", "rate_limited", "4xx", "5xx", "connection_error")
+_known_labels_at_zero()

@@ -143,13 +143,27 @@ def reading() -> Iterator[None]:
 
 
 class Exporter:
-    """The process's metrics and the data's, written and served as ``[metrics]`` says."""
+    """The process's metrics and the data's, written and served as ``[metrics]`` says.
+
+    One series per fact. The process's own counters go out one way only: the endpoint
+    when it listens, else the textfile (``--once``'s only way). So with both scraped, a
+    daemon's requests are not counted twice, and several pollers' counters add up. What
+    the database says is the same from every exporter (both ways out of a daemon, every
+    poller on the database): the shipped rules and panels take one value per repository
+    (``max by (repo)``). A listening daemon's textfile still carries the database's
+    facts, and its age still says whether the daemon is alive."""
 
     def __init__(self, config: Config, pool: GitHubPool, clock: Clock = SYSTEM) -> None:
         self.config = config
+        data = DataCollector(config, pool, clock)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Process())
-        self.registry.register(DataCollector(config, pool, clock))
+        self.registry.register(data)
+        if config.metrics.listen is None:
+            self.textfile_registry = self.registry
+        else:
+            self.textfile_registry = CollectorRegistry(auto_describe=False)
+            self.textfile_registry.register(data)
         self.server: WSGIServer | None = None
 
     def start(self) -> None:
@@ -174,7 +188,7 @@ class Exporter:
         if path is None:
             return
         try:
-            write_to_textfile(path, self.registry)
+            write_to_textfile(path, self.textfile_registry)
         except OSError as error:
             log.error(
                 "metrics.textfile_failed",

@@ -150,6 +150,7 @@ class RepoSync:
             job_os=RunnerDirectory(gh, self.name, label_map, now, self.state).job_os,
             progress=progress,
             state=self.state,
+            ci_per_repository=config.metrics.ci_per_repository if config.metrics.ci else None,
         )
 
     def run(self) -> None:

@@ -16,11 +16,12 @@ from datetime import date, datetime
 
 import structlog
 
+from poller import metrics
 from poller.config.settings import RepoConfig, SyncConfig
 from poller.github.client import GitHub
 from poller.github.errors import GitHubError
 from poller.github.types import RunItem, RunListing
-from poller.rules import cursors, plan, transform
+from poller.rules import cicd, cursors, plan, transform
 from poller.rules.cursors import to_cursor
 from poller.rules.plan import SECOND, Backfill, BackfillRoom, RunCursors
 from poller.rules.windows import Window
@@ -52,8 +53,11 @@ class RunSync:
         job_os: transform.JobOs,
         progress: Progress,
         state: RepoState,
+        ci_per_repository: bool | None = None,
     ) -> None:
         self.gh = gh
+        # The opt-in CI metrics: None, off; else whether they name the repository.
+        self.ci_per_repository = ci_per_repository
         self.repo_state = state  # its cursors: where each listing stands
         self.repo = repo
         self.name = repo.name
@@ -322,6 +326,8 @@ class RunSync:
         page = transform.run_page(changed, runs, self.name, self.job_os)
         counts = run_store.save_run_page(self.name, page, stored, positions, self.now)
         self.repo_state.saved(positions)
+        if self.ci_per_repository is not None:
+            self.observe_completions(page, stored)
         counts[WorkflowRun].unchanged += unchanged
         self.counted.update(run["id"] for run in runs)
         for model, table_counts in counts.items():
@@ -331,6 +337,34 @@ class RunSync:
         )
         self.progress.advance(stored=len(runs))
         return runs
+
+    def observe_completions(
+        self, page: transform.RunPage, stored: dict[int, transform.Row]
+    ) -> None:
+        """The CI metrics of each attempt this page saw complete (``cicd``): once each,
+        after its rows are stored."""
+        owner, repository = self.name.split("/", 1) if self.ci_per_repository else ("", "")
+        for run in page.runs:
+            if not cicd.completion_observed(stored.get(run["gitid"]), run, self.now):
+                continue
+            name = run["workflowname"] or ""
+            result, error = cicd.result_of(run["conclusion"]), cicd.error_type(run["conclusion"])
+            # The result is set in the state the run ended in: executing if a job ran,
+            # else pending (cancelled or skipped before any runner took it).
+            executed = run["runtime"] is not None
+            if run["queuetime"] is not None:
+                pending = ("", "") if executed else (result, error)
+                metrics.CI_RUN_SECONDS.labels(name, "pending", *pending, owner, repository).observe(
+                    run["queuetime"]
+                )
+            if executed:
+                metrics.CI_RUN_SECONDS.labels(
+                    name, "executing", result, error, owner, repository
+                ).observe(run["runtime"])
+            for job in page.jobs:
+                shown = job["runid"] == run["gitid"] and job["runattempt"] == run["runattempt"]
+                if shown and job["starttime"] is not None and job["queuetime"] is not None:
+                    metrics.JOB_QUEUE_SECONDS.labels(job["labels"] or "").observe(job["queuetime"])
 
     def details(self, run: RunItem) -> transform.RunDetails:
         """A changed run's jobs, and the rare earlier attempt that ran no job."""
