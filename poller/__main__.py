@@ -41,10 +41,8 @@ from poller.service.exposition import MetricsError
 from poller.service.once import run_once
 from poller.service.startup import (
     EXIT_CONFIG,
-    EXIT_OK,
     StartupError,
     open_for_writing,
-    wait_for_database,
 )
 from poller.service.status_command import check_health, show_status
 
@@ -157,22 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return show_status(config, secrets, SYSTEM, as_json=args.json)
         if args.once:
             open_for_writing(config, secrets)
-        else:
-            try:
-                wait_for_database(config, secrets)
-            except SystemExit:
-                # Stopped while waiting: a daemon's stop, which systemd expects to be 0.
-                log.info("daemon.stopped", clean=True, waiting_for_database=True)
-                return EXIT_OK
+            return run_once(config, secrets, SYSTEM, full=args.full)
+        from poller.service.daemon import run_daemon
+
+        return run_daemon(config, secrets, SYSTEM)
     except StartupError as error:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return error.code
-    if args.once:
-        return run_once(config, secrets, SYSTEM, full=args.full)
-    from poller.service.daemon import run_daemon
-
-    try:
-        return run_daemon(config, secrets, SYSTEM)
     except MetricsError as error:
         print(f"shark-poller: error: {error}", file=sys.stderr)
         return EXIT_CONFIG

@@ -158,16 +158,21 @@ class GitHubPool:
         built = sorted(list(self.credentials.values()), key=lambda c: c.name)
         return {credential.name: credential.stats for credential in built}
 
-    def summary(self) -> dict[str, dict[str, int | None]]:
-        """For the logs: each credential's requests spent, free 304s and limit left."""
-        return {
-            name: {
-                "spent": stats.spent,
-                "not_modified": stats.not_modified,
+    def summary(
+        self, since: dict[str, dict[str, int | None]] | None = None
+    ) -> dict[str, dict[str, int | None]]:
+        """For the logs: each credential's requests spent, free 304s and limit left; the
+        requests since an earlier ``summary`` if given (a pass's own, in the daemon)."""
+        before = since or {}
+        summary: dict[str, dict[str, int | None]] = {}
+        for name, stats in self.by_credential().items():
+            earlier = before.get(name, {})
+            summary[name] = {
+                "spent": stats.spent - (earlier.get("spent") or 0),
+                "not_modified": stats.not_modified - (earlier.get("not_modified") or 0),
                 "rate_limit_remaining": stats.rate_remaining,
             }
-            for name, stats in self.by_credential().items()
-        }
+        return summary
 
     def close(self) -> None:
         for credential in self.credentials.values():

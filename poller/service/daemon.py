@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import peewee
@@ -36,6 +37,7 @@ from poller.clock import SYSTEM, Clock
 from poller.config.settings import Config, Secrets
 from poller.service.exposition import Exporter
 from poller.service.schedule import RepoSchedule
+from poller.service.startup import StartupError, wait_for_database
 from poller.shutdown import Stop
 from poller.store import units
 from poller.sync import progress
@@ -61,7 +63,9 @@ def notify_systemd(message: str) -> None:
         return
     if address.startswith("@"):
         address = "\0" + address[1:]  # an abstract socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    # Like sd_notify(3), a manager that is not listening (gone, or restarting) is not
+    # this process's failure: the message is dropped.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
         sock.sendto(message.encode(), address)
 
 
@@ -85,6 +89,8 @@ class Daemon:
         self.in_pass = threading.Lock()
         self.failures = 0
         self.last_pass: list[RepoReport] = []  # the last wake-up's reports, as they ended
+        self.waited = False  # for the database, at start: READY=1 was sent then
+        self.opening_database = False  # at start: a stop interrupts the connect
         self.interval = timedelta(minutes=config.schedule.interval_minutes)
         # Waking more often than the interval lets a repository be synced soon after it
         # is due, and lets a second poller pick up what falls due between our passes.
@@ -125,6 +131,7 @@ class Daemon:
         with self.in_pass:
             structlog.contextvars.clear_contextvars()
             started = self.clock.monotonic()
+            spent_before = self.engine.github.summary()
             try:
                 with units.session(self.stop):
                     followed, unlisted = self.repos_to_sync()
@@ -142,15 +149,14 @@ class Daemon:
             except shutdown.Interrupted:
                 return None  # stopping while the schedule's database was being reconnected
             if not reports and not failed:
-                notify_systemd("WATCHDOG=1")  # alive; nothing was due
-                return None
+                return None  # nothing was due
             log.info(
                 "daemon.pass_done",
                 seconds=round(self.clock.monotonic() - started, 3),
                 ok=not failed,
                 repos=len(reports),
                 rate_limit_remaining=self.engine.github.stats.rate_remaining,
-                by_credential=self.engine.github.summary(),
+                by_credential=self.engine.github.summary(since=spent_before),
             )
             return self.after_pass(failed, on_database=on_database)
 
@@ -215,7 +221,6 @@ class Daemon:
         time it was down."""
         if not failed:
             self.failures = 0
-            notify_systemd("WATCHDOG=1")
             return None
         self.failures += 1
         delay: timedelta
@@ -248,18 +253,46 @@ class Daemon:
     def on_stop(self, received: signal.Signals) -> None:
         log.info("daemon.stopping", signal=received.name)
         notify_systemd("STOPPING=1")
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.opening_database:
+            # Still opening the database: a connect blocks for its whole timeout in a
+            # system call that Python retries after a signal (PEP 475) unless the
+            # handler raises. This runs in the main thread, where the connect is.
+            raise shutdown.Interrupted("stopped while opening the database")
 
-    def run(self) -> int:
-        """Serve until stopped; raises MetricsError if the metrics cannot listen."""
+    def run(self, open_database: Callable[[Callable[[StartupError], None]], None]) -> int:
+        """Open the database and serve until stopped. The metrics listen first, so that
+        a daemon waiting for its database says so (``database_readable`` 0). Raises
+        MetricsError if they cannot listen, StartupError for a database that waiting
+        cannot fix."""
+        self.stop.install(self.on_stop)
         self.exporter.start()
         try:
+            try:
+                self.opening_database = True
+                open_database(self.waiting_for_database)
+                self.opening_database = False
+            except shutdown.Interrupted:
+                log.info("daemon.stopped", clean=True, waiting_for_database=True)
+                return 0
+            if self.waited:
+                notify_systemd("STATUS=")
             return self.serve()
         finally:
             self.exporter.close()
 
+    def waiting_for_database(self, error: StartupError) -> None:
+        """The database cannot be reached yet: the service is up, and waits. Telling
+        systemd READY=1 now keeps its start timeout from failing a unit that boots
+        before its database; STATUS= says why it waits (``systemctl status``)."""
+        if not self.waited:
+            notify_systemd("READY=1")
+            self.waited = True
+        notify_systemd(f"STATUS=Waiting for the database: {error}")
+        self.exporter.write()
+
     def serve(self) -> int:
-        self.stop.install(self.on_stop)
         first_pass = self.first_wake()
         threading.Thread(target=self.beat, name="heartbeat", daemon=True).start()
         self.scheduler.add_job(
@@ -276,7 +309,8 @@ class Daemon:
             interval_minutes=self.config.schedule.interval_minutes,
             repos=[repo.name for repo in self.config.repos],
         )
-        notify_systemd("READY=1")
+        if not self.waited:
+            notify_systemd("READY=1")
         self.scheduler.start()
         # The scheduler has stopped; let the pass in flight reach its next unit boundary.
         finished = self.in_pass.acquire(timeout=shutdown.GRACE_SECONDS)
@@ -295,5 +329,7 @@ class Daemon:
 
 
 def run_daemon(config: Config, secrets: Secrets, clock: Clock) -> int:
-    with Engine.start(config, secrets, clock, Stop()) as engine:
-        return Daemon(config, engine, clock=clock).run()
+    stop = Stop()
+    with Engine.start(config, secrets, clock, stop) as engine:
+        daemon = Daemon(config, engine, clock=clock)
+        return daemon.run(lambda waiting: wait_for_database(config, secrets, stop, waiting))

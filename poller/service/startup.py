@@ -6,7 +6,7 @@ missing database, a schema that cannot be upgraded."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import peewee
@@ -19,6 +19,7 @@ from poller.config.settings import (
     Config,
     Secrets,
 )
+from poller.shutdown import Stop
 from poller.store import mysql
 from poller.store.models import DatabaseMissing, SyncStatus, open_database, redact_url
 from poller.store.schema import ensure_schema
@@ -81,13 +82,13 @@ def database_hint(db: peewee.Database, error: Exception, secrets: Secrets) -> st
     return ""
 
 
-def wait_for_database(config: Config, secrets: Secrets) -> None:
+def wait_for_database(
+    config: Config, secrets: Secrets, stop: Stop, waiting: Callable[[StartupError], None]
+) -> None:
     """Open the database for the daemon, waiting (1 s, doubling to a minute) while it is
-    unreachable, and telling systemd why (``STATUS=``). A signal ends the wait as it ends
-    start-up (``exit_on_signal``)."""
-    from poller.service.daemon import notify_systemd
-
-    delay, waited = 1.0, False
+    unreachable; ``waiting`` is told each time why. A stop ends the wait
+    (``shutdown.Interrupted``); an error that waiting cannot fix is raised."""
+    delay = 1.0
     while True:
         try:
             open_for_writing(config, secrets)
@@ -95,12 +96,10 @@ def wait_for_database(config: Config, secrets: Secrets) -> None:
             if not error.retryable:
                 raise
             log.warning("daemon.waiting_for_database", error=str(error), retry_in=delay)
-            notify_systemd(f"STATUS=Waiting for the database: {error}")
-            time.sleep(delay)
-            delay, waited = min(delay * 2, DATABASE_WAIT_MAX_SECONDS), True
+            waiting(error)
+            stop.sleep(delay)
+            delay = min(delay * 2, DATABASE_WAIT_MAX_SECONDS)
             continue
-        if waited:
-            notify_systemd("STATUS=")
         return
 
 

@@ -4,6 +4,7 @@ monitoring plugin's one line. Both read the database only, and never write it.""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 
@@ -24,7 +25,13 @@ STATUS_GITHUB_TIMEOUT_SECONDS = 3.0
 
 
 def show_status(config: Config, secrets: Secrets, clock: Clock, *, as_json: bool) -> int:
-    open_for_reading(config, secrets)
+    try:
+        open_for_reading(config, secrets)
+    except StartupError as error:
+        if as_json:
+            # A reader of --json always gets JSON: the error, and nothing known.
+            print(json.dumps({"error": str(error), "repos": [], "rate_limits": {}}, indent=2))
+        raise
     # A quick, single try: status reads the database, and the rate limit is a bonus.
     quick = dataclasses.replace(
         config.github,

@@ -103,6 +103,12 @@ def test_status_on_a_missing_sqlite_database_creates_nothing(tmp_path):
     result = run_config(tmp_path, text, "status")
     assert_one_line_error(result, 3, "typo/dashbaord.db does not exist")
     assert not (tmp_path / "typo").exists()
+    # --json always prints JSON, with the error; stderr still has the one line.
+    as_json = run_config(tmp_path, text, "status", "--json")
+    assert as_json.returncode == 3
+    answer = json.loads(as_json.stdout)
+    assert "typo/dashbaord.db does not exist" in answer["error"] and answer["repos"] == []
+    assert len(as_json.stderr.strip().splitlines()) == 1
 
 
 def test_dashboard_connect_on_a_missing_database_creates_nothing(tmp_path, monkeypatch):

@@ -140,6 +140,14 @@ def test_each_installation_has_its_own_clients_governor_etags_and_one_token(
         assert {r.credential for r in shark} == tokens[22]
         assert set(clients.by_credential()) == {"installation 11", "installation 22"}
         assert clients.by_credential()["installation 22"].sent == 3
+        # A pass's own requests: the summary since one taken before it.
+        before = clients.summary()
+        with nod.lend() as client:
+            client.repository("nod-ai/shark")
+        during = clients.summary(since=before)
+        assert during["installation 22"]["spent"] == 1
+        assert during["installation 11"]["spent"] == 0
+        assert clients.summary()["installation 22"]["spent"] == 4
     finally:
         clients.close()
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import signal
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import peewee
+import port_for
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -266,7 +268,6 @@ def test_a_daemon_started_before_its_database_waits_for_it(
 ):
     """A VM that boots before its database: the daemon waits, says so, and syncs once the
     database answers. Wrong credentials are not waited for: exit 3 at once."""
-    import port_for
 
     from tcp_proxy import TcpProxy
 
@@ -295,10 +296,19 @@ def test_a_daemon_started_before_its_database_waits_for_it(
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))
     notify.settimeout(10)
+    metrics_port = port_for.select_random()
+    poller.metrics = {"listen": str(metrics_port)}
     waiting = LogTail(poller.popen(NOTIFY_SOCKET=str(tmp_path / "notify.sock")))
     waiting.wait_for("daemon.waiting_for_database")
+    # Up and waiting: READY=1 at once, so systemd's start timeout cannot fail the unit.
+    assert notify.recv(4096) == b"READY=1"
     assert notify.recv(4096).startswith(b"STATUS=Waiting for the database: ")
     notify.close()
+    # Its metrics serve meanwhile, and say what it waits for.
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        served = answer.read().decode()
+    assert "shark_poller_database_readable 0.0" in served
     started = time.monotonic()
     assert stop(waiting) == 0  # a stop while waiting is a clean stop
     assert time.monotonic() - started < 3

@@ -96,7 +96,6 @@ def test_daemon_notifies_ready_and_reads_the_token_credential(
     try:
         assert notify.recv(1024) == b"READY=1"
         daemon.wait_for("daemon.pass_done")
-        assert notify.recv(1024) == b"WATCHDOG=1"  # a pass succeeded
     finally:
         daemon.process.send_signal(signal.SIGTERM)
         assert daemon.process.wait(timeout=30) == 0
