@@ -11,13 +11,11 @@ pass sees an attempt complete (``rules/cicd.py``, ``metrics``), so that they onl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-import peewee
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from poller.store.models import Workflow, WorkflowRun
-from poller.store.runs import not_completed
+from poller.store.models import Workflow
+from poller.store.runs import unfinished_runs
 
 # GitHub's status of a run not completed to the conventions' cicd.pipeline.run.state.
 STATES = {"in_progress": "executing"}  # queued, waiting, requested, pending: "pending"
@@ -44,21 +42,11 @@ def runs_active(per_repository: bool) -> GaugeMetricFamily:
     for name, repo in known:
         for state in ("pending", "executing"):
             counts[_key(name, state, repo, per_repository)] = 0
-    query = (
-        WorkflowRun.select(
-            WorkflowRun.workflowname,
-            WorkflowRun.status,
-            WorkflowRun.repo,
-            peewee.fn.COUNT(WorkflowRun.id),
+    for run in unfinished_runs():
+        key = _key(
+            run["workflowname"], STATES.get(run["status"], "pending"), run["repo"], per_repository
         )
-        .where(not_completed())
-        .group_by(WorkflowRun.workflowname, WorkflowRun.status, WorkflowRun.repo)
-        .tuples()
-    )
-    rows: list[tuple[Any, ...]] = list(query)  # type: ignore[arg-type]
-    for name, status, repo, count in rows:
-        key = _key(name, STATES.get(status, "pending"), repo, per_repository)
-        counts[key] = counts.get(key, 0) + int(count)
+        counts[key] = counts.get(key, 0) + 1
     for key, count in sorted(counts.items()):
         family.add_metric(list(key), count)
     return family

@@ -12,6 +12,7 @@ several pollers reports it for all: each repository's freshness and last outcome
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
@@ -26,8 +27,8 @@ from poller.clock import SYSTEM, Clock, epoch
 from poller.config.settings import Config
 from poller.github.pool import GitHubPool
 from poller.service import ci_metrics, status
-from poller.store.models import WorkflowRun, database
-from poller.store.runs import not_completed
+from poller.store.models import database
+from poller.store.runs import unfinished_runs
 
 log = structlog.get_logger(__name__)
 
@@ -89,13 +90,7 @@ class DataCollector(Collector):
             "Stored runs not yet completed, which passes fetch until they complete.",
             labels=["repo"],
         )
-        counted: list[tuple[str, int]] = list(
-            WorkflowRun.select(WorkflowRun.repo, peewee.fn.COUNT(WorkflowRun.id))
-            .where(not_completed())
-            .group_by(WorkflowRun.repo)
-            .tuples()  # type: ignore[arg-type]
-        )
-        pending = dict(counted)
+        pending = Counter(run["repo"] for run in unfinished_runs())
         for repo, row in status.last_syncs(self.config):
             verdict = status.RepoHealth.of(row, now, self.config)
             if verdict.freshness is not None and row is not None and row.lastsuccess:

@@ -182,6 +182,8 @@ class WorkflowRun(BaseModel):
             # the failure share, the newest run); conclusion makes the share index-only.
             (("createtime", "conclusion"), False),
             (("repo", "branchname", "createtime"), False),
+            # The runs not completed (a handful): what passes revisit and metrics count.
+            (("status",), False),
         )
 
 

@@ -152,7 +152,7 @@ class RunSync:
             self.mark_deleted(run_store.runs_created_between(self.name, low, high) - listed)
 
     def sync_unfinished(self, created_before: datetime) -> None:
-        for gitid in run_store.unfinished_runs(self.name, created_before):
+        for gitid in run_store.unfinished_runs_of(self.name, created_before):
             if gitid in self.counted:
                 continue  # a listing of this pass held it already: nothing to revisit
             run = self.gh.run(self.name, gitid)
