@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-from poller import shutdown
+from poller import metrics, shutdown
 from poller.clock import Clock
 from poller.config.settings import (
     Config,
@@ -52,7 +52,10 @@ def run_once(config: Config, secrets: Secrets, clock: Clock, *, full: bool = Fal
         finished = stop.run_in_worker(work, "pass")
         reports = list(record.reports)
         if finished:
-            Exporter(config, engine.github, clock).write()  # cron's metrics, for node_exporter
+            # Cron's metrics, for node_exporter. A --once is no daemon: it shares no
+            # budget, so it does not say how many daemons do.
+            metrics.REGISTRY.unregister(metrics.POLLERS_SEEN)
+            Exporter(config, engine.github, clock).write()
         if stop.requested:
             interrupted(record.repos, reports, stop, finished=finished)
             return stop.exit_status()

@@ -32,13 +32,15 @@ RULE_TESTS = ROOT / "tests" / "fixtures" / "alerts-test.yml"
 DASHBOARD = ROOT / "poller" / "grafana-dashboard.json"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
+NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 
 pytestmark = pytest.mark.sqlite_only  # the subject is the metrics, not the database
 
 
 def require(tool: str | None, name: str) -> str:
     if tool is None:
-        reason = f"{name} is not installed (Debian: apt-get install prometheus)"
+        package = "prometheus-node-exporter" if "node" in name else "prometheus"
+        reason = f"{name} is not installed (Debian: apt-get install {package})"
         if os.environ.get("SHARK_POLLER_REQUIRE_PROMETHEUS"):
             pytest.fail(reason)
         pytest.skip(reason)
@@ -126,6 +128,29 @@ def prometheus_for() -> Iterator[Callable[[Path, dict[str, str]], Prometheus]]:
         server.close()
 
 
+@pytest.fixture
+def node_exporter(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """node_exporter with its textfile collector only, on 127.0.0.1: the directory the
+    poller writes its textfile into, and the target to scrape."""
+    directory = tmp_path / "node-exporter"
+    directory.mkdir()
+    port = port_for.select_random()
+    process = subprocess.Popen(
+        [
+            require(NODE_EXPORTER, "prometheus-node-exporter"),
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            f"--collector.textfile.directory={directory}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "node_exporter.log").open("w"),
+    )
+    yield directory, f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
 def grafana_expressions() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [
@@ -137,13 +162,20 @@ def grafana_expressions() -> list[str]:
 
 
 def test_a_real_prometheus_scrapes_the_daemon_and_pages_when_it_dies(
-    fake: FakeGitHub, poller: PollerSetup, tmp_path: Path, prometheus_for: Any
+    fake: FakeGitHub,
+    poller: PollerSetup,
+    tmp_path: Path,
+    prometheus_for: Any,
+    node_exporter: tuple[Path, str],
 ):
+    """Both ways out scraped, as the README describes: the endpoint (job shark-poller)
+    and the textfile through node_exporter (job node)."""
     repo = fake.add_repo("octo/demo")
     fake.add_workflow(repo, "CI")
     fake.add_commit(repo, "main")
     port = port_for.select_random()
-    textfile = tmp_path / "shark_poller.prom"
+    directory, node_target = node_exporter
+    textfile = directory / "shark_poller.prom"
     poller.repos = [{"name": "octo/demo"}]
     poller.schedule = {"interval_minutes": 0.02}
     poller.metrics = {"listen": str(port), "textfile": str(textfile), "ci": True}
@@ -163,9 +195,12 @@ def test_a_real_prometheus_scrapes_the_daemon_and_pages_when_it_dies(
             )
             assert linted.returncode == 0, linted.stdout + linted.stderr
 
-        server = prometheus_for(tmp_path, {"shark-poller": f"127.0.0.1:{port}"})
-        server.wait_for(lambda: bool(server.query('up{job="shark-poller"} == 1')))
-        server.wait_for(lambda: bool(server.query("shark_poller_repo_last_pass_ok")))
+        targets = {"shark-poller": f"127.0.0.1:{port}", "node": node_target}
+        server = prometheus_for(tmp_path, targets)
+        server.wait_for(lambda: len(server.query("up == 1")) == 2)
+        # The same fact from both: the rules and panels take one value per repository.
+        server.wait_for(lambda: len(server.query("shark_poller_repo_last_pass_ok")) == 2)
+        server.wait_for(lambda: bool(server.query("node_textfile_mtime_seconds")))
         # Every rule loads and evaluates without error, and none fires on a healthy poller.
         server.wait_for(
             lambda: all(
@@ -201,6 +236,12 @@ def test_a_real_prometheus_scrapes_the_daemon_and_pages_when_it_dies(
     [down] = server.api("alerts")["alerts"]
     assert down["labels"]["alertname"] == "SharkPollerDown"
     assert down["state"] == "pending" and down["labels"]["severity"] == "critical"
+    # node_exporter serves the dead daemon's last textfile, and its age grows: what
+    # SharkPollerTextfileStale pages on past 15 minutes (simulated in alerts-test.yml).
+    age = "time() - node_textfile_mtime_seconds{file=~'.*shark_poller.prom'}"
+    first = float(server.query(age)[0]["value"][1])
+    time.sleep(2)
+    assert float(server.query(age)[0]["value"][1]) > first
 
 
 def test_grafana_imports_the_dashboard_with_the_data_source_chosen_at_import():

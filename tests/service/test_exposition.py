@@ -84,6 +84,8 @@ def test_once_writes_a_textfile_whose_counts_are_what_github_saw(
         "/jobs", rate_limited=False
     )
 
+    # A --once is no daemon: it does not say how many daemons share the budget.
+    assert not any(name == "shark_poller_pollers_seen" for name, _ in first)
     # History is not observed: the CI histograms count what completes while watched.
     assert total(first, "cicd_pipeline_run_duration_seconds_count") == 0
     assert total(first, "cicd_pipeline_run_active", cicd_pipeline_run_state="pending") == 1
