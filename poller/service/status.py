@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from poller.rules.plan import RunCursors
 from poller.store.models import Job, SyncStatus, WorkflowRun, database
 from poller.store.moves import current_name
 from poller.store.rows import get_cursors
-from poller.store.runs import not_completed
+from poller.store.runs import unfinished_runs
 
 
 def backfill_state(repo: RepoConfig, cursors: Mapping[str, str | None], stored: int) -> str:
@@ -70,15 +71,17 @@ class Status:
     rate_limits: dict[str, dict[str, Any]]
 
 
-def repo_status(repo: RepoConfig, now: datetime, config: Config) -> RepoStatus:
+def repo_status(
+    repo: RepoConfig, now: datetime, config: Config, unfinished: Counter[str]
+) -> RepoStatus:
+    """One repository's line. ``unfinished``: every repository's runs not completed,
+    read once for all (through the index on ``status``), not per repository."""
     # The entry's own name keeps its status row; its history is stored under the name
     # GitHub gave the repository when it moved.
     stored_as = current_name(repo.name)
     cursors = get_cursors(stored_as)
     status = SyncStatus.get_or_none(SyncStatus.repo == repo.name)
-    runs = WorkflowRun.select().where(WorkflowRun.repo == stored_as)
-    stored = runs.count()
-    unfinished = runs.where(not_completed()).count()
+    stored = WorkflowRun.select().where(WorkflowRun.repo == stored_as).count()
     return RepoStatus(
         repo=repo.name,
         freshness_seconds=freshness(status, now),
@@ -89,7 +92,7 @@ def repo_status(repo: RepoConfig, now: datetime, config: Config) -> RepoStatus:
         requests_spent=status.requests if status else None,
         requests_not_modified=status.notmodified if status else None,
         runs_stored=stored,
-        runs_unfinished=unfinished,
+        runs_unfinished=unfinished[stored_as],
         backfill=backfill_state(repo, cursors, stored),
         cursors=dict(sorted(cursors.items())),
         moved_to=stored_as if stored_as != repo.name else None,
@@ -209,7 +212,8 @@ def read_status(config: Config, pool: GitHubPool, now: datetime) -> Status:
     """Each repository's state, the stalest first (never synced counts as stalest)."""
     with database.connection_context():
         repos_followed = followed(config)
-        repos = [repo_status(repo, now, config) for repo in repos_followed]
+        unfinished = Counter(run["repo"] for run in unfinished_runs())
+        repos = [repo_status(repo, now, config, unfinished) for repo in repos_followed]
     repos.sort(
         key=lambda repo: -(repo.freshness_seconds if repo.freshness_seconds is not None else 2**62)
     )
