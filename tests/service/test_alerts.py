@@ -262,3 +262,36 @@ def test_grafana_imports_the_dashboard_with_the_data_source_chosen_at_import():
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
         for target in panel.get("targets", []):
             assert target.get("datasource", {"uid": "${datasource}"})["uid"] == "${datasource}"
+
+
+@pytest.mark.stress  # two minutes of real time: CI's stress lane runs it
+def test_the_dead_poller_alert_fires_in_a_real_prometheus_within_its_for(
+    fake: FakeGitHub, poller: PollerSetup, tmp_path: Path, prometheus_for: Any
+):
+    """In real time, what promtool shows on a simulated clock: kill -9 the daemon, and
+    SharkPollerDown fires once its 2 minutes have passed, not before."""
+    fake.add_repo("octo/demo")
+    port = port_for.select_random()
+    poller.repos = [{"name": "octo/demo"}]
+    poller.schedule = {"interval_minutes": 0.02}
+    poller.metrics = {"listen": str(port)}
+    daemon = LogTail(poller.popen())
+    try:
+        daemon.wait_for("daemon.pass_done")
+        server = prometheus_for(tmp_path, {"shark-poller": f"127.0.0.1:{port}"})
+        server.wait_for(lambda: bool(server.query('up{job="shark-poller"} == 1')))
+    finally:
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait(timeout=30)
+    killed = time.monotonic()
+
+    def firing() -> bool:
+        alerts = server.api("alerts")["alerts"]
+        return any(a["state"] == "firing" for a in alerts)
+
+    server.wait_for(firing, timeout=180)
+    after = time.monotonic() - killed
+    # Its `for` (120 s), plus up to a scrape and an evaluation (1 s each) to see it down.
+    assert 120 <= after <= 135, after
+    [alert] = server.api("alerts")["alerts"]
+    assert alert["labels"]["alertname"] == "SharkPollerDown"
