@@ -14,7 +14,7 @@ import structlog
 
 from poller.config.settings import RepoConfig
 from poller.github.client import GitHub
-from poller.rules import cursors, transform
+from poller.rules import cursors, repo_rows, transform
 from poller.rules.cursors import to_cursor
 from poller.rules.plan import FIRST_RUN
 from poller.store import moves as repo_moves
@@ -91,13 +91,13 @@ class MetadataSync:
     def sync_workflows(self) -> None:
         patterns = self.repo.docker_workflows
         rows = [
-            transform.workflow_row(item, self.name, patterns)
+            repo_rows.workflow_row(item, self.name, patterns)
             for item in self.gh.workflows(self.name)
         ]
         self.counts[Workflow].add(store.mirror_workflows(self.name, rows))
 
     def sync_branches(self) -> dict[str, str | None]:
-        rows = [transform.branch_row(item, self.name) for item in self.gh.branches(self.name)]
+        rows = [repo_rows.branch_row(item, self.name) for item in self.gh.branches(self.name)]
         self.counts[Branch].add(store.mirror_branches(self.name, rows))
         return {row["name"]: row["commithash"] for row in rows}
 
@@ -118,7 +118,7 @@ class MetadataSync:
             done = not page
             for item in page:
                 new_head = new_head or item["sha"]
-                row = transform.commit_row(item, self.name)
+                row = repo_rows.commit_row(item, self.name)
                 met_last_head = item["sha"] == last_head
                 cut_short = taken >= self.repo.max_commits or bool(
                     self.repo.since and row["time"] and row["time"] < self.repo.since

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from poller.rules import transform
+from poller.rules import repo_rows, transform
 from support import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
@@ -248,7 +248,7 @@ def test_step_rows_come_from_the_jobs_listing():
 
 def test_commit_rows_from_listing_and_from_a_runs_head_commit_agree():
     listing = json.loads((FIXTURES / "commits-list.json").read_text())[0]
-    row = transform.commit_row(listing, REPO)
+    row = repo_rows.commit_row(listing, REPO)
     assert row == {
         "hash": listing["sha"],
         "author": "Monalisa Octocat",
@@ -257,7 +257,7 @@ def test_commit_rows_from_listing_and_from_a_runs_head_commit_agree():
         "repo": REPO,
         "authorurl": "https://github.com/octocat",
     }
-    assert transform.commit_row({**listing, "author": None}, REPO)["authorurl"] is None
+    assert repo_rows.commit_row({**listing, "author": None}, REPO)["authorurl"] is None
     head = transform.head_commit_row(RUN, REPO)
     assert head == {
         "hash": "acb5820ced9479c074f688cc328bf03f341a511d",
@@ -271,14 +271,14 @@ def test_commit_rows_from_listing_and_from_a_runs_head_commit_agree():
 
 def test_branch_and_workflow_rows():
     branch = json.loads((FIXTURES / "branches-list.json").read_text())[0]
-    assert transform.branch_row(branch, REPO) == {
+    assert repo_rows.branch_row(branch, REPO) == {
         "name": "master",
         "repo": REPO,
         "protected": True,
         "commithash": "c5b97d5ae6c19d5c5df71a34c7fbeeda2479ccbc",
     }
     workflow = json.loads((FIXTURES / "workflows-list.json").read_text())["workflows"][0]
-    assert transform.workflow_row(workflow, REPO) == {
+    assert repo_rows.workflow_row(workflow, REPO) == {
         "gitid": 161335,
         "name": "CI",
         "repo": REPO,
@@ -287,7 +287,7 @@ def test_branch_and_workflow_rows():
         "url": "https://github.com/octo-org/octo-repo/blob/master/.github/workflows/161335",
         "imagebuild": False,
     }
-    assert transform.workflow_row(workflow, REPO, ["blank.yaml"])["imagebuild"] is True
+    assert repo_rows.workflow_row(workflow, REPO, ["blank.yaml"])["imagebuild"] is True
 
 
 @pytest.mark.parametrize(
@@ -304,7 +304,7 @@ def test_branch_and_workflow_rows():
     ],
 )
 def test_builds_images_matches_name_path_or_file_name(name, path, patterns, expected):
-    assert transform.builds_images({"name": name, "path": path}, patterns) is expected
+    assert repo_rows.builds_images({"name": name, "path": path}, patterns) is expected
 
 
 moments = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2035, 1, 1))
