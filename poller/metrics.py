@@ -136,6 +136,10 @@ def endpoint_of(url: str) -> str:
     return "other"
 
 
+# Every answer ``answer_of`` gives (tests/service/test_metrics.py checks it).
+ANSWERS = ("200", "304", "redirect", "rate_limited", "4xx", "5xx", "connection_error")
+
+
 def answer_of(status: int | None, headers: Mapping[str, str]) -> str:
     """A request's answer as the metrics count it: 200, 304, redirect (a moved repository's
     old URL), rate_limited (a 429, or a 403 of the primary or a secondary limit), 5xx,
@@ -177,5 +181,4 @@ def _known_labels_at_zero() -> None:
         REPO_SYNCS.labels(outcome)
 
 
-ANSWERS = ("200", "304", "redirect", "rate_limited", "4xx", "5xx", "connection_error")
 _known_labels_at_zero()

@@ -150,8 +150,9 @@ class Engine:
         reached (also in ``record`` as each one ends); after a stop request, the
         repositories it did not reach have none. Worker threads open database sessions
         of their own; the caller's thread uses, and closes, the caller's."""
-        run = _Pass(self, options or PassOptions(), gate or Open(), now or self.now(), record)
-        run.pushed_at = pushed_at or {}
+        run = _Pass(
+            self, options or PassOptions(), gate or Open(), now or self.now(), record, pushed_at
+        )
         started = self.clock.monotonic()
         run.sync_all(repos)
         if run.reports:
@@ -171,14 +172,15 @@ class _Pass:
         gate: Gate,
         now: datetime,
         record: PassRecord | None,
+        pushed_at: Mapping[str, str] | None,
     ) -> None:
         self.engine = engine
         self.record = record
+        self.pushed_at: Mapping[str, str] = pushed_at or {}
         self.options = options
         self.gate = gate
         self.now = now
         self.reports: list[RepoReport] = []  # this pass's, in the order they ended
-        self.pushed_at: Mapping[str, str] = {}
         self.unreachable: str | None = None  # the first error that found GitHub unreachable
         self.caller = threading.current_thread()
 

@@ -344,9 +344,12 @@ class RunSync:
         """The CI metrics of each attempt this page saw complete (``cicd``): once each,
         after its rows are stored."""
         owner, repository = self.name.split("/", 1) if self.ci_per_repository else ("", "")
-        for run in page.runs:
-            if not cicd.completion_observed(stored.get(run["gitid"]), run, self.now):
-                continue
+        completed = [
+            run
+            for run in page.runs
+            if cicd.completion_observed(stored.get(run["gitid"]), run, self.now)
+        ]
+        for run in completed:
             name = run["workflowname"] or ""
             result, error = cicd.result_of(run["conclusion"]), cicd.error_type(run["conclusion"])
             # The result is set in the state the run ended in: executing if a job ran,
@@ -361,10 +364,12 @@ class RunSync:
                 metrics.CI_RUN_SECONDS.labels(
                     name, "executing", result, error, owner, repository
                 ).observe(run["runtime"])
-            for job in page.jobs:
-                shown = job["runid"] == run["gitid"] and job["runattempt"] == run["runattempt"]
-                if shown and job["starttime"] is not None and job["queuetime"] is not None:
-                    metrics.JOB_QUEUE_SECONDS.labels(job["labels"] or "").observe(job["queuetime"])
+        # The jobs of those attempts, in one walk of the page's jobs.
+        attempts = {(run["gitid"], run["runattempt"]) for run in completed}
+        for job in page.jobs:
+            shown = (job["runid"], job["runattempt"]) in attempts
+            if shown and job["starttime"] is not None and job["queuetime"] is not None:
+                metrics.JOB_QUEUE_SECONDS.labels(job["labels"] or "").observe(job["queuetime"])
 
     def details(self, run: RunItem) -> transform.RunDetails:
         """A changed run's jobs, and the rare earlier attempt that ran no job."""

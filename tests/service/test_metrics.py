@@ -53,6 +53,7 @@ def test_each_request_is_counted_by_the_kind_of_endpoint_it_read(url, endpoint):
 )
 def test_answers_are_classed_as_the_metrics_count_them(status, headers, answer):
     assert metrics.answer_of(status, headers) == answer
+    assert answer in metrics.ANSWERS  # so that its series exists from the start, at 0
 
 
 def value(name: str, labels: dict[str, str] | None = None) -> float:
