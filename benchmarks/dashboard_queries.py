@@ -30,11 +30,11 @@ from poller.store.schema import ensure_schema  # noqa: E402
 
 NEW_INDEXES = ("workflowruns_createtime_conclusion", "workflowruns_repo_branchname_createtime")
 README_TITLES = (
-    "Waterfall: each platform's result per commit",
+    "Waterfall: each platform's result per commit (MySQL/MariaDB)",
     "Job queue time per runner label over the last week (MySQL, MariaDB)",
     "Failed steps, newest first",
     "flaky share of main runs over the last 24 hours (MySQL/MariaDB)",
-    "last docker build (both databases)",
+    "last docker build in 30 days (MySQL/MariaDB)",
 )
 JOB_NAMES = ["linux_x64_clang", "windows_x64_msvc", "macos_arm64_clang", "linux_arm64_clang"]
 

@@ -50,11 +50,14 @@ class MariaDB:
         self.executor.start()
 
 
-def start_mariadb(base: Path, *, durable: bool = False, buffer_pool: str = "64M") -> MariaDB:
+def start_mariadb(
+    base: Path, *, durable: bool = False, buffer_pool: str = "64M", counting: bool = False
+) -> MariaDB:
     """Initialise a datadir under ``base`` and start mariadbd on it, as root may.
 
     Tests trade durability for speed; ``durable`` keeps MariaDB's default of flushing the
-    log at every commit, as production servers do, for benchmarks.
+    log at every commit, as production servers do, for benchmarks. ``counting`` turns on
+    the performance schema, which counts the rows read per table (``query_cost.py``).
     """
     assert MARIADBD and INSTALL_DB, "mariadbd is not installed"
     datadir = base / "data"
@@ -86,6 +89,7 @@ def start_mariadb(base: Path, *, durable: bool = False, buffer_pool: str = "64M"
         f"--innodb-buffer-pool-size={buffer_pool}",
         "--skip-log-bin",
         "--innodb-flush-log-at-trx-commit=2",
+        f"--performance-schema={'ON' if counting else 'OFF'}",
     ]
     executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60)
     executor.start()

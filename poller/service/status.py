@@ -210,6 +210,15 @@ def rate_limits(pool: GitHubPool, repos: list[RepoConfig]) -> dict[str, dict[str
 
 def read_status(config: Config, pool: GitHubPool, now: datetime) -> Status:
     """Each repository's state, the stalest first (never synced counts as stalest)."""
+    repos_followed, repos = stored_status(config, now)
+    limits = rate_limits(pool, repos_followed)
+    first = next(iter(limits.values()), {"error": "no repository followed"})
+    return Status(repos, first, limits)
+
+
+def stored_status(config: Config, now: datetime) -> tuple[list[RepoConfig], list[RepoStatus]]:
+    """What the database says of each followed repository, the stalest first: every
+    read ``status`` makes, on one connection."""
     with database.connection_context():
         repos_followed = followed(config)
         unfinished = Counter(run["repo"] for run in unfinished_runs())
@@ -217,9 +226,7 @@ def read_status(config: Config, pool: GitHubPool, now: datetime) -> Status:
     repos.sort(
         key=lambda repo: -(repo.freshness_seconds if repo.freshness_seconds is not None else 2**62)
     )
-    limits = rate_limits(pool, repos_followed)
-    first = next(iter(limits.values()), {"error": "no repository followed"})
-    return Status(repos, first, limits)
+    return repos_followed, repos
 
 
 def health(config: Config, now: datetime) -> tuple[bool, str]:

@@ -14,4 +14,4 @@ def backfill_pending(repo: RepoConfig) -> bool:
     """Whether the stored history still lacks runs that the repository's bounds want, as
     the cursors say (what ``status`` shows), however the pass ended."""
     state = RunCursors.parse(store.get_cursors(repo.name))
-    return state.backfill_done(repo, run_store.count_runs(repo.name)) is None
+    return state.backfill_done(repo, run_store.count_runs_up_to(repo.name, repo.max_runs)) is None

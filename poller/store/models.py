@@ -173,15 +173,28 @@ class WorkflowRun(BaseModel):
     class Meta:
         table_name = "workflowruns"
         natural_key = ("gitid",)
+        # Each index serves a shipped query, and tests/store/test_query_cost.py holds each
+        # such query, on MariaDB, to the rows it must read.
         indexes = (
-            (("repo", "createtime"), False),
-            (("commithash",), False),
+            # A repository's runs by time. branchname and conclusion make its entries
+            # wider than (repo, branchname, createtime)'s: MariaDB then costs a range on
+            # that one lower for a branch's runs of a week, and reads only the week, where
+            # otherwise it reads the branch's whole year through a `ref` on its first two
+            # columns (a repository whose runs are almost all on main).
+            (("repo", "createtime", "branchname", "conclusion"), False),
             (("branchname", "createtime"), False),
-            (("workflowid",), False),
             # The dashboard's landing page filters on createtime alone (counts per day,
             # the failure share, the newest run); conclusion makes the share index-only.
             (("createtime", "conclusion"), False),
             (("repo", "branchname", "createtime"), False),
+            # A workflow's runs of a window by name: the waterfall (job_results).
+            (("repo", "workflowname", "createtime"), False),
+            # A workflow's runs by time, and the newer run of the same commit that
+            # job_results looks for. No index leads with commithash alone:
+            # one would tempt MariaDB to join commits first into runs (the dashboard's
+            # runs with their commit messages), which then sorts the repository's year.
+            (("workflowid", "createtime"), False),
+            (("workflowid", "commithash", "createtime"), False),
             # The runs not completed (a handful): what passes revisit and metrics count.
             (("status",), False),
         )
@@ -195,7 +208,7 @@ class Job(BaseModel):
 
     id = peewee.AutoField(column_name="Id")
     gitid = peewee.BigIntegerField(unique=True)
-    runid = peewee.BigIntegerField(index=True)
+    runid = peewee.BigIntegerField()
     runattempt = peewee.IntegerField()
     name = peewee.CharField(NAME, null=True)
     status = peewee.CharField(STATE, null=True)
@@ -213,7 +226,13 @@ class Job(BaseModel):
     class Meta:
         table_name = "jobs"
         natural_key = ("gitid",)
-        indexes = ((("starttime",), False), (("repo", "os"), False))
+        indexes = (
+            # A run's jobs, and job_results' look for a later execution of the same job.
+            (("runid", "name", "runattempt"), False),
+            (("createtime",), False),  # job_queue_times over a window
+            (("starttime",), False),
+            (("repo", "os"), False),  # the label sets of unknown OS that status lists
+        )
 
 
 class Step(BaseModel):

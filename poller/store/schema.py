@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import peewee
 import structlog
-from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.migrate import SchemaMigrator, make_index_name, migrate
 
 from poller.clock import SYSTEM, whole_seconds
 from poller.rules import runner_os
@@ -32,6 +33,16 @@ from poller.store.mysql import MYSQL_COLLATION, dialect_ddl, mysql_collation
 log = structlog.get_logger(__name__)
 
 SCHEMA_LOCK = "shark-poller:schema"
+# Indexes earlier versions created that no shipped query needs any more, by the name
+# peewee gave them; dropped once their replacements exist (see the models' indexes).
+RETIRED_INDEXES = {
+    "workflowruns": (
+        "workflowruns_repo_createtime",
+        "workflowruns_commithash",
+        "workflowruns_workflowid",
+    ),
+    "jobs": ("jobs_runid",),
+}
 SCHEMA_LOCK_SECONDS = 120
 
 # Views the dashboard reads with plain SQL; the same text runs on MySQL and SQLite.
@@ -49,7 +60,10 @@ VIEWS = {
           AND EXISTS (SELECT 1 FROM workflowrun_attempts a
                       WHERE a.runid = r.gitid AND a.attempt > 1
                         AND a.conclusion = 'success')""",
-    # Successful runs of the workflows that config.toml's docker_workflows names.
+    # Successful runs of the workflows that config.toml's docker_workflows names. Asked
+    # newest first, a repository's runs are read back from its newest until one is an
+    # image build: MariaDB cannot bound a join's lookup by a time window, so a window
+    # would not save reading the image workflows' whole history.
     "image_builds": """
         SELECT r.repo, r.workflowname, w.path AS workflowpath, r.gitid AS runid,
                r.branchname, r.commithash, r.createtime,
@@ -274,8 +288,41 @@ def _align_indexes(db: peewee.Database, model: type[BaseModel]) -> None:
             migrate(migrator.drop_index(table, index.name))
             log.info("schema.index_dropped", table=table, index=index.name)
     for columns, unique in sorted(wanted - have):
+        _add_index(db, migrator, table, columns, unique)
+    # After the new ones: a query never finds neither.
+    for index in db.get_indexes(table):
+        if index.name in RETIRED_INDEXES.get(table, ()):
+            migrate(migrator.drop_index(table, index.name))
+            log.info("schema.index_dropped", table=table, index=index.name)
+
+
+def _add_index(
+    db: peewee.Database,
+    migrator: SchemaMigrator,
+    table: str,
+    columns: tuple[str, ...],
+    unique: bool,
+) -> None:
+    started = time.monotonic()
+    if isinstance(db, peewee.MySQLDatabase) and not unique:
+        # Online: the dashboard and other pollers keep reading and writing the table
+        # while the index builds. If the server cannot do that, it refuses rather than
+        # lock the table (https://mariadb.com/kb/en/innodb-online-ddl-overview/).
+        listed = ", ".join(f"`{column}`" for column in columns)
+        _sql(
+            db,
+            f"ALTER TABLE `{table}` ADD INDEX `{make_index_name(table, columns)}` ({listed}), "
+            "ALGORITHM=INPLACE, LOCK=NONE",
+        )
+    else:
         migrate(migrator.add_index(table, columns, unique))
-        log.info("schema.index_added", table=table, columns=list(columns), unique=unique)
+    log.info(
+        "schema.index_added",
+        table=table,
+        columns=list(columns),
+        unique=unique,
+        seconds=round(time.monotonic() - started, 1),
+    )
 
 
 def _create_views(db: peewee.Database) -> None:

@@ -81,7 +81,7 @@ class RunSync:
         self.check_windows(planned.windows)
         self.sync_active(plan.active_span(where, counts, self.settings, self.now))
         self.sync_unfinished(where.unfinished_before)
-        stored = run_store.count_runs(self.name)
+        stored = run_store.count_runs_up_to(self.name, self.repo.max_runs)
         backfill = plan.plan_backfill(
             self.repo, where.oldest, self.state(), stored, backfill_budget
         )

@@ -284,8 +284,9 @@ def test_image_builds_view_and_the_last_docker_build_query(fake: FakeGitHub, pol
         older,
         latest,
     }
+    kind = "MySQL/MariaDB" if poller.database.kind == "mariadb" else "SQLite"
     [(name, endtime, commithash, url)] = query(
-        poller.database, readme_sql("last docker build (both databases)")
+        poller.database, readme_sql(f"last docker build in 30 days ({kind})")
     )
     assert name == "Build Docker Images"
     assert commithash == repo.branches["main"]

@@ -193,7 +193,9 @@ def test_a_rerun_of_failed_jobs_days_later(
         assert results == {"linux_x64_clang": (1, "success"), "windows_x64_msvc": (2, "success")}
         [flaky] = db.execute_sql("SELECT runid, attempts FROM flaky_runs").fetchall()
         assert tuple(flaky) == (run, 2)
-        waterfall = db.execute_sql(readme_sql("Waterfall: each platform's result per commit"))
+        kind = "MySQL/MariaDB" if isinstance(db, peewee.MySQLDatabase) else "SQLite"
+        title = f"Waterfall: each platform's result per commit ({kind})"
+        waterfall = db.execute_sql(readme_sql(title))
         [(commit, *cells)] = waterfall.fetchall()
         assert commit == repo.runs[run]["head_sha"]
         assert cells[:4] == ["success", None, None, "success"]  # Linux, Mac, ARM64, Windows

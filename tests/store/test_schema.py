@@ -86,11 +86,14 @@ def test_fresh_schema_has_the_dashboard_indexes(database: Database):
         ensure_schema(db)  # idempotent
         runs = index_columns(db, "workflowruns")
         assert {
-            (("repo", "createtime"), False),
-            (("commithash",), False),
+            (("repo", "createtime", "branchname", "conclusion"), False),
+            (("repo", "branchname", "createtime"), False),
+            (("workflowid", "commithash", "createtime"), False),
             (("branchname", "createtime"), False),
             (("gitid",), True),
         } <= runs
+        assert (("commithash",), False) not in runs
+        assert (("runid", "name", "runattempt"), False) in index_columns(db, "jobs")
         assert (("repo", "name"), True) in index_columns(db, "branches")
         assert (("repo", "hash"), True) in index_columns(db, "commits")
         assert (("repo", "name"), True) in index_columns(db, "workflows")
@@ -98,6 +101,26 @@ def test_fresh_schema_has_the_dashboard_indexes(database: Database):
         assert str(queuetime[0].default) in ("0", "'0'")
         names = {c.name for c in db.get_columns("workflowruns")}
         assert {"Id", *LEGACY_RUN_COLUMNS} <= names
+
+
+def test_an_upgrade_retires_the_indexes_no_shipped_query_needs(database: Database):
+    """Earlier versions' indexes by the names peewee gave them: the index on commithash
+    alone made MariaDB join commits first into runs (tests/store/test_query_cost.py).
+    They go once their replacements exist; an index of the operator's own stays."""
+    with database.open() as db:
+        ensure_schema(db)
+        for name, table, columns in (
+            ("workflowruns_commithash", "workflowruns", "commithash"),
+            ("workflowruns_repo_createtime", "workflowruns", "repo, createtime"),
+            ("jobs_runid", "jobs", "runid"),
+            ("operators_own", "workflowruns", "commithash"),
+        ):
+            db.execute_sql(f"CREATE INDEX {name} ON {table} ({columns})")
+        ensure_schema(db)
+        names = {index.name for index in db.get_indexes("workflowruns")}
+        names |= {index.name for index in db.get_indexes("jobs")}
+    assert not names & {"workflowruns_commithash", "workflowruns_repo_createtime", "jobs_runid"}
+    assert {"operators_own", "workflowruns_repo_createtime_branchname_conclusion"} <= names
 
 
 @pytest.mark.parametrize("rounds", [2, pytest.param(20, marks=pytest.mark.stress)])

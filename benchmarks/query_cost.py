@@ -1,0 +1,190 @@
+"""Rows read against rows needed, for every query we ship, at a year of 1,000 repositories.
+
+It fills a throwaway MariaDB, our own process on 127.0.0.1, with a year of history in the
+product's schema (``tests/year_fill.py``: the scale mix, five jobs a run, ``--steps`` steps
+a job, re-runs with their attempts), then runs each query once and prints what the
+storage engine read from our tables (``tests/query_cost.py``), what the query must touch,
+the time, and each table's size on disk. ``tests/store/test_query_cost.py`` holds the same
+queries to three times what they must read, over a smaller year.
+
+With ``--upgrade`` it then measures an upgrade in place: one of our indexes and one of
+our columns are dropped, and ``ensure_schema`` (what a poller's start runs) puts them back
+while a reader runs the dashboard's queries without pause; it prints how long the
+upgrade took and the reader's slowest query during it.
+
+    scripts/query-cost [--runs 1000000] [--repos 1000] [--steps 4] [--upgrade]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from query_cost import (  # noqa: E402
+    CHECK_NEEDS,
+    METRICS_NEEDS,
+    STATUS_NEEDS,
+    Cost,
+    dashboard_queries,
+    measure,
+    measure_call,
+    readme_queries,
+)
+from year_fill import fill_year  # noqa: E402
+
+from dashboard_sql import QUERIES  # noqa: E402
+from mariadb import MariaDB, mariadb_installed, start_mariadb  # noqa: E402
+from poller.config.loader import parse  # noqa: E402
+from poller.service import ci_metrics, exposition, status  # noqa: E402
+from poller.store.schema import ensure_schema  # noqa: E402
+
+DATABASE = "shark_query_cost"
+
+
+def row(name: str, cost: Cost) -> str:
+    verdict = "ok" if cost.within else "OVER"
+    return (
+        f"| {name} | {cost.rows_read:,} | {cost.rows_needed:,} | "
+        f"{cost.rows_read / max(cost.rows_needed, 1):.2f} | {verdict} | "
+        f"{cost.seconds * 1000:,.1f} |"
+    )
+
+
+def sizes(connection: object) -> list[str]:
+    with connection.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            "SELECT table_name, table_rows, data_length, index_length "
+            "FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE' "
+            "ORDER BY data_length + index_length DESC",
+            (DATABASE,),
+        )
+        lines = [
+            "| table | rows (estimate) | data MB | indexes MB |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, rows, data, index in cursor.fetchall():
+            lines.append(f"| {name} | {rows:,} | {data / 2**20:,.0f} | {index / 2**20:,.0f} |")
+    return lines
+
+
+def upgrade(server: MariaDB, database: object) -> list[str]:
+    """Drop one index and one column of ours, and time ensure_schema putting them back
+    while a reader keeps querying."""
+    connection = server.root(DATABASE)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX workflowruns_workflowid_createtime ON workflowruns")
+        cursor.execute("ALTER TABLE workflowruns DROP COLUMN deletetime")
+    reader = server.root(DATABASE)
+    slowest, reads, stop = [0.0], [0], threading.Event()
+    shapes = [q.sql for q in QUERIES]
+
+    def read() -> None:
+        with reader.cursor() as cursor:
+            while not stop.is_set():
+                for sql in shapes:
+                    started = time.perf_counter()
+                    cursor.execute(sql, {"repo": "org0/repo0000"})
+                    cursor.fetchall()
+                    slowest[0] = max(slowest[0], time.perf_counter() - started)
+                    reads[0] += 1
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    time.sleep(1)
+    before = slowest[0]
+    started = time.perf_counter()
+    with database.open() as db:  # type: ignore[attr-defined]
+        ensure_schema(db)
+    took = time.perf_counter() - started
+    time.sleep(1)
+    stop.set()
+    thread.join()
+    return [
+        f"ensure_schema added the index and the column back in {took:.1f} s.",
+        f"The reader ran {reads[0]:,} dashboard queries meanwhile; the slowest took "
+        f"{slowest[0] * 1000:,.0f} ms (before the upgrade began: {before * 1000:,.0f} ms).",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--repos", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=4, help="steps per job")
+    parser.add_argument("--buffer-pool", default="1G")
+    parser.add_argument("--upgrade", action="store_true")
+    args = parser.parse_args()
+    if not mariadb_installed():
+        raise SystemExit("mariadbd is not installed (Debian: apt-get install mariadb-server)")
+    with tempfile.TemporaryDirectory() as base:
+        server = start_mariadb(Path(base), buffer_pool=args.buffer_pool, counting=True)
+        try:
+            database = server.create_database(DATABASE)
+            with database.open() as db:
+                ensure_schema(db)
+            connection = server.root(DATABASE)
+            connection.autocommit(False)
+            now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+            started = time.perf_counter()
+            year = fill_year(
+                connection, runs=args.runs, repos=args.repos, now=now, steps_per_job=args.steps
+            )
+            connection.autocommit(True)
+            print(
+                f"{year.runs:,} runs in {args.repos:,} repositories over a year, filled in "
+                f"{time.perf_counter() - started:,.0f} s; MariaDB's buffer pool {args.buffer_pool}."
+            )
+            print()
+            print("| query | rows read | rows needed | ratio | within 3x + 100 | ms |")
+            print("| --- | ---: | ---: | ---: | --- | ---: |")
+            with connection.cursor() as cursor:
+                for query in dashboard_queries() + readme_queries():
+                    params = {"repo": getattr(year, query.repo) if query.repo else None}
+                    print(row(query.name, measure(cursor, query.sql, query.needed, params)))
+                owners = sorted({name.split("/")[0] for name in year.repos})
+                config = parse(
+                    {
+                        "database": {"url": "sqlite:///unused.db"},
+                        "orgs": [{"name": o} for o in owners],
+                    },
+                    Path("config.toml"),
+                )
+                collector = exposition.DataCollector(config, pool=None)  # type: ignore[arg-type]
+
+                def collect() -> None:
+                    with exposition.reading():
+                        list(collector.repositories())
+                        list(ci_metrics.ci_families(per_repository=True))
+
+                with database.open():
+                    calls = (
+                        ("status", lambda: status.stored_status(config, now), STATUS_NEEDS),
+                        ("status --check", lambda: status.health(config, now), CHECK_NEEDS),
+                        ("a metrics collection", collect, METRICS_NEEDS),
+                    )
+                    for name, call, needed in calls:
+                        print(
+                            row(
+                                f"{name} ({args.repos:,} repositories)",
+                                measure_call(cursor, call, needed),
+                            )
+                        )
+            print()
+            print("\n".join(sizes(connection)))
+            if args.upgrade:
+                print()
+                print("\n".join(upgrade(server, database)))
+        finally:
+            server.executor.stop()
+
+
+if __name__ == "__main__":
+    main()
