@@ -74,6 +74,7 @@ SECTIONS: dict[str, dict[str, Checker]] = {
         "overlap_minutes": checks.non_negative_number,
         "backfill_runs_per_pass": checks.positive_int,
         "progress_seconds": checks.positive_number,
+        "jobs_retention_days": checks.non_negative_number,
     },
     "metrics": {
         "textfile": checks.prom_file,

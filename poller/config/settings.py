@@ -81,6 +81,9 @@ class SyncConfig:
     backfill_runs_per_pass: int = 500
     # How often a pass that is not on a terminal logs a sync.progress event.
     progress_seconds: float = 10.0
+    # Jobs (and their steps) created longer ago than this are deleted after each pass, a
+    # small batch at a time; runs are kept. 0 keeps them forever (store/retention.py).
+    jobs_retention_days: float = 0.0
 
 
 @dataclass(frozen=True)

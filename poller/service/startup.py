@@ -22,7 +22,7 @@ from poller.config.settings import (
 from poller.shutdown import Stop
 from poller.store import mysql
 from poller.store.models import DatabaseMissing, SyncStatus, open_database, redact_url
-from poller.store.schema import ensure_schema
+from poller.store.schema import SchemaLocked, ensure_schema
 
 EXIT_OK, EXIT_REPO_FAILED, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 EXIT_SKIPPED = 75  # sysexits' EX_TEMPFAIL: another process had a repository; try later
@@ -55,10 +55,14 @@ def open_for_writing(config: Config, secrets: Secrets) -> None:
     except (peewee.PeeweeException, OSError) as error:
         code = mysql.error_code(error)
         hint = database_hint(db, error, secrets)
+        # Waiting also fixes an upgrade that another poller is running, or one that the
+        # dashboard's open queries held up (schema.DDL_LOCK_WAIT_SECONDS).
+        busy = isinstance(error, SchemaLocked) or code == mysql.LOCK_WAIT_TIMEOUT
         raise StartupError(
             f"database {redact_url(config.database.url)}: {error}{hint}",
             EXIT_DATABASE,
-            retryable=isinstance(error, peewee.OperationalError) and code in mysql.UNREACHABLE,
+            retryable=busy
+            or (isinstance(error, peewee.OperationalError) and code in mysql.UNREACHABLE),
         ) from None
 
 

@@ -116,8 +116,16 @@ class SchemaLocked(peewee.OperationalError):
     """Another process held the schema lock for longer than we wait."""
 
 
+# How long one DDL statement waits for the dashboard's open queries to let go of a table
+# on MySQL/MariaDB. Online DDL still needs the table to itself for a moment at its start
+# and end, and while it waits for that, every new query of the table waits behind it
+# (https://mariadb.com/kb/en/metadata-locking/). The server's default is a year; a few
+# seconds bound the dashboard's stall, and a start that gives up tries again later.
+DDL_LOCK_WAIT_SECONDS = 5
+
+
 def ensure_schema(db: peewee.Database) -> None:
-    with _schema_lock(db), dialect_ddl(db, ALL_MODELS):
+    with _schema_lock(db), _ddl_lock_wait(db), dialect_ddl(db, ALL_MODELS):
         existing = set(db.get_tables())
         for model in ALL_MODELS:
             table = model._meta.table_name
@@ -151,6 +159,20 @@ def _rename_oses(db: peewee.Database) -> None:
         changed = model.update(os=case).where(model.os.in_(list(OLD_OS_VALUES))).execute()
         if changed:
             log.info("schema.os_names_upgraded", table=model._meta.table_name, rows=changed)
+
+
+@contextlib.contextmanager
+def _ddl_lock_wait(db: peewee.Database) -> Iterator[None]:
+    if not isinstance(db, peewee.MySQLDatabase):
+        yield
+        return
+    [(before,)] = _sql(db, "SELECT @@SESSION.lock_wait_timeout")
+    _sql(db, "SET SESSION lock_wait_timeout = %s", (DDL_LOCK_WAIT_SECONDS,))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(peewee.PeeweeException):
+            _sql(db, "SET SESSION lock_wait_timeout = %s", (before,))
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from poller.github import pool
 from poller.github.errors import GitHubError
 from poller.github.pool import GitHubPool
 from poller.shutdown import Stop
-from poller.store import http_cache, locks, units
+from poller.store import http_cache, locks, retention, units
 from poller.store import rows as store
 from poller.store.locks import RepoLocks
 from poller.sync import orgs
@@ -159,7 +159,20 @@ class Engine:
             metrics.PASS_SECONDS.observe(self.clock.monotonic() - started)
         with contextlib.suppress(peewee.PeeweeException):
             http_cache.prune_http_cache(run.now - HTTP_CACHE_DAYS)
+        self.prune_jobs(run.now)
         return run.reports
+
+    def prune_jobs(self, now: datetime) -> None:
+        days = self.config.sync.jobs_retention_days
+        if not days:
+            return
+        try:
+            pruned = retention.prune_jobs(now - timedelta(days=days))
+        except peewee.PeeweeException as error:  # the next pass tries again
+            log.warning("sync.prune_failed", error=str(error))
+            return
+        if pruned:
+            log.info("sync.jobs_pruned", jobs=pruned, older_than_days=days)
 
 
 class _Pass:

@@ -233,3 +233,29 @@ def test_re_runs_of_old_runs_are_seen_while_they_run(fake: FakeGitHub, poller: P
         for days in (10, 29):
             row = WorkflowRun.get(WorkflowRun.gitid == old[days])
             assert (row.runattempt, row.status, row.conclusion) == (2, "completed", "success")
+
+
+def test_jobs_retention_prunes_old_jobs_and_their_steps_and_keeps_every_run(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    """`[sync] jobs_retention_days`, run as a user would: `--once`, then the runs of
+    40 days ago keep their row, OS and times, without their jobs and steps."""
+    from poller.store.models import Step
+
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    old = fake.add_run(repo, ci, created=NOW - timedelta(days=40))
+    new = fake.add_run(repo, ci, created=NOW - timedelta(days=1))
+    poller.repos = [{"name": "octo/demo"}]
+    poller.sync = {"jobs_retention_days": 30}
+    result = poller.run()
+    assert result.returncode == 0, result.stderr
+    assert "sync.jobs_pruned" in result.stderr
+    with poller.database.open():
+        runs = {run.gitid: run for run in WorkflowRun.select()}
+        assert set(runs) == {old, new}
+        assert runs[old].os == runs[new].os is not None
+        assert runs[old].runtime == runs[new].runtime is not None
+        assert {job.runid for job in Job.select()} == {new}
+        assert {step.runid for step in Step.select()} == {new}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import peewee
 import pytest
@@ -150,3 +152,49 @@ def test_pollers_started_together_on_a_fresh_database_all_succeed(
             assert process.returncode in (0, 75), f"round {round_number}: {stderr}"
         with fresh.open() as db:
             assert db.execute_sql("SELECT COUNT(*) FROM workflowruns").fetchone() == (1,)
+
+
+@pytest.mark.mariadb
+def test_an_upgrade_held_up_by_an_open_query_gives_up_in_seconds_and_the_start_waits(
+    mariadb_server, monkeypatch
+):
+    """Online DDL still needs the table alone for a moment, and while it waits, every new
+    query of the table queues behind it. With the server's default wait (a year), one
+    long dashboard query would stall the dashboard until it ended; the upgrade gives up
+    after DDL_LOCK_WAIT_SECONDS instead, and the start counts that as a wait, not a
+    failure."""
+    from poller.config.loader import parse
+    from poller.config.settings import Secrets
+    from poller.service import startup
+    from poller.store import schema
+
+    monkeypatch.setattr(schema, "DDL_LOCK_WAIT_SECONDS", 1)
+    database = mariadb_server.create_database("t_ddl_lock_wait")
+    with database.open() as db:
+        ensure_schema(db)
+    dashboard = mariadb_server.root("t_ddl_lock_wait")
+    reader = mariadb_server.root("t_ddl_lock_wait")
+    with dashboard.cursor() as cursor:
+        cursor.execute("DROP INDEX workflowruns_status ON workflowruns")
+        # A query still open in a transaction: it holds the table's metadata lock.
+        cursor.execute("BEGIN")
+        cursor.execute("SELECT COUNT(*) FROM workflowruns")
+    config = parse(
+        {"database": {"url": database.url}, "repos": [{"name": "octo/demo"}]}, Path("config.toml")
+    )
+    secrets = Secrets(db_password=database.password)
+    started = time.monotonic()
+    with pytest.raises(startup.StartupError) as held_up:
+        startup.open_for_writing(config, secrets)
+    assert held_up.value.retryable, held_up.value
+    assert "Lock wait timeout" in str(held_up.value)
+    assert time.monotonic() - started < 10
+    # Readers are not left queued behind it.
+    with reader.cursor() as cursor:
+        begun = time.monotonic()
+        cursor.execute("SELECT COUNT(*) FROM workflowruns")
+        assert time.monotonic() - begun < 1
+    dashboard.commit()
+    startup.open_for_writing(config, secrets)  # the next try, once the query ended
+    with database.open() as db:
+        assert "workflowruns_status" in {index.name for index in db.get_indexes("workflowruns")}
