@@ -68,7 +68,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("SHARK_POLLER_LOG_LEVEL", "info").lower(),
+        default=os.environ.get("SHARK_POLLER_LOG_LEVEL", "info"),
+        type=str.lower,  # as everywhere else: INFO, Info and info alike
         help=f"one of {', '.join(logs.LEVELS)} (default: $SHARK_POLLER_LOG_LEVEL, else info)",
     )
     parser.add_argument(

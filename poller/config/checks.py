@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
@@ -20,6 +21,7 @@ MYSQL_URL_PARAMETERS = (
     "ssl_verify_identity",
     "ssl_disabled",
 )
+MYSQL_FILE_PARAMETERS = ("ssl_ca", "ssl_cert", "ssl_key")
 MYSQL_BOOLEAN_PARAMETERS = ("ssl_verify_cert", "ssl_verify_identity", "ssl_disabled")
 
 ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
@@ -157,6 +159,8 @@ def check_mysql_url(parts: SplitResult) -> None:
             raise ValueError(f"parameter {key} must be true or false")
         if not setting:
             raise ValueError(f"parameter {key} has no value")
+        if key in MYSQL_FILE_PARAMETERS and not Path(setting).is_file():
+            raise ValueError(f"parameter {key}: no file {setting} (a path on this machine)")
 
 
 def repo_name(value: Any) -> str:

@@ -43,12 +43,20 @@ DATABASE_WAIT_MAX_SECONDS = 60.0
 
 def open_for_writing(config: Config, secrets: Secrets) -> None:
     """Open the database, creating or upgrading its tables: the poller is the writer."""
-    db = open_database(
-        config.database.url,
-        secrets.db_password,
-        autoconnect=False,
-        timeout_seconds=config.github.timeout_seconds * 2,
-    )
+    try:
+        db = open_database(
+            config.database.url,
+            secrets.db_password,
+            autoconnect=False,
+            timeout_seconds=config.github.timeout_seconds * 2,
+        )
+    except OSError as error:  # SQLite's directory could not be made
+        raise StartupError(
+            f"database {redact_url(config.database.url)}: cannot create the directory "
+            f"{error.filename}: {error.strerror} (create it, writable by the user the "
+            "poller runs as, or point [database] url elsewhere)",
+            EXIT_DATABASE,
+        ) from None
     try:
         with db.connection_context():
             ensure_schema(db)
@@ -73,6 +81,7 @@ def database_hint(db: peewee.Database, error: Exception, secrets: Secrets) -> st
         isinstance(db, peewee.MySQLDatabase)
         and code == mysql.ACCESS_DENIED
         and not secrets.db_password
+        and not db.connect_params.get("password")  # none in the url either
     ):
         return f" (no password was given: set {DB_PASSWORD_ENV}, or the db_password credential)"
     text = str(error)

@@ -24,8 +24,8 @@ from poller.config import checks
         (checks.database_url, "sqlite:////var/lib/x.db", "sqlite:////var/lib/x.db"),
         (
             checks.database_url,
-            "mysql://poller@db:3306/ci?ssl_ca=/ca.pem&ssl_verify_cert=true",
-            "mysql://poller@db:3306/ci?ssl_ca=/ca.pem&ssl_verify_cert=true",
+            "mysql://poller@db:3306/ci?ssl_ca=/etc/os-release&ssl_verify_cert=true",
+            "mysql://poller@db:3306/ci?ssl_ca=/etc/os-release&ssl_verify_cert=true",
         ),
         (checks.repo_name, "iree-org/iree", "iree-org/iree"),
         (checks.repo_name, "nod-ai/SHARK.Turbine", "nod-ai/SHARK.Turbine"),
@@ -72,6 +72,7 @@ def test_accepted_values_are_converted(check, value, expected):
         (checks.database_url, "mysql://db/ci?charset=latin1", "unknown parameter 'charset'"),
         (checks.database_url, "mysql://db/ci?ssl_disabled=yes", "must be true or false"),
         (checks.database_url, "mysql://db/ci?ssl_ca=", "has no value"),
+        (checks.database_url, "mysql://db/ci?ssl_ca=/no/ca.pem", "ssl_ca: no file /no/ca.pem"),
         (checks.repo_name, "iree", "must be 'owner/name'"),
         (checks.org_name, "iree-org/iree", "must be an organisation's login"),
         (checks.since, "last tuesday", "must be a date like 2024-01-01"),

@@ -84,6 +84,14 @@ def test_config_mistakes_name_the_key(tmp_path, text: str, parts: list[str]):
     assert_one_line_error(run_config(tmp_path, text), 2, *parts)
 
 
+@pytest.mark.parametrize("where", ["/proc/nope/x.db", "{tmp}/a-file/x.db"])
+def test_a_sqlite_directory_that_cannot_be_made_is_one_line_and_exit_3(tmp_path, where: str):
+    (tmp_path / "a-file").write_text("in the way")
+    path = where.format(tmp=tmp_path)
+    result = run_config(tmp_path, f'[database]\nurl = "sqlite:///{path}"\n{REPOS}')
+    assert_one_line_error(result, 3, "cannot create the directory", str(Path(path).parent))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -96,6 +104,16 @@ def test_config_mistakes_name_the_key(tmp_path, text: str, parts: list[str]):
 )
 def test_flags_that_do_not_apply_are_rejected(tmp_path, args: list[str], message: str):
     assert_one_line_error(run_config(tmp_path, REPOS, *args), 2, message)
+
+
+def test_log_levels_are_case_insensitive_on_the_command_line_too(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    fake.add_repo("octo/demo")
+    poller.repos = [{"name": "octo/demo"}]
+    result = poller.run("--once", "--log-level", "WARNING")
+    assert result.returncode == 0, result.stderr
+    assert "pass.done" not in result.stderr  # an info line
 
 
 def test_status_on_a_missing_sqlite_database_creates_nothing(tmp_path):

@@ -93,6 +93,20 @@ def test_a_missing_database_password_names_the_variable(
     assert "Access denied" in line and "set SHARK_POLLER_DB_PASSWORD" in line
 
 
+@pytest.mark.mariadb
+def test_a_wrong_password_in_the_url_is_not_called_missing(
+    fake: FakeGitHub, tmp_path, mariadb_server: MariaDB
+):
+    database = mariadb_server.create_database("wrong_password")
+    url = database.url.replace("mysql://poller@", "mysql://poller:not-it@")
+    poller = PollerSetup(tmp_path, fake.url, Database(url), [{"name": "octo/demo"}])
+    result = poller.run()
+    assert result.returncode == 3
+    line = one_error_line(result.stderr)
+    assert "Access denied" in line and "using password: YES" in line
+    assert "no password was given" not in line and "not-it" not in line
+
+
 def test_a_read_only_directory_is_named_and_status_still_reads(fake: FakeGitHub, shared_dir):
     demo(fake)
     repos = [{"name": "octo/demo"}]
