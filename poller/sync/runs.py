@@ -69,6 +69,7 @@ class RunSync:
         # Runs counted already: listings overlap (the backfill's boundary second, windows
         # primed after the backfill), and a run is counted once a pass.
         self.counted: set[int] = set()
+        self.listed: set[int] = set()  # runs listed this pass, for the progress
 
     def sync(self, *, backfill_budget: int | None, sweep_minutes: float) -> RunsSynced:
         state = self.state()
@@ -287,7 +288,11 @@ class RunSync:
 
     def pages(self, listing: RunListing) -> Iterator[list[RunItem]]:
         for page in self.gh.run_pages(listing):
-            self.progress.advance(listed=len(page))
+            # Listings overlap (windows primed after a backfill re-list its runs): the
+            # progress counts each run once.
+            fresh = {run["id"] for run in page} - self.listed
+            self.listed |= fresh
+            self.progress.advance(listed=len(fresh))
             yield page
 
     # --- storing ---
@@ -329,13 +334,14 @@ class RunSync:
         if self.ci_per_repository is not None:
             self.observe_completions(page, stored)
         counts[WorkflowRun].unchanged += unchanged
+        first_time = sum(1 for run in runs if run["id"] not in self.counted)
         self.counted.update(run["id"] for run in runs)
         for model, table_counts in counts.items():
             self.done.counts[model].add(table_counts)
         self.done.jobs_os_unknown += sum(
             transform.os_unknown(details.jobs, self.job_os) for details in changed
         )
-        self.progress.advance(stored=len(runs))
+        self.progress.advance(stored=first_time)
         return runs
 
     def observe_completions(

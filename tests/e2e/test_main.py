@@ -327,3 +327,6 @@ def test_progress_shows_on_a_terminal_with_no_size_with_its_total(
     os.close(master)
     text = output.decode(errors="replace")
     assert "octo/demo" in text and "/250" in text, text[-2000:]
+    # Each run counted once: listed by the backfill, stored once, whatever else read it.
+    final = text.rsplit("octo/demo: ", 1)[1].split("\n", 1)[0]
+    assert "250/250" in final and "listed=250" in final and "stored=250" in final, final
