@@ -70,6 +70,26 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.sqlite_only
+def test_github_out_of_reach_is_said_plainly_with_what_to_check(
+    poller: PollerSetup, database: Database
+):
+    """A refused connection (nothing listens) was logged as the driver's chain of
+    'ConnectionError: ... Max retries exceeded ... (Caused by ...)'."""
+    import port_for
+
+    closed = f"http://127.0.0.1:{port_for.select_random()}"
+    offline = PollerSetup(poller.tmp_path, closed, database, [{"name": "octo/demo"}])
+    offline.github = {"retry_backoff_seconds": 0.01}
+    result = offline.run()
+    assert result.returncode == 1, result.stderr
+    [failed] = [json.loads(line) for line in result.stderr.splitlines() if "repo_failed" in line]
+    assert failed["error"].startswith(
+        "cannot reach GitHub at 127.0.0.1: the connection was refused"
+    )
+    assert "api_url" in failed["error"] and "Max retries" not in result.stderr
+
+
 def test_a_rejected_token_says_what_to_check(fake: FakeGitHub, poller: PollerSetup):
     demo(fake)
     poller.repos = [{"name": "octo/demo"}]
