@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
+from tqdm import tqdm
 
 LEVELS = ("debug", "info", "warning", "error")
 MASK = "***"
@@ -69,6 +70,29 @@ def compact_for_console(_: WrappedLogger, __: str, event: EventDict) -> EventDic
     return event
 
 
+def one_line(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """On a terminal, a library's multi-line message (urllib3's and PyGithub's debug
+    lines carry headers and bodies) stays one line: its fragments would otherwise read
+    as lines of their own, with no time or level."""
+    text = event.get("event")
+    if isinstance(text, str) and "\n" in text:
+        event["event"] = " ⏎ ".join(part for part in text.splitlines() if part.strip())
+    return event
+
+
+class BarSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """On a terminal, each line is written through tqdm, which lifts the progress bars
+    off the screen, writes the line, and draws them again below it: a bar and a log line
+    never share a line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:  # as logging.StreamHandler does: never raise from a log call
+            self.handleError(record)
+
+
 def with_repo(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """Every event has a ``repo`` key, null outside a repository's sync, so a journal
     query can always filter on it."""
@@ -92,7 +116,7 @@ def configure(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     pretty = stream.isatty() if pretty is None else pretty
-    handler = logging.StreamHandler(stream)
+    handler = BarSafeHandler(stream) if pretty else logging.StreamHandler(stream)
     handler.setFormatter(formatter(shared, SecretMasker(secrets), pretty=pretty))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -118,7 +142,11 @@ def formatter(
     if pretty:
         renderer = structlog.dev.ConsoleRenderer()
         # Render tracebacks to text before masking, and never with local variables.
-        tail: list[Processor] = [structlog.processors.format_exc_info, compact_for_console]
+        tail: list[Processor] = [
+            structlog.processors.format_exc_info,
+            compact_for_console,
+            one_line,
+        ]
     else:
         renderer = structlog.processors.JSONRenderer()
         # show_locals=False: a local variable in a traceback may hold the token.

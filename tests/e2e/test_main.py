@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -293,6 +294,54 @@ def test_a_since_in_the_future_is_warned_about(fake: FakeGitHub, poller: PollerS
 
 
 @pytest.mark.sqlite_only
+def on_a_terminal(poller: PollerSetup, master: int, slave: int, *args: str) -> tuple[int, str]:
+    """Run the poller with its stderr on the pseudo-terminal ``slave``: its exit status,
+    and all it wrote there."""
+    process = subprocess.Popen(
+        poller.command(*args), env=poller.env(), stderr=slave, cwd=poller.tmp_path
+    )
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    code = process.wait(timeout=60)
+    os.close(master)
+    return code, output.decode(errors="replace")
+
+
+@pytest.mark.sqlite_only
+def test_on_a_terminal_a_log_line_never_shares_a_line_with_a_progress_bar(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    import pty
+
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    for i in range(120):
+        fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(days=5, minutes=20 * i))
+    fake.latency = 0.004
+    poller.repos = [{"name": "octo/demo"}]
+    master, slave = pty.openpty()
+    # At debug, the libraries log every request while the bar moves.
+    code, text = on_a_terminal(poller, master, slave, "--once", "--log-level", "debug")
+    assert code == 0, text[-2000:]
+    # What a terminal shows of each line is what follows its last carriage return.
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # colours
+    shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in plain.split("\n")]
+    logged = [line for line in shown if "[debug" in line]
+    assert len(logged) > 100, plain[-3000:]
+    for line in logged:
+        assert "runs/s" not in line, line
+
+
+@pytest.mark.sqlite_only
 def test_progress_shows_on_a_terminal_with_no_size_with_its_total(
     fake: FakeGitHub, poller: PollerSetup
 ):
@@ -310,22 +359,8 @@ def test_progress_shows_on_a_terminal_with_no_size_with_its_total(
     poller.repos = [{"name": "octo/demo"}]
     master, slave = pty.openpty()
     assert os.get_terminal_size(slave).columns == 0
-    process = subprocess.Popen(
-        poller.command("--once"), env=poller.env(), stderr=slave, cwd=poller.tmp_path
-    )
-    os.close(slave)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the other end closed
-            break
-        if not chunk:
-            break
-        output += chunk
-    assert process.wait(timeout=60) == 0
-    os.close(master)
-    text = output.decode(errors="replace")
+    code, text = on_a_terminal(poller, master, slave, "--once")
+    assert code == 0
     assert "octo/demo" in text and "/250" in text, text[-2000:]
     # Each run counted once: listed by the backfill, stored once, whatever else read it.
     final = text.rsplit("octo/demo: ", 1)[1].split("\n", 1)[0]

@@ -51,6 +51,20 @@ def test_stdlib_loggers_and_tracebacks_go_through_the_same_json_pipeline():
     assert "locals" not in rendered
 
 
+def test_a_libraries_multi_line_debug_message_is_one_line_on_a_terminal():
+    """PyGithub's and urllib3's debug messages may carry headers or a body over several
+    lines; each fragment would read as a line of its own, with no time or level."""
+    stream = io.StringIO()
+    logs.configure("debug", stream=stream, pretty=True)
+    logging.getLogger("github.Requester").debug("GET /repos/octo/demo\n{'etag': 'W/1'}\n")
+    [line] = stream.getvalue().splitlines()
+    assert "GET /repos/octo/demo ⏎ {'etag': 'W/1'}" in line
+    stream = io.StringIO()
+    logs.configure("debug", stream=stream, pretty=False)  # JSON keeps the message whole
+    logging.getLogger("github.Requester").debug("GET\nbody")
+    assert json.loads(stream.getvalue())["event"] == "GET\nbody"
+
+
 def test_a_repository_done_is_one_short_line_on_a_terminal_and_complete_in_json():
     counts = {
         table: {"inserted": 0, "updated": 0, "unchanged": 1200, "deleted": 0}
