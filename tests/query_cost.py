@@ -127,12 +127,14 @@ def readme_queries() -> list[CostedQuery]:
 
 
 # status, per repository: its sync status and cursors (the moved-to one, a probe), its
-# stored runs counted, and the label sets of its jobs of unknown OS; once, the unfinished
-# runs and each organisation's status rows.
+# runs of the last week counted, and the label sets of the week's jobs of unknown OS;
+# once, the unfinished runs and each organisation's status rows.
 STATUS_NEEDS = (
-    "SELECT (SELECT COUNT(*) FROM workflowruns) "
-    "+ (SELECT COUNT(*) FROM jobs WHERE os IS NULL) "
-    "+ 4 * (SELECT COUNT(*) FROM sync_status) + (SELECT COUNT(*) FROM sync_cursors) "
+    "SELECT (SELECT COUNT(*) FROM workflowruns WHERE "
+    + _week("createtime", 7)
+    + ") + (SELECT COUNT(*) FROM jobs WHERE os IS NULL AND "
+    + _week("createtime", 7)
+    + ") + 4 * (SELECT COUNT(*) FROM sync_status) + (SELECT COUNT(*) FROM sync_cursors) "
     "+ (SELECT COUNT(*) FROM workflowruns WHERE status <> 'completed')"
 )
 # A collection: the status rows (the organisations' and each repository's), the unfinished

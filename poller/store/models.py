@@ -231,7 +231,9 @@ class Job(BaseModel):
             (("runid", "name", "runattempt"), False),
             (("createtime",), False),  # job_queue_times over a window
             (("starttime",), False),
-            (("repo", "os"), False),  # the label sets of unknown OS that status lists
+            # A repository's jobs of unknown OS: all of them, which a pass resolves when
+            # the label map changes, and a week's, whose labels status lists.
+            (("repo", "os", "createtime"), False),
         )
 
 

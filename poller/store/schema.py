@@ -41,7 +41,7 @@ RETIRED_INDEXES = {
         "workflowruns_commithash",
         "workflowruns_workflowid",
     ),
-    "jobs": ("jobs_runid",),
+    "jobs": ("jobs_runid", "jobs_repo_os"),
 }
 SCHEMA_LOCK_SECONDS = 120
 

@@ -150,7 +150,7 @@ def test_readers_never_write_a_read_only_sqlite_file(fake: FakeGitHub, tmp_path,
 
     status = poller.run("status", "--json")
     assert status.returncode == 0, status.stderr
-    assert '"runs_stored": 1' in status.stdout
+    assert '"runs_last_week": 1' in status.stdout
     monkeypatch.chdir(poller.tmp_path)
     db = models.connect(poller.config_path)
     assert models.WorkflowRun.select().count() == 1

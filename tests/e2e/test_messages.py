@@ -138,7 +138,7 @@ def test_a_read_only_directory_is_named_and_status_still_reads(fake: FakeGitHub,
     # status and models.connect() only read, so they work where nothing may be written.
     status = run_as_reader(writer, "status", "--json")
     assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout)["repos"][0]["runs_stored"] == 1
+    assert json.loads(status.stdout)["repos"][0]["runs_last_week"] == 1
     script = shared_dir / "read.py"
     shared_dir.chmod(0o755)
     script.write_text(

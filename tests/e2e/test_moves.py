@@ -100,7 +100,7 @@ def test_a_moved_repository_is_mirrored_exactly_at_the_cost_of_an_unmoved_one(
     status = poller.run("status", "--json")  # the entry's history, where it moved
     assert status.returncode == 0, status.stderr
     [entry] = json.loads(status.stdout)["repos"]
-    assert (entry["repo"], entry["moved_to"], entry["runs_stored"]) == (
+    assert (entry["repo"], entry["moved_to"], entry["runs_last_week"]) == (
         "octo/demo",
         "octo-org/renamed",
         16,

@@ -46,7 +46,7 @@ def test_status_reports_each_repository_for_one_free_request(fake: FakeGitHub, p
     missing, demo = report["repos"]
     assert (missing["repo"], missing["freshness_seconds"]) == ("octo/missing", None)
     assert demo["repo"] == "octo/demo" and demo["freshness_seconds"] >= 0
-    assert demo["runs_stored"] == 10 and demo["runs_unfinished"] == 2
+    assert demo["runs_last_week"] == 10 and demo["runs_unfinished"] == 2
     assert demo["backfill"] == "done (10 runs)"
     assert demo["last_success"] and demo["last_error"] is None
     assert {"runs.newest", "runs.oldest", "commits:main"} <= set(demo["cursors"])
