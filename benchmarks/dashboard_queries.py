@@ -28,7 +28,7 @@ from dashboard_sql import QUERIES, explain, fill  # noqa: E402
 from mariadb import MariaDB, mariadb_installed, start_mariadb  # noqa: E402
 from poller.store.schema import ensure_schema  # noqa: E402
 
-NEW_INDEXES = ("workflowruns_createtime_conclusion", "workflowruns_repo_branchname_createtime")
+NEW_INDEXES = ("workflowruns_createtime_conclusion", "workflowruns_branchname_repo_createtime")
 README_TITLES = (
     "Waterfall: each platform's result per commit (MySQL/MariaDB)",
     "Job queue time per runner label over the last week (MySQL, MariaDB)",

@@ -52,7 +52,7 @@ QUERIES = [
         "WHERE repo = %(repo)s AND branchname = 'main' "
         "AND createtime >= UTC_TIMESTAMP() - INTERVAL 7 DAY ORDER BY createtime DESC",
         "workflowruns",
-        "workflowruns_repo_branchname_createtime",
+        "workflowruns_branchname_repo_createtime",
     ),
     DashboardQuery(
         "runs with their commit messages",

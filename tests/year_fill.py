@@ -100,14 +100,23 @@ def fill_year(
     now: datetime,
     steps_per_job: int = 4,
     jobs_days: int = 366,
+    busiest_share: float | None = None,
     batch: int = 5000,
 ) -> Year:
     """``runs`` runs over the year before ``now`` in ``repos`` repositories, with all
     that hangs off them; then ``ANALYZE``, as a server's statistics would be. Only the
     runs of the last ``jobs_days`` get their jobs, steps and attempts: a test's year
-    fills faster, and still holds a month more than any window asks."""
+    fills faster, and still holds a month more than any window asks.
+
+    ``busiest_share``: the share of all runs the two busiest repositories each have (at
+    a year of 1,000 repositories, 1.6%). A small year needs more to put as many runs in
+    them as a big year does, which is what MariaDB's choices depend on."""
     rng = random.Random(1)
     names = repo_names(repos)
+    if busiest_share is not None:
+        rest = sum(per_day for _, per_day in names[2:])
+        busy = rest * busiest_share / (1 - 2 * busiest_share)
+        names[:2] = [(name, busy) for name, _ in names[:2]]
     weight = sum(per_day for _, per_day in names)
     out = _Batches(connection, batch)
     gitid, job_id = 1, 10**9

@@ -173,26 +173,30 @@ class WorkflowRun(BaseModel):
     class Meta:
         table_name = "workflowruns"
         natural_key = ("gitid",)
-        # Each index serves a shipped query, and tests/store/test_query_cost.py holds each
-        # such query, on MariaDB, to the rows it must read.
+        # Each index serves a shipped query; tests/store/test_query_cost.py holds each such
+        # query, on MariaDB, to the rows it must read. MariaDB picks among them by cost
+        # estimates that a year of history makes wrong in two ways, shaped out here:
+        # - Only one index leads with repo. A repository's newest runs (LIMIT 50) then
+        #   come through it, newest first, stopping at the 50th; offered another, MariaDB
+        #   took that and sorted the year, or walked (createtime, ...) back over every
+        #   repository's runs.
+        # - Its entries are wider than (branchname, repo, createtime)'s. A branch's runs
+        #   of a week then cost less as a range of that one, and MariaDB reads the week;
+        #   where they did not, it chose a `ref` on (repo, branchname) and read the
+        #   branch's whole year (a repository that runs all on main).
         indexes = (
-            # A repository's runs by time. branchname and conclusion make its entries
-            # wider than (repo, branchname, createtime)'s: MariaDB then costs a range on
-            # that one lower for a branch's runs of a week, and reads only the week, where
-            # otherwise it reads the branch's whole year through a `ref` on its first two
-            # columns (a repository whose runs are almost all on main).
             (("repo", "createtime", "branchname", "conclusion"), False),
-            (("branchname", "createtime"), False),
+            (("branchname", "repo", "createtime"), False),
+            (("branchname", "createtime"), False),  # a branch across repositories
             # The dashboard's landing page filters on createtime alone (counts per day,
             # the failure share, the newest run); conclusion makes the share index-only.
             (("createtime", "conclusion"), False),
-            (("repo", "branchname", "createtime"), False),
             # A workflow's runs of a window by name: the waterfall (job_results).
-            (("repo", "workflowname", "createtime"), False),
+            (("workflowname", "repo", "createtime"), False),
             # A workflow's runs by time, and the newer run of the same commit that
-            # job_results looks for. No index leads with commithash alone:
-            # one would tempt MariaDB to join commits first into runs (the dashboard's
-            # runs with their commit messages), which then sorts the repository's year.
+            # job_results looks for. No index leads with commithash alone: one would
+            # tempt MariaDB to join commits first into runs (the dashboard's runs with
+            # their commit messages), and sort the repository's year.
             (("workflowid", "createtime"), False),
             (("workflowid", "commithash", "createtime"), False),
             # The runs not completed (a handful): what passes revisit and metrics count.

@@ -40,6 +40,8 @@ RETIRED_INDEXES = {
         "workflowruns_repo_createtime",
         "workflowruns_commithash",
         "workflowruns_workflowid",
+        "workflowruns_repo_branchname_createtime",
+        "workflowruns_repo_workflowname_createtime",
     ),
     "jobs": ("jobs_runid", "jobs_repo_os"),
 }

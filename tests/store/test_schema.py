@@ -89,7 +89,7 @@ def test_fresh_schema_has_the_dashboard_indexes(database: Database):
         runs = index_columns(db, "workflowruns")
         assert {
             (("repo", "createtime", "branchname", "conclusion"), False),
-            (("repo", "branchname", "createtime"), False),
+            (("branchname", "repo", "createtime"), False),
             (("workflowid", "commithash", "createtime"), False),
             (("branchname", "createtime"), False),
             (("gitid",), True),
