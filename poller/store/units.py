@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
@@ -50,6 +52,47 @@ def is_disconnect(error: BaseException) -> bool:
     return mysql.error_code(error) in mysql.DISCONNECTED
 
 
+class Outage:
+    """The process's view of whether its database answers, for the log: an outage is
+    one warning when it begins, a reminder every ``REMIND_SECONDS`` while it lasts, and
+    one line when the database answers again. Every unit and the lock session reconnect
+    on their own, each cycle, and logged each attempt: some thirty warnings a minute for
+    one outage. There is one per process, as there is one ``database``."""
+
+    REMIND_SECONDS = 300.0
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self.lock = threading.Lock()
+        self.since: float | None = None  # when the first reconnect of this outage began
+        self.reminded = 0.0
+
+    def lost(self, event: str, error: BaseException, **fields: Any) -> None:
+        now = self.monotonic()
+        with self.lock:
+            if self.since is None:
+                self.since = self.reminded = now
+                log.warning(event, **fields, error=str(error))
+            elif now - self.reminded >= self.REMIND_SECONDS:
+                self.reminded = now
+                log.warning(
+                    "store.still_reconnecting", seconds=round(now - self.since), error=str(error)
+                )
+            else:
+                log.debug(event, **fields, error=str(error))
+
+    def answered(self) -> None:
+        if self.since is None:  # the common case, without the lock
+            return
+        with self.lock:
+            if self.since is not None:
+                log.info("store.reconnected", seconds=round(self.monotonic() - self.since, 1))
+                self.since = None
+
+
+OUTAGE = Outage()
+
+
 def with_reconnects(
     run: Callable[[int], T],
     *,
@@ -62,17 +105,21 @@ def with_reconnects(
     """``run(attempt)`` until it returns; after an error of ``errors`` that says the
     connection is gone, ``reset`` it, log ``event`` and wait ``reconnect_delay``, which a
     shutdown cuts short. Any other error, or the last attempt's, is raised. The one
-    reconnect policy of units of work and of the lock session."""
+    reconnect policy of units of work and of the lock session; what it logs is
+    :class:`Outage`'s."""
     for attempt in range(1, UNIT_ATTEMPTS + 1):
         try:
-            return run(attempt)
+            result = run(attempt)
         except errors as error:
             if mysql.error_code(error) not in mysql.DISCONNECTED or attempt == UNIT_ATTEMPTS:
                 raise
             reset()
             delay = reconnect_delay(attempt)
-            log.warning(event, **fields, attempt=attempt, error=str(error), retry_in=delay)
+            OUTAGE.lost(event, error, **fields, attempt=attempt, retry_in=delay)
             (stop or _stop.get() or Stop()).sleep(delay)
+        else:
+            OUTAGE.answered()
+            return result
     raise AssertionError("unreachable")
 
 

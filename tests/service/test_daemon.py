@@ -169,6 +169,9 @@ def test_a_database_restart_under_the_daemon_costs_its_downtime_and_says_why(
     reasons = [event["error"] for event in daemon.events("sync.repo_failed")]
     assert [event["error"] for event in failures] == reasons
     assert not any("repository lock" in reason for reason in reasons)
+    # The outage is told once and its end once, not at every unit's every reconnect.
+    lost = daemon.events("store.reconnecting") + daemon.events("locks.reconnecting")
+    assert len(lost) == len(daemon.events("store.reconnected")) <= 2, daemon.text()[-3000:]
 
 
 @pytest.mark.mariadb

@@ -3,6 +3,8 @@ rerun for an error that waiting cannot fix."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import peewee
 import pytest
 
@@ -103,3 +105,52 @@ def test_reconnects_last_about_as_long_as_a_server_restart():
 )
 def test_only_a_lost_connection_counts_as_a_disconnect(error, disconnect):
     assert units.is_disconnect(error) is disconnect
+
+
+def test_a_database_outage_is_one_warning_a_reminder_and_one_line_when_it_is_back(
+    monkeypatch,
+):
+    """Every unit and the lock session reconnect on their own: logged at each attempt, a
+    one-minute outage was some thirty warnings. Now: one when it begins, a reminder every
+    five minutes, one line when the database answers."""
+    from structlog.testing import capture_logs
+
+    from poller.shutdown import Stop
+    from support import FakeClock
+
+    clock = FakeClock(datetime(2026, 12, 1))
+    monkeypatch.setattr(units, "OUTAGE", units.Outage(clock.monotonic))
+
+    class Waits(Stop):
+        def sleep(self, seconds: float) -> None:
+            clock.advance(timedelta(seconds=seconds))
+
+    def unit(failures: int) -> str:
+        def run(attempt: int) -> str:
+            if attempt <= failures:
+                raise peewee.OperationalError(2003, "Can't connect to MySQL server")
+            return "done"
+
+        return units.with_reconnects(
+            run,
+            errors=(peewee.OperationalError,),
+            reset=lambda: None,
+            event="store.reconnecting",
+            stop=Waits(),
+        )
+
+    with capture_logs() as events:
+        for _ in range(20):  # units and lock sessions, each failing all its attempts
+            with pytest.raises(peewee.OperationalError):
+                unit(failures=units.UNIT_ATTEMPTS)
+        assert unit(failures=2) == "done"  # the database answers again
+        assert unit(failures=0) == "done"
+    loud = [(e["event"], e["log_level"]) for e in events if e["log_level"] != "debug"]
+    # 20 units of 35.5 s of waits: about 12 minutes down, so two reminders.
+    assert loud == [
+        ("store.reconnecting", "warning"),
+        ("store.still_reconnecting", "warning"),
+        ("store.still_reconnecting", "warning"),
+        ("store.reconnected", "info"),
+    ]
+    assert events[-1]["seconds"] > 700
