@@ -4,7 +4,7 @@ It fills a throwaway MariaDB (MariaDB's default 128 MB buffer pool) with a year 
 the scale mix (5% of repositories busy at 200 runs a day, 25% at 10, 70% at one every
 three days), one commit per four runs, and five jobs with three steps each for the last
 week's runs. Then it times each of the dashboard's query shapes (``tests/dashboard_sql.py``)
-and the README's queries, the median of five, with our schema, and again without the two
+and the docs' queries, the median of five, with our schema, and again without the two
 indexes this version adds, to show what they buy. Plans are printed beside the times.
 
     scripts/dashboard-queries [--runs 4000000] [--repos 1000]
@@ -29,7 +29,7 @@ from mariadb import MariaDB, mariadb_installed, start_mariadb  # noqa: E402
 from poller.store.schema import ensure_schema  # noqa: E402
 
 NEW_INDEXES = ("workflowruns_createtime_conclusion", "workflowruns_branchname_repo_createtime")
-README_TITLES = (
+DOCS_TITLES = (
     "Waterfall: each platform's result per commit (MySQL/MariaDB)",
     "Job queue time per runner label over the last week (MySQL, MariaDB)",
     "Failed steps, newest first",
@@ -39,12 +39,12 @@ README_TITLES = (
 JOB_NAMES = ["linux_x64_clang", "windows_x64_msvc", "macos_arm64_clang", "linux_arm64_clang"]
 
 
-def readme_sql(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    for block in re.findall(r"```sql\n(.*?)```", text, re.S):
-        if block.startswith(f"-- {title}\n"):
-            return str(block.strip().rstrip(";"))
-    raise SystemExit(f"README.md has no sql block titled {title!r}")
+def docs_sql(title: str) -> str:
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for block in re.findall(r"```sql\n(.*?)```", page.read_text(), re.S):
+            if block.startswith(f"-- {title}\n"):
+                return str(block.strip().rstrip(";"))
+    raise SystemExit(f"docs/ has no sql block titled {title!r}")
 
 
 def fill_jobs(connection: object, now: datetime) -> int:
@@ -179,9 +179,9 @@ def main() -> None:
             runs_first = join.sql.replace("SELECT", "SELECT STRAIGHT_JOIN", 1)
             ms = timed(connection, runs_first, {"repo": busiest})
             print(f"| {join.name}, runs first (STRAIGHT_JOIN) | {ms:,.1f} | eq_ref on commits |")
-            print("\n| README query | median ms |\n| --- | --- |")
-            for title in README_TITLES:
-                print(f"| {title} | {timed(connection, readme_sql(title)):,.1f} |")
+            print("\n| docs query | median ms |\n| --- | --- |")
+            for title in DOCS_TITLES:
+                print(f"| {title} | {timed(connection, docs_sql(title)):,.1f} |")
             with connection.cursor() as cursor:
                 for index in NEW_INDEXES:
                     cursor.execute(f"DROP INDEX {index} ON workflowruns")

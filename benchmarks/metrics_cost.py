@@ -1,5 +1,5 @@
 """What one metrics collection costs as the history grows: the same 1,000 repositories
-and 60 unfinished runs, under 1M and then 4M stored runs (README, "Metrics").
+and 60 unfinished runs, under 1M and then 4M stored runs (docs/monitoring.md).
 
 It fills a SQLite database, or with ``--mariadb`` a throwaway mariadbd, with runs and
 times a collection of everything the endpoint serves (the CI metrics on), a few times

@@ -5,7 +5,7 @@ store its reconnects, the engine its passes, the daemon its leases and pollers.
 ``exposition`` adds what the database holds (freshness, and the opt-in CI metrics) and
 writes it all out. Nothing here reads a label that grows with the data: repositories are
 the one per-item label, and an organisation of 1,000 repositories gives a few thousand
-series (README, "Metrics").
+series (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from prometheus_client import (
 )
 
 # No *_created series: a counter's creation time says nothing here, and they would double
-# the counters' series (README, "Metrics").
+# the counters' series (docs/monitoring.md).
 disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -51,13 +51,19 @@ class MariaDB:
 
 
 def start_mariadb(
-    base: Path, *, durable: bool = False, buffer_pool: str = "64M", counting: bool = False
+    base: Path,
+    *,
+    durable: bool = False,
+    buffer_pool: str = "64M",
+    counting: bool = False,
+    skip_name_resolve: bool = False,
 ) -> MariaDB:
     """Initialise a datadir under ``base`` and start mariadbd on it, as root may.
 
     Tests trade durability for speed; ``durable`` keeps MariaDB's default of flushing the
     log at every commit, as production servers do, for benchmarks. ``counting`` turns on
     the performance schema, which counts the rows read per table (``query_cost.py``).
+    ``skip_name_resolve``: as many production servers run, matching accounts by address.
     """
     assert MARIADBD and INSTALL_DB, "mariadbd is not installed"
     datadir = base / "data"
@@ -90,6 +96,7 @@ def start_mariadb(
         "--skip-log-bin",
         "--innodb-flush-log-at-trx-commit=2",
         f"--performance-schema={'ON' if counting else 'OFF'}",
+        *(["--skip-name-resolve"] if skip_name_resolve else []),
     ]
     executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60)
     executor.start()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboard_sql import QUERIES
-from support import readme_sql
+from support import docs_sql
 
 SLACK = 100
 FACTOR = 3
@@ -69,16 +69,16 @@ def dashboard_queries() -> list[CostedQuery]:
 
 
 def readme_queries() -> list[CostedQuery]:
-    """Every SQL query the README shows for MySQL/MariaDB, with its repository made a
+    """Every SQL query the docs show for MySQL/MariaDB, with its repository made a
     parameter."""
 
     def read(title: str) -> str:
-        return readme_sql(title).replace("'iree-org/iree'", "%(repo)s")
+        return docs_sql(title).replace("'iree-org/iree'", "%(repo)s")
 
     busy = "all_on_main"
     return [
         CostedQuery(
-            "README: flaky share of main runs over 24 hours",
+            "docs: flaky share of main runs over 24 hours",
             read("flaky share of main runs over the last 24 hours (MySQL/MariaDB)"),
             # Each completed main run of the day, and its attempts.
             "SELECT COUNT(*) + COALESCE(SUM(r.runattempt), 0) FROM workflowruns r "
@@ -87,7 +87,7 @@ def readme_queries() -> list[CostedQuery]:
             busy,
         ),
         CostedQuery(
-            "README: last docker build",
+            "docs: last docker build",
             read("last docker build in 30 days (MySQL/MariaDB)"),
             # A run does not carry its workflow's image flag, so the repository's runs are
             # read back from the newest, each with its workflow, to the newest build.
@@ -98,7 +98,7 @@ def readme_queries() -> list[CostedQuery]:
             busy,
         ),
         CostedQuery(
-            "README: waterfall of the last two weeks",
+            "docs: waterfall of the last two weeks",
             read("Waterfall: each platform's result per commit (MySQL/MariaDB)"),
             # The window's CI runs, and every job of theirs.
             "SELECT COUNT(DISTINCT r.gitid) + COUNT(j.gitid) FROM workflowruns r "
@@ -107,19 +107,19 @@ def readme_queries() -> list[CostedQuery]:
             busy,
         ),
         CostedQuery(
-            "README: queue time per runner label over a week",
+            "docs: queue time per runner label over a week",
             read("Job queue time per runner label over the last week (MySQL, MariaDB)"),
             "SELECT COUNT(*) FROM jobs WHERE queuetime IS NOT NULL AND " + _week("createtime", 7),
         ),
         CostedQuery(
-            "README: a repository's newest 20 runs on main (Python)",
+            "docs: a repository's newest 20 runs on main (Python)",
             "SELECT workflowname, conclusion, createtime, os FROM workflowruns "
             "WHERE repo = %(repo)s AND branchname = 'main' ORDER BY createtime DESC LIMIT 20",
             "SELECT 20",
             busy,
         ),
         CostedQuery(
-            "README: failed steps, newest first",
+            "docs: failed steps, newest first",
             read("Failed steps, newest first"),
             "SELECT 40",  # 20 steps and their 20 jobs
         ),

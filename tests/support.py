@@ -297,13 +297,26 @@ def github_app(
     return {"app_id": app_id, "private_key_file": str(key_file)}
 
 
-def readme_sql(title: str) -> str:
-    """The README's ```sql block whose first line is ``-- {title}``: the docs are tested."""
-    text = (REPO_ROOT / "README.md").read_text()
-    for block in re.findall(r"```sql\n(.*?)```", text, re.S):
-        if block.startswith(f"-- {title}\n"):
-            return block.strip().rstrip(";")
-    raise AssertionError(f"README.md has no sql block titled {title!r}")
+DOCS = REPO_ROOT / "docs"
+
+
+def sql_blocks() -> dict[str, str]:
+    """Every ```sql block of the docs, by its first line's title (``-- title``)."""
+    blocks = {}
+    for page in sorted(DOCS.glob("*.md")):
+        for block in re.findall(r"```sql\n(.*?)```", page.read_text(), re.S):
+            title = block.split("\n", 1)[0].removeprefix("-- ").strip()
+            assert title not in blocks, f"two sql blocks titled {title!r}"
+            blocks[title] = block.strip().rstrip(";")
+    return blocks
+
+
+def docs_sql(title: str) -> str:
+    """The docs' ```sql block whose first line is ``-- {title}``: the docs are tested."""
+    blocks = sql_blocks()
+    if title not in blocks:
+        raise AssertionError(f"docs/ has no sql block titled {title!r}")
+    return blocks[title]
 
 
 def small_repo(fake: Any, name: str = "octo/demo", runs: int = 3) -> tuple[Any, int]:

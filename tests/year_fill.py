@@ -22,7 +22,7 @@ from dashboard_sql import OUTCOMES, repo_names
 
 WORKFLOWS = ("CI", "PkgCI", "Lint", "Publish Website", "Build Docker Images")
 IMAGE_WORKFLOW = "Build Docker Images"
-# The README's waterfall asks for these jobs of CI; every other workflow has generic ones.
+# The docs' waterfall asks for these jobs of CI; every other workflow has generic ones.
 CI_JOBS = (
     ("linux_x64_clang", "azure-linux-scale", "Linux"),
     ("windows_x64_msvc", "azure-windows-scale", "Windows"),

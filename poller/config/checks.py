@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,26 @@ def os_map(value: Any) -> tuple[tuple[str, str], ...]:
             )
         rules.append((glob, os_name))
     return tuple(rules)
+
+
+# What each checker accepts, as the "type" column of docs/configuration.md says it
+# (tests/config/test_reference.py holds the two together).
+TYPES: dict[Callable[[Any], Any], str] = {
+    positive_number: "number > 0",
+    non_negative_number: "number ≥ 0",
+    positive_int: "integer > 0",
+    non_negative_int: "integer ≥ 0",
+    concurrency: "integer, 1 to 16",
+    boolean: "boolean",
+    prom_file: "path to a .prom file",
+    listen_address: "host:port, or a port",
+    http_url: "http(s) URL",
+    readable_file: "path to a readable file",
+    database_url: "database URL",
+    repo_name: "owner/name",
+    org_name: "organisation login",
+    since: "date",
+    branch_list: "list of branch names",
+    pattern_list: "list of globs",
+    os_map: "table of glob = OS",
+}

@@ -17,7 +17,7 @@ class GitHubConfig:
     # GitHub's secondary limit is about 900 points a minute per token or installation,
     # 304s included: the governor keeps the whole process below this budget.
     requests_per_minute: float = 800.0
-    # Requests in flight at once (and repositories synced at once). See the README.
+    # Requests in flight at once (and repositories synced at once). See docs/configuration.md.
     concurrency: int = 4
     # A fixed pause per request, on top of the budget; 0 lets the budget alone pace.
     seconds_between_requests: float = 0.0
@@ -93,7 +93,7 @@ class MetricsConfig:
     # host:port of the HTTP endpoint (127.0.0.1 unless a host is given); off unless set.
     listen: str | None = None
     # The opt-in CI metrics of the mirrored data (runs, queue times), and whether they
-    # carry a label per repository (more series; README, "Metrics").
+    # carry a label per repository (more series; docs/monitoring.md).
     ci: bool = False
     ci_per_repository: bool = False
     # A repository staler than this fails `status --check`; None: three intervals.

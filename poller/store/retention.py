@@ -1,7 +1,7 @@
 """Retention for ``jobs`` and ``steps``, the two tables that grow fastest (at a year of
-1,000 repositories, steps are about 70% of the database; README, "What the queries
-cost"). Off unless ``[sync] jobs_retention_days`` is set; runs are always kept, with
-their OS, queue time and run time, which the jobs were only needed to work out.
+1,000 repositories, steps are most of the database: docs/database.md, "What the queries
+cost"). Off unless ``[sync] jobs_retention_days`` is set; runs are always kept, with their
+OS, queue time and run time, which the jobs were only needed to work out.
 
 It deletes the oldest jobs and their steps a small batch at a time, each batch its own
 transaction found through the index on ``jobs.createtime``. InnoDB locks only the rows

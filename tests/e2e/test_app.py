@@ -41,7 +41,7 @@ def test_cron_runs_share_the_token_and_its_etags_until_it_rotates(
 ):
     """--once from cron: the second run takes the token the first kept, so its idle pass
     is free. A new token (the next hour's) pays one point per URL the pass reads, once:
-    the README's "an idle pass after a rotation"."""
+    the docs' "an idle pass after a rotation"."""
     assert app_poller.run().returncode == 0
     assert len(fake.installation_tokens) == 1
     fake.reset_counts()

@@ -38,7 +38,7 @@ def counters() -> Samples:
         if family.type not in ("counter", "histogram"):
             continue
         for sample in family.samples:
-            assert not sample.name.endswith("_created")  # not exported (README)
+            assert not sample.name.endswith("_created")  # not exported (docs/monitoring.md)
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
 

@@ -2,7 +2,7 @@
 
 MariaDB is where the dashboard lives, and where collations decide answers: SQLite's
 ``LIKE`` is case-insensitive for ASCII whatever the schema says, so it cannot show a
-case-sensitive column. The views and the README's queries run on both databases.
+case-sensitive column. The views and the docs' queries run on both databases.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from legacy_schema import LEGACY_DDL, LEGACY_RUN_COLUMNS
 from fake_github import FakeGitHub, FakeRepo
 from mariadb import MariaDB
 from poller.store.models import Branch
-from support import Database, PollerSetup, readme_sql
+from support import Database, PollerSetup, docs_sql
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REPO = "iree-org/iree"
@@ -260,7 +260,7 @@ def test_flaky_runs_view_and_the_readme_query(fake: FakeGitHub, poller: PollerSe
 
     kind = "MySQL/MariaDB" if poller.database.kind == "mariadb" else "SQLite"
     [(share,)] = query(
-        poller.database, readme_sql(f"flaky share of main runs over the last 24 hours ({kind})")
+        poller.database, docs_sql(f"flaky share of main runs over the last 24 hours ({kind})")
     )
     # Main runs of the last 24 hours: flaky, broken, green, timed_out_then_green.
     assert float(share) == pytest.approx(2 / 4, abs=1e-4)
@@ -286,7 +286,7 @@ def test_image_builds_view_and_the_last_docker_build_query(fake: FakeGitHub, pol
     }
     kind = "MySQL/MariaDB" if poller.database.kind == "mariadb" else "SQLite"
     [(name, endtime, commithash, url)] = query(
-        poller.database, readme_sql(f"last docker build in 30 days ({kind})")
+        poller.database, docs_sql(f"last docker build in 30 days ({kind})")
     )
     assert name == "Build Docker Images"
     assert commithash == repo.branches["main"]

@@ -16,7 +16,7 @@ import pytest
 
 from fake_github import FakeGitHub, FakeRepo, JobSpec
 from poller.store.models import Commit, Job, Step, WorkflowRun
-from support import REPO_ROOT, Database, PollerSetup, mirror, readme_sql, repo_done_events
+from support import REPO_ROOT, Database, PollerSetup, docs_sql, mirror, repo_done_events
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REPO = "iree-org/iree"
@@ -195,7 +195,7 @@ def test_a_rerun_of_failed_jobs_days_later(
         assert tuple(flaky) == (run, 2)
         kind = "MySQL/MariaDB" if isinstance(db, peewee.MySQLDatabase) else "SQLite"
         title = f"Waterfall: each platform's result per commit ({kind})"
-        waterfall = db.execute_sql(readme_sql(title))
+        waterfall = db.execute_sql(docs_sql(title))
         [(commit, *cells)] = waterfall.fetchall()
         assert commit == repo.runs[run]["head_sha"]
         assert cells[:4] == ["success", None, None, "success"]  # Linux, Mac, ARM64, Windows
@@ -224,12 +224,12 @@ def test_queue_time_and_steps_with_the_readmes_queries(
     kind = "MySQL, MariaDB" if database.kind == "mariadb" else "SQLite"
     title = f"Job queue time per runner label over the last week ({kind})"
     with database.open() as db:
-        rows = db.execute_sql(readme_sql(title)).fetchall()
+        rows = db.execute_sql(docs_sql(title)).fetchall()
         by_label = {labels: (jobs, p50, p95) for labels, jobs, p50, p95 in rows}
         # Four MI300 jobs waited 60, 120, 600 and 1800 s.
         assert by_label[GPU_LABEL] == (4, 120, 1800)
         assert by_label["ubuntu-24.04"] == (1, 30, 30)
-        failed = db.execute_sql(readme_sql("Failed steps, newest first")).fetchall()
+        failed = db.execute_sql(docs_sql("Failed steps, newest first")).fetchall()
         assert len(failed) == 3
         assert {row[1] for row in failed} == {"test_mi300"}
         assert {row[2] for row in failed} == {"Complete job"}
@@ -313,7 +313,7 @@ def test_jobs_no_runner_took_are_waits_not_runs(
 ):
     """GPU jobs nobody picked up, cancelled after 15 minutes in the queue, ran nothing:
     their run has no start, end, run time or OS, and waited 900 s. A run where two jobs
-    ran and one never got a runner takes its times from the two. The README's p50/p95
+    ran and one never got a runner takes its times from the two. The docs' p50/p95
     query counts the cancelled jobs as the waits they were."""
     repo = fake.add_repo(REPO)
     fake.add_commit(repo, "main", when=NOW - timedelta(hours=2))
@@ -357,7 +357,7 @@ def test_jobs_no_runner_took_are_waits_not_runs(
         assert sorted(waits) == [(f"test_mi300_{n}", None, 900) for n in range(3)]
         kind = "MySQL, MariaDB" if database.kind == "mariadb" else "SQLite"
         title = f"Job queue time per runner label over the last week ({kind})"
-        by_label = {labels: rest for labels, *rest in db.execute_sql(readme_sql(title))}
+        by_label = {labels: rest for labels, *rest in db.execute_sql(docs_sql(title))}
         assert by_label[GPU_LABEL] == [3, 900, 900]
         assert by_label["macos-14"] == [1, 890, 890]  # queued with the run, cancelled at 890
         negative = (WorkflowRun.queuetime < 0) | (WorkflowRun.runtime < 0)

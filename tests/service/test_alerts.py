@@ -168,7 +168,7 @@ def test_a_real_prometheus_scrapes_the_daemon_and_pages_when_it_dies(
     prometheus_for: Any,
     node_exporter: tuple[Path, str],
 ):
-    """Both ways out scraped, as the README describes: the endpoint (job shark-poller)
+    """Both ways out scraped, as docs/monitoring.md describes: the endpoint (job shark-poller)
     and the textfile through node_exporter (job node)."""
     repo = fake.add_repo("octo/demo")
     fake.add_workflow(repo, "CI")

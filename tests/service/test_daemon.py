@@ -362,7 +362,7 @@ def test_a_stop_that_abandons_a_hung_request_hands_back_its_lease_and_heartbeat(
 
 @pytest.mark.sqlite_only
 def test_wake_ups_with_nothing_due_log_nothing(fake: FakeGitHub, poller: PollerSetup):
-    """The README's promise: a quiet daemon's journal holds its passes, not its ticks."""
+    """The docs' promise: a quiet daemon's journal holds its passes, not its ticks."""
     small_repo(fake)
     poller.repos = [{"name": "octo/demo"}]
     daemon = start_daemon(poller, interval_seconds=1.5)  # a wake-up every 0.3 s

@@ -3,7 +3,7 @@
 A year of 1,000 repositories is 4 million runs; the landing page's three queries filter
 on ``createtime`` alone, which only an index leading with it serves. Here a smaller year
 (40,000 runs) is enough for the optimizer to choose as it would at full size; the
-timings at 4 million are in ``benchmarks/dashboard_queries.py`` and the README.
+timings at 4 million are in ``benchmarks/dashboard_queries.py`` and docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A year of 1,000 repositories is 1 to 4 million runs. Here a smaller year of the 
 shapes (``year_fill.py``: 60,000 runs in the scale mix, every run's jobs, steps and
 attempts, the two busiest repositories larger) is enough for MariaDB's optimizer to choose
 as it does at full size. What the engine read is counted, not estimated
-(``query_cost.py``): the dashboard's queries, the README's, and every read of ``status``,
+(``query_cost.py``): the dashboard's queries, the docs', and every read of ``status``,
 ``status --check`` and a metrics collection. The figures at a year of 1,000 repositories
 are ``benchmarks/query_cost.py``'s.
 """
