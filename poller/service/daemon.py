@@ -135,6 +135,8 @@ class Daemon:
             try:
                 with units.session(self.stop):
                     followed, unlisted = self.repos_to_sync()
+                    # What listing the organisations cost, apart: no repo_done counts it.
+                    listing = self.engine.github.summary(since=spent_before)
                     due = self.schedule.due(followed.repos)
                     passed = self.engine.run_pass(
                         due, self.options, gate=self.schedule, pushed_at=followed.pushed_at
@@ -145,7 +147,7 @@ class Daemon:
                 on_database = failed and all(report.database_failed for report in reports)
             except peewee.PeeweeException as error:
                 log.error("daemon.pass_failed", error=f"database: {error}")
-                reports, failed, on_database = [], True, True
+                reports, failed, on_database, listing = [], True, True, {}
             except shutdown.Interrupted:
                 return None  # stopping while the schedule's database was being reconnected
             if not reports and not failed:
@@ -157,6 +159,7 @@ class Daemon:
                 repos=len(reports),
                 rate_limit_remaining=self.engine.github.stats.rate_remaining,
                 by_credential=self.engine.github.summary(since=spent_before),
+                listing_orgs_spent=sum(c["spent"] or 0 for c in listing.values()),
             )
             return self.after_pass(failed, on_database=on_database)
 

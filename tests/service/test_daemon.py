@@ -488,3 +488,34 @@ def test_a_poller_that_joins_others_waits_for_them_to_share_the_budget(
     finally:
         first.engine.close()
         second.engine.close()
+
+
+@pytest.mark.sqlite_only
+def test_each_pass_done_counts_that_passs_requests_per_credential(
+    fake: FakeGitHub, poller: PollerSetup
+):
+    """daemon.pass_done's by_credential is the pass's requests: its repo_done events'
+    and the organisation's listing, which it names apart (a first pass spent 14 where
+    its one repo_done said 13, and nothing said where the other went)."""
+    small_repo(fake)
+    poller.orgs = [{"name": "octo"}]
+    daemon = start_daemon(poller)
+    try:
+        daemon.wait_for("daemon.pass_done", count=4)
+    finally:
+        assert stop(daemon) == 0
+    events = sorted(
+        daemon.events("sync.repo_done") + daemon.events("daemon.pass_done"),
+        key=lambda event: event["timestamp"],
+    )
+    spent_in_repos = 0
+    for event in events:
+        if event["event"] == "sync.repo_done":
+            spent_in_repos += event["requests_spent"]
+            continue
+        listing = event["listing_orgs_spent"]
+        assert event["by_credential"]["token"]["spent"] == spent_in_repos + listing, [
+            (e["event"], e.get("requests_spent"), e.get("by_credential")) for e in events
+        ]
+        spent_in_repos = 0
+    assert events[1]["listing_orgs_spent"] == 1  # the first listing; later ones are 304s
