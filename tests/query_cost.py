@@ -126,15 +126,15 @@ def readme_queries() -> list[CostedQuery]:
     ]
 
 
-# status, per repository: its sync status and cursors (the moved-to one, a probe), its
-# runs of the last week counted, and the label sets of the week's jobs of unknown OS;
-# once, the unfinished runs and each organisation's status rows.
+# status: once, each organisation's status rows and then every repository's, every
+# cursor, the unfinished runs and the runs of the last week; per repository, the label
+# sets of the week's jobs of unknown OS.
 STATUS_NEEDS = (
     "SELECT (SELECT COUNT(*) FROM workflowruns WHERE "
     + _week("createtime", 7)
     + ") + (SELECT COUNT(*) FROM jobs WHERE os IS NULL AND "
     + _week("createtime", 7)
-    + ") + 4 * (SELECT COUNT(*) FROM sync_status) + (SELECT COUNT(*) FROM sync_cursors) "
+    + ") + 2 * (SELECT COUNT(*) FROM sync_status) + (SELECT COUNT(*) FROM sync_cursors) "
     "+ (SELECT COUNT(*) FROM workflowruns WHERE status <> 'completed')"
 )
 # A collection: the status rows (the organisations' and each repository's), the unfinished

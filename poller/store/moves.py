@@ -10,6 +10,7 @@ records where its repository went, so later passes use the new name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -67,8 +68,11 @@ def _move_rows(old: str, new: str) -> int:
     return moved + _move(Repo, Repo.name, old, new)
 
 
-def current_name(entry: str) -> str:
-    """The name the config ``entry``'s repository has now: its own, or where it moved."""
+def current_name(entry: str, positions: Mapping[str, str] | None = None) -> str:
+    """The name the config ``entry``'s repository has now: its own, or where it moved.
+    ``positions``: the entry's cursors, when the caller has read them."""
+    if positions is not None:
+        return positions.get(cursors.REPO_MOVED_TO) or entry
     return get_cursor(entry, cursors.REPO_MOVED_TO) or entry
 
 

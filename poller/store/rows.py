@@ -244,6 +244,15 @@ def get_cursors(repo: str) -> dict[str, str]:
     return {row.resource: str(row.position) for row in rows}
 
 
+def all_cursors() -> dict[str, dict[str, str]]:
+    """Every repository's cursors, by repository and name: one query, for status."""
+    cursors: dict[str, dict[str, str]] = {}
+    query = SyncCursor.select(SyncCursor.repo, SyncCursor.resource, SyncCursor.position)
+    for row in query.where(SyncCursor.position.is_null(False)):
+        cursors.setdefault(row.repo, {})[row.resource] = str(row.position)
+    return cursors
+
+
 @unit_of_work
 def set_cursors(repo: str, positions: dict[str, str], now: datetime) -> None:
     rows = [
