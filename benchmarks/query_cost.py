@@ -30,21 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from query_cost import (  # noqa: E402
-    CHECK_NEEDS,
-    METRICS_NEEDS,
-    STATUS_NEEDS,
     Cost,
     dashboard_queries,
     measure,
     measure_call,
+    poller_reads,
     readme_queries,
 )
 from year_fill import fill_year  # noqa: E402
 
 from dashboard_sql import QUERIES  # noqa: E402
 from mariadb import MariaDB, mariadb_installed, start_mariadb  # noqa: E402
-from poller.config.loader import parse  # noqa: E402
-from poller.service import ci_metrics, exposition, status  # noqa: E402
 from poller.store.schema import ensure_schema  # noqa: E402
 
 DATABASE = "shark_query_cost"
@@ -210,34 +206,10 @@ def main() -> None:
                 for query in dashboard_queries() + readme_queries():
                     params = {"repo": getattr(year, query.repo) if query.repo else None}
                     print(row(query.name, measure(cursor, query.sql, query.needed, params)))
-                owners = sorted({name.split("/")[0] for name in year.repos})
-                config = parse(
-                    {
-                        "database": {"url": "sqlite:///unused.db"},
-                        "orgs": [{"name": o} for o in owners],
-                    },
-                    Path("config.toml"),
-                )
-                collector = exposition.DataCollector(config, pool=None)  # type: ignore[arg-type]
-
-                def collect() -> None:
-                    with exposition.reading():
-                        list(collector.repositories())
-                        list(ci_metrics.ci_families(per_repository=True))
-
                 with database.open():
-                    calls = (
-                        ("status", lambda: status.stored_status(config, now), STATUS_NEEDS),
-                        ("status --check", lambda: status.health(config, now), CHECK_NEEDS),
-                        ("a metrics collection", collect, METRICS_NEEDS),
-                    )
-                    for name, call, needed in calls:
-                        print(
-                            row(
-                                f"{name} ({args.repos:,} repositories)",
-                                measure_call(cursor, call, needed),
-                            )
-                        )
+                    for name, call, needed in poller_reads(year):
+                        cost, _ = measure_call(cursor, call, needed)
+                        print(row(f"{name} ({args.repos:,} repositories)", cost))
             print()
             print("\n".join(sizes(connection)))
             if args.upgrade:

@@ -23,9 +23,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from year_fill import Year
+
 from dashboard_sql import QUERIES
+from poller.config.loader import parse
+from poller.service import exposition, status
 from support import docs_sql
 
 SLACK = 100
@@ -141,9 +146,33 @@ STATUS_NEEDS = (
 # runs twice (per repository, and per workflow for the CI metrics), every workflow.
 METRICS_NEEDS = (
     "SELECT 2 * (SELECT COUNT(*) FROM sync_status) + (SELECT COUNT(*) FROM workflows) "
-    "+ 2 * (SELECT COUNT(*) FROM workflowruns WHERE status <> 'completed')"
+    "+ (SELECT COUNT(*) FROM workflowruns WHERE status <> 'completed')"
 )
 CHECK_NEEDS = "SELECT 2 * COUNT(*) FROM sync_status"
+
+
+def poller_reads(year: Year) -> list[tuple[str, Callable[[], object], str]]:
+    """What ``status``, ``status --check`` and a metrics collection (the CI metrics on)
+    read over the fill's repositories, followed as their organisations' members: each a
+    call of the poller's own code, with the SQL that counts what it must touch."""
+    owners = sorted({name.split("/")[0] for name in year.repos})
+    document = {
+        "database": {"url": "sqlite:///unused.db"},
+        "orgs": [{"name": owner} for owner in owners],
+        "metrics": {"ci": True, "ci_per_repository": True},
+    }
+    config = parse(document, Path("config.toml"))
+    collector = exposition.DataCollector(config, pool=None)  # type: ignore[arg-type]
+
+    def collect() -> object:
+        with exposition.reading():
+            return collector.database_families()
+
+    return [
+        ("status", lambda: status.stored_status(config, year.now)[1], STATUS_NEEDS),
+        ("status --check", lambda: status.health(config, year.now), CHECK_NEEDS),
+        ("a metrics collection", collect, METRICS_NEEDS),
+    ]
 
 
 @dataclass(frozen=True)
@@ -190,19 +219,19 @@ def _icp_skipped_globally(cursor: Any) -> int:
     return counts["Handler_icp_attempts"] - counts["Handler_icp_match"]
 
 
-def measure_call(cursor: Any, call: Callable[[], object], needed_sql: str) -> Cost:
+def measure_call(cursor: Any, call: Callable[[], object], needed_sql: str) -> tuple[Cost, object]:
     """The cost of the poller's own code, ``call``, which reads on its own connection:
     ``cursor`` (another session, on the same database) resets and reads the server-wide
-    counts around it."""
+    counts around it. Returns what the call returned too."""
     cursor.execute(needed_sql)
     needed = int(cursor.fetchone()[0] or 0)
     reset(cursor)
     skipped = _icp_skipped_globally(cursor)
     started = time.perf_counter()
-    call()
+    answer = call()
     seconds = time.perf_counter() - started
     skipped = _icp_skipped_globally(cursor) - skipped
-    return Cost(own_reads(cursor) + skipped, 0, needed, 0, seconds)
+    return Cost(own_reads(cursor) + skipped, 0, needed, 0, seconds), answer
 
 
 def engine_reads(cursor: Any) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,15 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def scratch_sync(poller: PollerSetup, database: Database, tmp_path: Path) -> PollerSetup:
+    """A from-scratch sync of the fake's current state into an empty database."""
+    fresh = replace(poller, tmp_path=tmp_path, database=database)
+    tmp_path.mkdir(exist_ok=True)
+    result = fresh.run()
+    assert result.returncode == 0, result.stderr
+    return fresh
 
 
 def table_rows(

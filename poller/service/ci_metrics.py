@@ -14,18 +14,19 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from poller.rules.transform import Row
 from poller.store.models import Workflow
-from poller.store.runs import unfinished_runs
 
 # GitHub's status of a run not completed to the conventions' cicd.pipeline.run.state.
 STATES = {"in_progress": "executing"}  # queued, waiting, requested, pending: "pending"
 
 
-def ci_families(per_repository: bool) -> Iterator[Metric]:
-    yield runs_active(per_repository)
+def ci_families(per_repository: bool, unfinished: list[Row]) -> Iterator[Metric]:
+    """``unfinished``: the runs not completed (``store.runs.unfinished_runs``)."""
+    yield runs_active(per_repository, unfinished)
 
 
-def runs_active(per_repository: bool) -> GaugeMetricFamily:
+def runs_active(per_repository: bool, unfinished: list[Row]) -> GaugeMetricFamily:
     labels = ["cicd_pipeline_name", "cicd_pipeline_run_state"]
     if per_repository:
         labels += ["vcs_owner_name", "vcs_repository_name"]
@@ -42,7 +43,7 @@ def runs_active(per_repository: bool) -> GaugeMetricFamily:
     for name, repo in known:
         for state in ("pending", "executing"):
             counts[_key(name, state, repo, per_repository)] = 0
-    for run in unfinished_runs():
+    for run in unfinished:
         key = _key(
             run["workflowname"], STATES.get(run["status"], "pending"), run["repo"], per_repository
         )

@@ -26,6 +26,7 @@ from poller import metrics
 from poller.clock import SYSTEM, Clock, epoch
 from poller.config.settings import Config
 from poller.github.pool import GitHubPool
+from poller.rules.transform import Row
 from poller.service import ci_metrics, status
 from poller.store.models import database
 from poller.store.runs import unfinished_runs
@@ -58,9 +59,7 @@ class DataCollector(Collector):
         )
         try:
             with reading():
-                families = list(self.repositories())
-                if self.config.metrics.ci:
-                    families += ci_metrics.ci_families(self.config.metrics.ci_per_repository)
+                families = self.database_families()
         except (peewee.PeeweeException, OSError) as error:
             log.warning("metrics.database_unreadable", error=str(error))
             families = []
@@ -68,7 +67,17 @@ class DataCollector(Collector):
         yield readable
         yield from families
 
-    def repositories(self) -> Iterator[Metric]:
+    def database_families(self) -> list[Metric]:
+        """Every family read from the database. The runs not completed are read once,
+        for the per-repository gauge and the CI metrics alike."""
+        unfinished = unfinished_runs()
+        families = list(self.repositories(unfinished))
+        if self.config.metrics.ci:
+            per_repository = self.config.metrics.ci_per_repository
+            families += ci_metrics.ci_families(per_repository, unfinished)
+        return families
+
+    def repositories(self, not_completed: list[Row]) -> Iterator[Metric]:
         now = self.clock.now()
         freshness = GaugeMetricFamily(
             "shark_poller_repo_freshness_seconds",
@@ -90,7 +99,7 @@ class DataCollector(Collector):
             "Stored runs not yet completed, which passes fetch until they complete.",
             labels=["repo"],
         )
-        pending = Counter(run["repo"] for run in unfinished_runs())
+        pending = Counter(run["repo"] for run in not_completed)
         for repo, row in status.last_syncs(self.config):
             verdict = status.RepoHealth.of(row, now, self.config)
             if verdict.freshness is not None and row is not None and row.lastsuccess:

@@ -108,8 +108,7 @@ def repo_status(repo: RepoConfig, now: datetime, config: Config, read: Snapshot)
     stored_as = current_name(repo.name, read.cursors.get(repo.name, {}))
     cursors = read.cursors.get(stored_as, {})
     status = read.statuses.get(repo.name)
-    unfinished = read.unfinished
-    stored = count_runs_up_to(stored_as, repo.max_runs) if repo.max_runs else 0
+    stored = count_runs_up_to(stored_as, repo.max_runs)
     return RepoStatus(
         repo=repo.name,
         freshness_seconds=freshness(status, now),
@@ -120,7 +119,7 @@ def repo_status(repo: RepoConfig, now: datetime, config: Config, read: Snapshot)
         requests_spent=status.requests if status else None,
         requests_not_modified=status.notmodified if status else None,
         runs_last_week=read.last_week[stored_as],
-        runs_unfinished=unfinished[stored_as],
+        runs_unfinished=read.unfinished[stored_as],
         backfill=backfill_state(repo, cursors, stored),
         cursors=dict(sorted(cursors.items())),
         moved_to=stored_as if stored_as != repo.name else None,

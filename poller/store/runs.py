@@ -135,13 +135,16 @@ def runs_created_between(repo: str, low: datetime, high: datetime | None) -> set
     return {row.gitid for row in query}
 
 
-@unit_of_work
 def count_runs_up_to(repo: str, cap: int | None) -> int:
     """The stored runs of ``repo``, counted no further than ``cap``: all a pass needs to
-    hold ``max_runs`` (None: no cap to hold, and nothing read). A pass of a repository
-    with a year of history would otherwise read all of it to learn a number it ignores."""
-    if cap is None:
-        return 0
+    hold ``max_runs`` (None: no cap to hold, and nothing read, not even a transaction).
+    A pass of a repository with a year of history would otherwise read all of it to learn
+    a number it ignores."""
+    return 0 if cap is None else _count_runs_up_to(repo, cap)
+
+
+@unit_of_work
+def _count_runs_up_to(repo: str, cap: int) -> int:
     return int(
         WorkflowRun.select(WorkflowRun.id).where(WorkflowRun.repo == repo).limit(cap).count()
     )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import peewee
 import pytest
@@ -21,18 +19,9 @@ from poller.store.models import Commit, Job, SyncCursor, WorkflowRun, WorkflowRu
 from poller.store.schema import ensure_schema
 from poller.sync.engine import Engine
 from poller.sync.options import PassOptions
-from support import PollerSetup, mirror, repo_done_events
+from support import PollerSetup, mirror, repo_done_events, scratch_sync
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def scratch_sync(poller: PollerSetup, database, tmp_path: Path) -> PollerSetup:
-    """A from-scratch sync of the fake's current state into an empty database."""
-    fresh = replace(poller, tmp_path=tmp_path, database=database)
-    tmp_path.mkdir(exist_ok=True)
-    result = fresh.run()
-    assert result.returncode == 0, result.stderr
-    return fresh
 
 
 def test_changes_between_passes_give_an_exact_mirror(

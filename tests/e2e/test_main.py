@@ -294,6 +294,17 @@ def test_a_since_in_the_future_is_warned_about(fake: FakeGitHub, poller: PollerS
 
 
 @pytest.mark.sqlite_only
+def a_backfill(fake: FakeGitHub, poller: PollerSetup, runs: int) -> None:
+    """octo/demo with ``runs`` runs five days old and more, slow enough to watch."""
+    repo = fake.add_repo("octo/demo")
+    ci = fake.add_workflow(repo, "CI")
+    fake.add_commit(repo, "main")
+    for i in range(runs):
+        fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(days=5, minutes=20 * i))
+    fake.latency = 0.004
+    poller.repos = [{"name": "octo/demo"}]
+
+
 def on_a_terminal(poller: PollerSetup, master: int, slave: int, *args: str) -> tuple[int, str]:
     """Run the poller with its stderr on the pseudo-terminal ``slave``: its exit status,
     and all it wrote there."""
@@ -321,13 +332,7 @@ def test_on_a_terminal_a_log_line_never_shares_a_line_with_a_progress_bar(
 ):
     import pty
 
-    repo = fake.add_repo("octo/demo")
-    ci = fake.add_workflow(repo, "CI")
-    fake.add_commit(repo, "main")
-    for i in range(120):
-        fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(days=5, minutes=20 * i))
-    fake.latency = 0.004
-    poller.repos = [{"name": "octo/demo"}]
+    a_backfill(fake, poller, runs=120)
     master, slave = pty.openpty()
     # At debug, the libraries log every request while the bar moves.
     code, text = on_a_terminal(poller, master, slave, "--once", "--log-level", "debug")
@@ -350,13 +355,7 @@ def test_progress_shows_on_a_terminal_with_no_size_with_its_total(
     backfill's listing gives it a total."""
     import pty
 
-    repo = fake.add_repo("octo/demo")
-    ci = fake.add_workflow(repo, "CI")
-    fake.add_commit(repo, "main")
-    for i in range(250):
-        fake.add_run(repo, ci, created=datetime.now(UTC) - timedelta(days=5, minutes=20 * i))
-    fake.latency = 0.004
-    poller.repos = [{"name": "octo/demo"}]
+    a_backfill(fake, poller, runs=250)
     master, slave = pty.openpty()
     assert os.get_terminal_size(slave).columns == 0
     code, text = on_a_terminal(poller, master, slave, "--once")

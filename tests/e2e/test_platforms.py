@@ -16,7 +16,15 @@ import pytest
 
 from fake_github import FakeGitHub, FakeRepo, JobSpec
 from poller.store.models import Commit, Job, Step, WorkflowRun
-from support import REPO_ROOT, Database, PollerSetup, docs_sql, mirror, repo_done_events
+from support import (
+    REPO_ROOT,
+    Database,
+    PollerSetup,
+    docs_sql,
+    mirror,
+    repo_done_events,
+    scratch_sync,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REPO = "iree-org/iree"
@@ -200,9 +208,7 @@ def test_a_rerun_of_failed_jobs_days_later(
         assert commit == repo.runs[run]["head_sha"]
         assert cells[:4] == ["success", None, None, "success"]  # Linux, Mac, ARM64, Windows
 
-    fresh = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
-    fresh.tmp_path.mkdir()
-    assert fresh.run().returncode == 0
+    fresh = scratch_sync(poller, make_database(), tmp_path / "scratch")
     assert mirror(poller.database) == mirror(fresh.database)
 
 

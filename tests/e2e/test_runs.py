@@ -9,7 +9,7 @@ import pytest
 
 from fake_github import FakeGitHub
 from poller.store.models import Job, WorkflowRun, WorkflowRunAttempt
-from support import PollerSetup, mirror
+from support import PollerSetup, mirror, scratch_sync
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -65,9 +65,7 @@ def test_quick_reruns_of_old_runs_are_mirrored_with_their_attempts(
             assert attempts == {1: "failure", 2: "success"}
             assert {j.runattempt for j in Job.select().where(Job.runid == run)} == {1, 2}
 
-    scratch = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
-    scratch.tmp_path.mkdir()
-    assert scratch.run().returncode == 0
+    scratch = scratch_sync(poller, make_database(), tmp_path / "scratch")
     assert mirror(poller.database) == mirror(scratch.database)
 
 
@@ -107,9 +105,7 @@ def test_an_earlier_attempt_that_ran_no_job_is_asked_for(
     assert poller.run().returncode == 0
     assert fake.count(f"/runs/{run}/attempts/1") == 1
 
-    scratch = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
-    scratch.tmp_path.mkdir()
-    assert scratch.run().returncode == 0
+    scratch = scratch_sync(poller, make_database(), tmp_path / "scratch")
     assert mirror(poller.database) == mirror(scratch.database)
     with scratch.database.open():
         attempts = WorkflowRunAttempt.select().where(WorkflowRunAttempt.runid == run)

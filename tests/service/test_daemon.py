@@ -25,7 +25,7 @@ from poller.store.locks import NoLocks
 from poller.store.models import WorkflowRun
 from poller.store.schema import ensure_schema
 from poller.sync.engine import Engine
-from support import Database, FakeClock, LogTail, PollerSetup, mirror, small_repo
+from support import Database, FakeClock, LogTail, PollerSetup, mirror, scratch_sync, small_repo
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -94,9 +94,7 @@ def test_sigterm_mid_pass_exits_0_and_loses_nothing(
 
     fake.holds.clear()
     assert poller.run().returncode == 0
-    fresh = PollerSetup(tmp_path / "scratch", fake.url, make_database(), poller.repos)
-    fresh.tmp_path.mkdir()
-    assert fresh.run().returncode == 0
+    fresh = scratch_sync(poller, make_database(), tmp_path / "scratch")
     assert mirror(poller.database) == mirror(fresh.database)
 
 

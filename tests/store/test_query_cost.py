@@ -13,24 +13,19 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from query_cost import (
-    CHECK_NEEDS,
-    METRICS_NEEDS,
-    STATUS_NEEDS,
     Cost,
     dashboard_queries,
     measure,
     measure_call,
+    poller_reads,
     readme_queries,
 )
-from year_fill import Year, fill_year
+from year_fill import fill_year
 
 from mariadb import mariadb_installed, start_mariadb
-from poller.config.loader import parse
-from poller.service import ci_metrics, exposition, status
 from poller.store.schema import ensure_schema
 
 QUERIES = dashboard_queries() + readme_queries()
@@ -80,39 +75,17 @@ def test_each_shipped_query_reads_at_most_three_times_what_it_must(year, query):
     assert cost.within, within(cost)
 
 
-def _config(filled: Year):
-    """Every repository of the fill, followed as the organisations' members."""
-    owners = sorted({name.split("/")[0] for name in filled.repos})
-    document = {"database": {"url": "sqlite:///unused.db"}, "orgs": [{"name": o} for o in owners]}
-    return parse(document, Path("config.toml"))
-
-
 @pytest.mark.mariadb
 def test_status_check_and_metrics_read_at_most_three_times_what_they_must(year):
     database, connection, filled = year
-    config = _config(filled)
-    collector = exposition.DataCollector(config, pool=None)  # type: ignore[arg-type]
-
-    def collect() -> None:
-        with exposition.reading():
-            list(collector.repositories())
-            list(ci_metrics.ci_families(per_repository=True))
-
-    answers: dict[str, object] = {}
-
-    def read_status() -> None:
-        answers["status"] = status.stored_status(config, filled.now)[1]
-
+    costs, answers = {}, {}
     with database.open(), connection.cursor() as cursor:
-        costs = {
-            "status": measure_call(cursor, read_status, STATUS_NEEDS),
-            "status --check": measure_call(
-                cursor, lambda: status.health(config, filled.now), CHECK_NEEDS
-            ),
-            "a metrics collection": measure_call(cursor, collect, METRICS_NEEDS),
-        }
+        for name, call, needed in poller_reads(filled):
+            costs[name], answers[name] = measure_call(cursor, call, needed)
     repos = answers["status"]
     assert isinstance(repos, list) and len(repos) == len(filled.repos)
     assert sum(repo.runs_unfinished for repo in repos) == 28
+    families = answers["a metrics collection"]
+    assert "cicd_pipeline_run_active" in {family.name for family in families}
     for name, cost in costs.items():
         assert cost.within, f"{name}: {within(cost)}"
